@@ -1,0 +1,58 @@
+"""python -m gateway --config FILE"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+
+import structlog
+from aiohttp import web
+
+from gateway import __version__
+from gateway.app import create_app
+from gateway.config import ConfigError, GatewayConfig, load_config
+from gateway.logging import configure_logging
+
+log = structlog.get_logger("gateway")
+
+
+async def serve(config: GatewayConfig) -> None:
+    app = create_app(config)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, config.server.host, config.server.port, backlog=1024)
+    await site.start()
+    port = runner.addresses[0][1] if runner.addresses else config.server.port
+    log.info("listening", host=config.server.host, port=port, version=__version__)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("stopping")
+    await runner.cleanup()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m gateway", description="foundry-gateway")
+    parser.add_argument("--config", required=True, help="gateway config file (YAML)")
+    args = parser.parse_args(argv)
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    configure_logging(config.logging.level, config.logging.format)
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on every platform the images run on
+        asyncio.run(serve(config))
+    else:
+        uvloop.run(serve(config))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

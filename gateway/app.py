@@ -1,0 +1,154 @@
+"""create_app: the one place the gateway's routes, middleware and resources are put together."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import orjson
+import structlog
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+from prometheus_client.aiohttp import make_aiohttp_handler
+
+from gateway.config import GatewayConfig
+from gateway.context import RequestContext
+from gateway.errors import Dialect, GatewayError
+from gateway.handlers import chat_completions, info, messages
+from gateway.keys import CONTEXT, METRICS, RUNTIME, SESSION
+from gateway.metrics import GatewayMetrics, TokenExpiryCollector
+from gateway.routing import Runtime
+from gateway.upstream import session_for
+
+log = structlog.get_logger("gateway")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+_UNOBSERVED = frozenset({"/healthz", "/readyz", "/metrics"})
+_ENDPOINTS = "POST /v1/chat/completions, POST /v1/messages, POST /v1/messages/count_tokens, GET /v1/models"
+
+
+def dialect_of(path: str) -> Dialect:
+    return Dialect.ANTHROPIC if path.startswith(("/v1/messages", "/anthropic/")) else Dialect.OPENAI
+
+
+def _error_response(err: GatewayError, ctx: RequestContext) -> web.Response:
+    return web.Response(
+        body=orjson.dumps(err.body(ctx.dialect, ctx.request_id)),
+        status=err.status,
+        content_type="application/json",
+        headers=err.headers,
+    )
+
+
+def _http_error(exc: web.HTTPException, request: web.Request) -> GatewayError:
+    if exc.status == 404:
+        return GatewayError(404, f"No endpoint {request.method} {request.path}. This gateway serves {_ENDPOINTS}")
+    if exc.status == 405:
+        return GatewayError(405, f"Method {request.method} is not allowed on {request.path}")
+    return GatewayError(exc.status, exc.text or exc.reason)
+
+
+@web.middleware
+async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Request id, errors in the caller's dialect, one access-log line and the request metrics."""
+    if request.path in _UNOBSERVED:
+        return await handler(request)
+    request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+    ctx = RequestContext(request_id=request_id[:128], dialect=dialect_of(request.path))
+    request[CONTEXT] = ctx
+    metrics = request.app[METRICS]
+    metrics.in_flight.inc()
+    status = 500
+    try:
+        try:
+            response = await handler(request)
+        except web.HTTPException as exc:
+            raise _http_error(exc, request) from None
+        except GatewayError:
+            raise
+        except Exception as exc:
+            log.exception("unhandled_error", request_id=ctx.request_id)
+            raise GatewayError(500, f"Internal gateway error (request id {ctx.request_id})") from exc
+    except GatewayError as err:
+        ctx.error = err.message
+        response = _error_response(err, ctx)
+    finally:
+        metrics.in_flight.dec()
+    status = response.status
+    if not response.prepared:
+        response.headers["x-request-id"] = ctx.request_id
+    _record(request, ctx, status)
+    return response
+
+
+def _record(request: web.Request, ctx: RequestContext, status: int) -> None:
+    metrics = request.app[METRICS]
+    duration = time.perf_counter() - ctx.started
+    dialect = ctx.dialect.value
+    metrics.requests.labels(ctx.route, dialect, str(status)).inc()
+    metrics.request_duration.labels(ctx.route, dialect).observe(duration)
+    ttft = ctx.ttft
+    if ttft is not None:
+        metrics.time_to_first_token.labels(ctx.route, dialect).observe(ttft)
+    if ctx.usage:
+        metrics.record_tokens(ctx.route, ctx.usage)
+    if ctx.stream_error:
+        metrics.stream_errors.labels(ctx.route, dialect, ctx.stream_error).inc()
+    if ctx.client_disconnected:
+        metrics.client_disconnects.labels(ctx.route, dialect).inc()
+    log.info(
+        "request",
+        request_id=ctx.request_id,
+        method=request.method,
+        path=request.path,
+        dialect=dialect,
+        route=ctx.route,
+        upstream=ctx.upstream,
+        deployment=ctx.deployment,
+        status=status,
+        upstream_status=ctx.upstream_status,
+        upstream_request_id=ctx.upstream_request_id,
+        stream=ctx.stream,
+        duration_ms=round(duration * 1000, 2),
+        ttft_ms=None if ttft is None else round(ttft * 1000, 2),
+        input_tokens=ctx.usage.get("input_tokens"),
+        output_tokens=ctx.usage.get("output_tokens"),
+        cache_read_tokens=ctx.usage.get("cache_read_input_tokens"),
+        stream_error=ctx.stream_error,
+        client_disconnected=ctx.client_disconnected or None,
+        error=ctx.error,
+    )
+
+
+def create_app(config: GatewayConfig, registry: CollectorRegistry | None = None) -> web.Application:
+    registry = registry or CollectorRegistry()
+    runtime = Runtime(config)
+    app = web.Application(middlewares=[observe], client_max_size=config.server.max_body_bytes)
+    app[RUNTIME] = runtime
+    app[METRICS] = GatewayMetrics(registry)
+    registry.register(
+        TokenExpiryCollector(
+            lambda: [(name, u.credential.status().expires_on) for name, u in app[RUNTIME].upstreams.items()]
+        )
+    )
+
+    async def upstream_session(app: web.Application) -> AsyncIterator[None]:
+        app[SESSION] = session_for(config.server.upstream_connections)
+        yield
+        await app[SESSION].close()
+
+    app.cleanup_ctx.append(upstream_session)
+    for path in ("/v1/chat/completions", "/chat/completions"):
+        app.router.add_post(path, chat_completions.chat_completions)
+    for prefix in ("", "/anthropic"):
+        app.router.add_post(f"{prefix}/v1/messages", messages.messages)
+        app.router.add_post(f"{prefix}/v1/messages/count_tokens", messages.count_tokens)
+    app.router.add_get("/v1/models", info.list_models)
+    app.router.add_get("/models", info.list_models)
+    app.router.add_get("/v1/models/{model}", info.get_model)
+    app.router.add_get("/healthz", info.healthz)
+    app.router.add_get("/readyz", info.readyz)
+    app.router.add_get("/metrics", make_aiohttp_handler(registry))
+    return app

@@ -1,0 +1,195 @@
+"""The gateway's one configuration schema, and loading it from YAML.
+
+The pydantic models are the single source of truth: `load_config` validates a file
+against them, and `json_schema()` emits the JSON Schema the Helm chart's
+values.schema.json and the docs are generated from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+_MESSAGES_SUFFIX = "/v1/messages"
+
+
+class _Model(BaseModel):
+    # extra="forbid": a misspelt key is an error that names it, not a silently ignored setting.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerConfig(_Model):
+    host: str = Field("0.0.0.0", description="Address the gateway listens on.")
+    port: int = Field(8080, ge=0, le=65535, description="Port the gateway listens on (0 picks a free one).")
+    max_body_bytes: int = Field(
+        32 * 1024 * 1024,
+        ge=1024,
+        description="Largest request body accepted; larger ones get 413. Foundry's own limit is 32 MB.",
+    )
+    upstream_connections: int = Field(
+        4096,
+        ge=1,
+        description="Most connections open to Foundry at once; it bounds concurrent upstream requests and streams.",
+    )
+
+
+class LoggingConfig(_Model):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["json", "console"] = Field("json", description="json for clusters, console for people.")
+
+
+class EntraAuth(_Model):
+    type: Literal["entra"]
+    token_file: Path = Field(description="JSON token file kept fresh by the token sidecar.")
+    recheck_seconds: float = Field(
+        1.0,
+        ge=0,
+        description="How often, at most, the file is checked for a new token (stat only; read on change).",
+    )
+
+
+class ApiKeyAuth(_Model):
+    type: Literal["api_key"]
+    key_env: str | None = Field(None, description="Environment variable holding the Foundry API key.")
+    key_file: Path | None = Field(None, description="File holding the Foundry API key (a mounted Secret).")
+
+    @model_validator(mode="after")
+    def _exactly_one_source(self) -> ApiKeyAuth:
+        if (self.key_env is None) == (self.key_file is None):
+            raise ValueError("set exactly one of key_env or key_file")
+        return self
+
+
+UpstreamAuth = Annotated[EntraAuth | ApiKeyAuth, Field(discriminator="type")]
+
+
+class UpstreamTimeouts(_Model):
+    connect_seconds: float = Field(10.0, gt=0, description="TCP and TLS connect.")
+    read_seconds: float = Field(
+        300.0, gt=0, description="Longest silence from the upstream: before the first byte or between events."
+    )
+    total_seconds: float = Field(900.0, gt=0, description="Whole upstream exchange, streams included.")
+
+
+class UpstreamConfig(_Model):
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    base_url: str = Field(description="https://<resource>.services.ai.azure.com/anthropic")
+    auth: UpstreamAuth
+    timeouts: UpstreamTimeouts = UpstreamTimeouts()
+
+    @field_validator("base_url")
+    @classmethod
+    def _normalise_base_url(cls, value: str) -> str:
+        url = value.strip().rstrip("/")
+        if url.endswith(_MESSAGES_SUFFIX):
+            url = url[: -len(_MESSAGES_SUFFIX)]
+        if not url.startswith(("https://", "http://")):
+            raise ValueError(
+                f"must be an http(s) URL like https://<resource>.services.ai.azure.com/anthropic, got {value!r}"
+            )
+        return url
+
+    @property
+    def messages_url(self) -> str:
+        return self.base_url + _MESSAGES_SUFFIX
+
+
+class TargetConfig(_Model):
+    upstream: str = Field(description="Name of an entry in upstreams.")
+    deployment: str = Field(min_length=1, description="The model deployment name at Foundry.")
+    weight: int = Field(1, ge=1, description="Share of traffic among this route's targets.")
+
+
+class RouteConfig(_Model):
+    model: str = Field(min_length=1, description="The model name clients send.")
+    targets: list[TargetConfig] = Field(min_length=1)
+    max_tokens_default: int | None = Field(
+        4096, ge=1, description="max_tokens sent when an OpenAI client sends none (Foundry requires it)."
+    )
+
+
+class GatewayConfig(_Model):
+    server: ServerConfig = ServerConfig()
+    logging: LoggingConfig = LoggingConfig()
+    upstreams: list[UpstreamConfig] = Field(min_length=1)
+    routes: list[RouteConfig] = Field(min_length=1)
+
+
+class ConfigError(Exception):
+    """A configuration that cannot be used: says which file, which key and why."""
+
+    def __init__(self, source: str, problems: Sequence[tuple[str, str]]) -> None:
+        self.source = source
+        self.problems = list(problems)
+        lines = "\n".join(f"  {key or '(top level)'}: {reason}" for key, reason in self.problems)
+        super().__init__(f"invalid gateway config {source}:\n{lines}")
+
+
+def _key_path(loc: Sequence[int | str]) -> str:
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif part in ("entra", "api_key") and path.endswith("auth"):
+            continue  # the discriminator tag pydantic inserts, not a key the user wrote
+        else:
+            path += f".{part}" if path else part
+    return path
+
+
+def _cross_references(config: GatewayConfig) -> list[tuple[str, str]]:
+    problems: list[tuple[str, str]] = []
+    names = [u.name for u in config.upstreams]
+    for i, name in enumerate(names):
+        if names.index(name) != i:
+            problems.append((f"upstreams[{i}].name", f"duplicate upstream name {name!r}"))
+    models = [r.model for r in config.routes]
+    for i, model in enumerate(models):
+        if models.index(model) != i:
+            problems.append((f"routes[{i}].model", f"duplicate route for model {model!r}"))
+    for i, route in enumerate(config.routes):
+        for j, target in enumerate(route.targets):
+            if target.upstream not in names:
+                problems.append(
+                    (
+                        f"routes[{i}].targets[{j}].upstream",
+                        f"names upstream {target.upstream!r}, which is not defined (defined: {', '.join(names)})",
+                    )
+                )
+    return problems
+
+
+def parse_config(data: Any, source: str = "<config>") -> GatewayConfig:
+    if not isinstance(data, Mapping):
+        raise ConfigError(source, [("", "the config must be a YAML mapping")])
+    try:
+        config = GatewayConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(
+            source, [(_key_path(err["loc"]), err["msg"]) for err in exc.errors(include_url=False)]
+        ) from None
+    problems = _cross_references(config)
+    if problems:
+        raise ConfigError(source, problems)
+    return config
+
+
+def load_config(path: str | Path) -> GatewayConfig:
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(source, [("", f"cannot read the file: {exc.strerror or exc}")]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(source, [("", f"not valid YAML: {exc}")]) from None
+    return parse_config(data, source)
+
+
+def json_schema() -> dict[str, Any]:
+    return GatewayConfig.model_json_schema()

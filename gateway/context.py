@@ -1,0 +1,36 @@
+"""What one request did, filled in as it goes; the access log line and the metrics come from it."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from gateway.errors import Dialect
+from gateway.routing import OTHER_ROUTE
+
+
+@dataclass(slots=True)
+class RequestContext:
+    request_id: str
+    dialect: Dialect
+    started: float = field(default_factory=time.perf_counter)
+    route: str = OTHER_ROUTE
+    upstream: str | None = None
+    deployment: str | None = None
+    upstream_status: int | None = None
+    upstream_request_id: str | None = None
+    stream: bool = False
+    first_token_at: float | None = None
+    usage: dict[str, Any] = field(default_factory=dict)
+    stream_error: str | None = None
+    client_disconnected: bool = False
+    error: str | None = None
+
+    def mark_first_token(self) -> None:
+        if self.first_token_at is None:
+            self.first_token_at = time.perf_counter()
+
+    @property
+    def ttft(self) -> float | None:
+        return None if self.first_token_at is None else self.first_token_at - self.started

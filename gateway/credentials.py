@@ -1,0 +1,220 @@
+"""Upstream credentials: the sidecar's token file, or a Foundry API key.
+
+Files are watched by `stat` at most once per `recheck_seconds` and read only when their
+identity (device, inode, size, mtime) changes, which also catches Kubernetes' symlink
+swaps of mounted volumes. Both are tiny files on an in-memory volume, so the rare read
+stays on the event loop rather than paying a thread hop on every request.
+
+Nothing here ever puts a secret into a message, a repr or an exception.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Protocol
+
+import orjson
+
+from gateway.config import ApiKeyAuth, EntraAuth, UpstreamAuth
+
+
+class CredentialUnavailable(Exception):
+    """No usable credential right now; the message is safe to show and says what to check."""
+
+
+@dataclass(frozen=True, slots=True)
+class CredentialStatus:
+    usable: bool
+    reason: str | None
+    expires_on: float | None  # unix seconds; None for API keys
+
+
+class Credential(Protocol):
+    def headers(self) -> Mapping[str, str]: ...
+
+    def status(self) -> CredentialStatus: ...
+
+    def invalidate(self) -> None: ...
+
+
+class _WatchedFile:
+    """Re-reads a small file only when it changed, checking at most every `recheck` seconds."""
+
+    __slots__ = ("_checked_at", "_clock", "_identity", "path", "recheck")
+
+    def __init__(self, path: Path, recheck: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.path = path
+        self.recheck = recheck
+        self._clock = clock
+        self._checked_at = float("-inf")
+        self._identity: tuple[int, int, int, int] | None = None
+
+    def changed(self, force: bool = False) -> bytes | None:
+        """The new content when the file changed since the last read; None when it did not.
+
+        Raises OSError when the file cannot be read (it is then re-read on the next check).
+        """
+        now = self._clock()
+        if not force and now - self._checked_at < self.recheck:
+            return None
+        self._checked_at = now
+        try:
+            st = os.stat(self.path)  # follows symlinks: a swapped ..data link changes the inode
+        except OSError:
+            self._identity = None
+            raise
+        identity = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        if identity == self._identity and not force:
+            return None
+        content = self.path.read_bytes()
+        self._identity = identity
+        return content
+
+    def invalidate_identity(self) -> None:
+        """Forget what was read, so the next check reads again even if the file looks unchanged."""
+        self._identity = None
+
+
+def _when(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class TokenFileCredential:
+    """`Authorization: Bearer` from the JSON token file the token sidecar keeps fresh."""
+
+    def __init__(
+        self,
+        auth: EntraAuth,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self._file = _WatchedFile(auth.token_file, auth.recheck_seconds, clock)
+        self._wall = wall
+        self._headers: Mapping[str, str] | None = None
+        self._expires_on: float | None = None
+        self._problem: str | None = f"token file {auth.token_file} has not been read yet"
+
+    def __repr__(self) -> str:
+        return f"TokenFileCredential(path={str(self._file.path)!r})"
+
+    def _load(self, force: bool = False) -> None:
+        path = self._file.path
+        try:
+            content = self._file.changed(force)
+        except FileNotFoundError:
+            self._set_problem(f"token file {path} does not exist; is the token sidecar running?")
+            return
+        except OSError as exc:
+            self._set_problem(f"token file {path} cannot be read: {exc.strerror or type(exc).__name__}")
+            return
+        if content is None:
+            return
+        try:
+            data = orjson.loads(content)
+        except orjson.JSONDecodeError:
+            self._set_problem(f"token file {path} is not valid JSON")
+            self._file.invalidate_identity()
+            return
+        token = data.get("access_token") if isinstance(data, dict) else None
+        expires_on = data.get("expires_on") if isinstance(data, dict) else None
+        if not isinstance(token, str) or not token or not isinstance(expires_on, int | float):
+            self._set_problem(f"token file {path} lacks access_token or a numeric expires_on")
+            self._file.invalidate_identity()
+            return
+        self._headers = {"authorization": f"Bearer {token}"}
+        self._expires_on = float(expires_on)
+        self._problem = None
+
+    def _set_problem(self, problem: str) -> None:
+        self._headers = None
+        self._expires_on = None
+        self._problem = problem
+
+    def status(self) -> CredentialStatus:
+        self._load()
+        if self._problem is not None:
+            return CredentialStatus(False, self._problem, None)
+        assert self._expires_on is not None
+        now = self._wall()
+        if self._expires_on <= now:
+            return CredentialStatus(
+                False,
+                f"token in {self._file.path} expired at {_when(self._expires_on)} "
+                f"({now - self._expires_on:.0f} s ago); is the token sidecar refreshing it?",
+                self._expires_on,
+            )
+        return CredentialStatus(True, None, self._expires_on)
+
+    def headers(self) -> Mapping[str, str]:
+        state = self.status()
+        if not state.usable or self._headers is None:
+            raise CredentialUnavailable(state.reason or "no token")
+        return self._headers
+
+    def invalidate(self) -> None:
+        """Re-read the file now (after an upstream 401, say), whatever the recheck interval."""
+        self._load(force=True)
+
+
+class ApiKeyCredential:
+    """A Foundry API key, sent as both `x-api-key` and `api-key` as Anthropic's Foundry client does."""
+
+    def __init__(self, auth: ApiKeyAuth, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self._env = auth.key_env
+        self._file = _WatchedFile(auth.key_file, 1.0, clock) if auth.key_file is not None else None
+        self._headers: Mapping[str, str] | None = None
+        self._problem: str | None = None
+        if self._env is not None:
+            key = os.environ.get(self._env, "").strip()
+            if key:
+                self._headers = {"x-api-key": key, "api-key": key}
+            else:
+                self._problem = f"environment variable {self._env} (auth.key_env) is not set or empty"
+
+    def __repr__(self) -> str:
+        source = f"env={self._env!r}" if self._env else f"file={str(self._file.path) if self._file else None!r}"
+        return f"ApiKeyCredential({source})"
+
+    def _load(self, force: bool = False) -> None:
+        if self._file is None:
+            return
+        try:
+            content = self._file.changed(force)
+        except OSError as exc:
+            self._headers = None
+            self._problem = f"API key file {self._file.path} cannot be read: {exc.strerror or type(exc).__name__}"
+            return
+        if content is None:
+            return
+        key = content.decode("utf-8", "replace").strip()
+        if key:
+            self._headers = {"x-api-key": key, "api-key": key}
+            self._problem = None
+        else:
+            self._headers = None
+            self._problem = f"API key file {self._file.path} is empty"
+
+    def status(self) -> CredentialStatus:
+        self._load()
+        return CredentialStatus(self._headers is not None, self._problem, None)
+
+    def headers(self) -> Mapping[str, str]:
+        self._load()
+        if self._headers is None:
+            raise CredentialUnavailable(self._problem or "no API key")
+        return self._headers
+
+    def invalidate(self) -> None:
+        self._load(force=True)
+
+
+def credential_for(auth: UpstreamAuth) -> Credential:
+    if isinstance(auth, EntraAuth):
+        return TokenFileCredential(auth)
+    return ApiKeyCredential(auth)

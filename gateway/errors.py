@@ -1,0 +1,122 @@
+"""Errors a client can see, and how each API dialect spells them.
+
+Handlers raise `GatewayError`; the error middleware renders it in the dialect of the
+endpoint that was called, so the OpenAI and Anthropic SDKs each raise their own
+typed exception.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+
+class Dialect(Enum):
+    OPENAI = "openai"
+    ANTHROPIC = "anthropic"
+
+
+# Anthropic's error type for each status it documents; the OpenAI rendering reuses them
+# as `code` so a caller can still tell an overload from a rate limit.
+ANTHROPIC_ERROR_TYPES: Mapping[int, str] = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    402: "billing_error",
+    403: "permission_error",
+    404: "not_found_error",
+    405: "invalid_request_error",
+    409: "conflict_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    500: "api_error",
+    502: "api_error",
+    503: "api_error",
+    504: "timeout_error",
+    529: "overloaded_error",
+}
+
+_OPENAI_TYPES: Mapping[str, str] = {
+    "invalid_request_error": "invalid_request_error",
+    "request_too_large": "invalid_request_error",
+    "authentication_error": "authentication_error",
+    "permission_error": "permission_error",
+    "not_found_error": "not_found_error",
+    "rate_limit_error": "rate_limit_error",
+    "billing_error": "insufficient_quota",
+}
+
+
+def anthropic_type_for(status: int) -> str:
+    if status in ANTHROPIC_ERROR_TYPES:
+        return ANTHROPIC_ERROR_TYPES[status]
+    return "api_error" if status >= 500 else "invalid_request_error"
+
+
+@dataclass
+class GatewayError(Exception):
+    """An error to show the client, in its own dialect.
+
+    `message` must be safe to show: no credential, token or secret may ever be put here.
+    """
+
+    status: int
+    message: str
+    param: str | None = None
+    error_type: str | None = None  # Anthropic error type; derived from status when None
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        super().__init__(self.message)
+
+    @property
+    def anthropic_type(self) -> str:
+        return self.error_type or anthropic_type_for(self.status)
+
+    def openai_body(self) -> dict[str, Any]:
+        kind = self.anthropic_type
+        return {
+            "error": {
+                "message": self.message,
+                "type": _OPENAI_TYPES.get(kind, "server_error" if self.status >= 500 else "invalid_request_error"),
+                "param": self.param,
+                "code": kind,
+            }
+        }
+
+    def anthropic_body(self, request_id: str | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {"type": "error", "error": {"type": self.anthropic_type, "message": self.message}}
+        if request_id:
+            body["request_id"] = request_id
+        return body
+
+    def body(self, dialect: Dialect, request_id: str | None = None) -> dict[str, Any]:
+        return self.openai_body() if dialect is Dialect.OPENAI else self.anthropic_body(request_id)
+
+
+def invalid_request(message: str, param: str | None = None) -> GatewayError:
+    return GatewayError(400, message, param=param)
+
+
+def upstream_error_message(body: Any) -> tuple[str | None, str]:
+    """The error type and message from an upstream error body.
+
+    Foundry answers in Anthropic's shape, but Azure's front layer may answer auth and
+    routing failures in its own (`{"error": {"code", "message"}}`).
+    """
+    if isinstance(body, Mapping):
+        err = body.get("error")
+        if isinstance(err, Mapping):
+            message = err.get("message")
+            kind = err.get("type")
+            if not isinstance(kind, str):
+                code = err.get("code")
+                kind = None
+                if isinstance(code, str) and message:
+                    message = f"{code}: {message}"
+            if isinstance(message, str) and message:
+                return kind, message
+        if isinstance(err, str):
+            return None, err
+    return None, "the upstream answered with an error and no readable message"

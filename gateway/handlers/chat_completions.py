@@ -1,0 +1,104 @@
+"""POST /v1/chat/completions: OpenAI Chat Completions, served by Claude through the Messages API."""
+
+from __future__ import annotations
+
+import time
+
+import aiohttp
+import orjson
+from aiohttp import web
+
+from gateway.context import RequestContext
+from gateway.handlers.forward import model_of, open_exchange, read_json_object
+from gateway.handlers.streaming import SSE_HEADERS, ClientGone, stream_failure
+from gateway.handlers.streaming import write as _write
+from gateway.keys import RUNTIME, context
+from gateway.routing import Target
+from gateway.sse import DONE, SSEDecoder, encode_data
+from gateway.translate.openai_request import TranslatedRequest, chat_to_messages
+from gateway.translate.openai_response import message_to_completion
+from gateway.translate.openai_stream import ChatStreamTranslator, StreamError
+from gateway.upstream import read_body, relayed_headers
+
+
+async def chat_completions(request: web.Request) -> web.StreamResponse:
+    ctx = context(request)
+    runtime = request.app[RUNTIME]
+    body = await read_json_object(request)
+    model = model_of(body)
+    route = runtime.route(model)
+    ctx.route = route.name
+    # Translated before an upstream is chosen, so a bad request is a 400 even while no token is usable.
+    translated = chat_to_messages(body, max_tokens_default=route.max_tokens_default)
+
+    def body_for(target: Target) -> bytes:
+        return orjson.dumps({"model": target.deployment, **translated.body})
+
+    upstream_response = await open_exchange(request, ctx, runtime, route, body_for, native=False)
+    ctx.stream = translated.stream
+    created = int(time.time())
+    try:
+        if translated.stream:
+            return await _stream(request, ctx, upstream_response, translated, model, created)
+        raw = await read_body(upstream_response, runtime.upstreams[ctx.upstream or ""])
+    finally:
+        upstream_response.release()
+    message = orjson.loads(raw)
+    ctx.usage = message.get("usage") or {}
+    completion = message_to_completion(message, model=model, created=created, json_tool=translated.json_tool)
+    return web.Response(
+        body=orjson.dumps(completion),
+        content_type="application/json",
+        headers=relayed_headers(upstream_response.headers),
+    )
+
+
+async def _stream(
+    request: web.Request,
+    ctx: RequestContext,
+    upstream_response: aiohttp.ClientResponse,
+    translated: TranslatedRequest,
+    model: str,
+    created: int,
+) -> web.StreamResponse:
+    translator = ChatStreamTranslator(
+        model=model, created=created, include_usage=translated.include_usage, json_tool=translated.json_tool
+    )
+    decoder = SSEDecoder()
+    response = web.StreamResponse(headers={**SSE_HEADERS, **relayed_headers(upstream_response.headers)})
+    await response.prepare(request)
+    try:
+        try:
+            async for chunk in upstream_response.content.iter_any():
+                out = bytearray()
+                for event in decoder.feed(chunk):
+                    if not event.data:
+                        continue
+                    if event.event == "content_block_delta":
+                        ctx.mark_first_token()
+                    try:
+                        data = orjson.loads(event.data)
+                    except orjson.JSONDecodeError:
+                        raise StreamError("api_error", "upstream sent an event that is not JSON") from None
+                    for client_chunk in translator.feed(event.event, data):
+                        out += encode_data(client_chunk)
+                if out:
+                    await _write(response, out)
+                if translator.stopped:
+                    break
+            if not translator.stopped:
+                raise StreamError("api_error", "upstream stream ended before message_stop: the connection was cut")
+            await _write(response, DONE)
+        except StreamError as exc:
+            ctx.stream_error = exc.error_type
+            await _write(response, encode_data({"error": stream_failure(exc).openai_body()["error"]}))
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            failure = stream_failure(exc)
+            ctx.stream_error = failure.anthropic_type
+            await _write(response, encode_data(failure.openai_body()))
+        finally:
+            ctx.usage = dict(translator.usage)
+        await response.write_eof()
+    except ClientGone:
+        ctx.client_disconnected = True
+    return response

@@ -1,0 +1,122 @@
+"""POST /v1/messages and /v1/messages/count_tokens: the native Anthropic API, relayed.
+
+The body keeps everything the client sent but `model` (route name -> deployment name);
+the answer is relayed as the upstream wrote it. Streams are forwarded chunk by chunk as
+they arrive, never re-encoded; the gateway only watches them for usage, for the end of
+the message, and for a cut connection, which it reports as an `event: error` so a cut
+stream never looks complete.
+"""
+
+from __future__ import annotations
+
+import aiohttp
+import orjson
+from aiohttp import web
+
+from gateway.context import RequestContext
+from gateway.errors import Dialect
+from gateway.handlers.forward import model_of, open_exchange, read_json_object
+from gateway.handlers.streaming import SSE_HEADERS, ClientGone, stream_failure, write
+from gateway.keys import RUNTIME, context
+from gateway.routing import Target
+from gateway.sse import SSEDecoder, encode_event
+from gateway.translate.openai_stream import StreamError
+from gateway.upstream import read_body, relayed_headers
+
+# The only events whose JSON the relay needs: usage comes in message_start and message_delta.
+_WATCHED = frozenset({"message_start", "message_delta", "message_stop", "error"})
+
+
+async def messages(request: web.Request) -> web.StreamResponse:
+    return await _relay(request, count_tokens=False)
+
+
+async def count_tokens(request: web.Request) -> web.StreamResponse:
+    return await _relay(request, count_tokens=True)
+
+
+async def _relay(request: web.Request, *, count_tokens: bool) -> web.StreamResponse:
+    ctx = context(request)
+    runtime = request.app[RUNTIME]
+    body = await read_json_object(request)
+    route = runtime.route(model_of(body))
+    ctx.route = route.name
+    stream = body.get("stream") is True and not count_tokens
+    ctx.stream = stream
+
+    def body_for(target: Target) -> bytes:
+        body["model"] = target.deployment
+        return orjson.dumps(body)
+
+    upstream_response = await open_exchange(
+        request, ctx, runtime, route, body_for, count_tokens=count_tokens, native=True
+    )
+    try:
+        if stream:
+            return await _stream(request, ctx, upstream_response)
+        raw = await read_body(upstream_response, runtime.upstreams[ctx.upstream or ""])
+    finally:
+        upstream_response.release()
+    if not count_tokens:
+        try:
+            usage = orjson.loads(raw).get("usage")
+        except (orjson.JSONDecodeError, AttributeError):
+            usage = None
+        ctx.usage = usage if isinstance(usage, dict) else {}
+    return web.Response(
+        body=raw,
+        status=upstream_response.status,
+        content_type="application/json",
+        headers=relayed_headers(upstream_response.headers),
+    )
+
+
+async def _stream(
+    request: web.Request, ctx: RequestContext, upstream_response: aiohttp.ClientResponse
+) -> web.StreamResponse:
+    response = web.StreamResponse(headers={**SSE_HEADERS, **relayed_headers(upstream_response.headers)})
+    await response.prepare(request)
+    decoder = SSEDecoder()
+    finished = False
+    try:
+        try:
+            async for chunk in upstream_response.content.iter_any():
+                for event in decoder.feed(chunk):
+                    if event.event in _WATCHED:
+                        finished = _watch(ctx, event.event, event.data) or finished
+                    elif event.event == "content_block_delta":
+                        ctx.mark_first_token()
+                await write(response, chunk)
+                if finished:
+                    break
+            if not finished:
+                raise StreamError("api_error", "upstream stream ended before message_stop: the connection was cut")
+        except (StreamError, TimeoutError, aiohttp.ClientError) as exc:
+            failure = stream_failure(exc)
+            ctx.stream_error = failure.anthropic_type
+            # A fresh event after a blank line, whatever partial event came before it.
+            error = failure.body(Dialect.ANTHROPIC, ctx.upstream_request_id)
+            await write(
+                response, b"\n\n" + encode_event("error", error) if decoder.pending else encode_event("error", error)
+            )
+        await response.write_eof()
+    except ClientGone:
+        ctx.client_disconnected = True
+    return response
+
+
+def _watch(ctx: RequestContext, event: str | None, data: str) -> bool:
+    """Note usage; True once the stream has ended, by message_stop or by an upstream error event."""
+    if event == "message_stop":
+        return True
+    if event == "error":
+        ctx.stream_error = "upstream_error_event"
+        return True
+    try:
+        payload = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return False
+    usage = (payload.get("message") or {}).get("usage") if event == "message_start" else payload.get("usage")
+    if isinstance(usage, dict):
+        ctx.usage.update({k: v for k, v in usage.items() if v is not None})
+    return False

@@ -1,0 +1,33 @@
+"""What the two streaming relays share: response headers, client writes, and mid-stream failures."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+from aiohttp import web
+
+from gateway.errors import GatewayError
+from gateway.translate.openai_stream import StreamError
+
+SSE_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+class ClientGone(Exception):
+    """The client closed its connection; nothing more can be sent to it."""
+
+
+async def write(response: web.StreamResponse, data: bytes | bytearray) -> None:
+    try:
+        await response.write(data)
+    except (ConnectionResetError, aiohttp.ClientConnectionResetError) as exc:
+        raise ClientGone from exc
+
+
+def stream_failure(exc: BaseException) -> GatewayError:
+    """The error a client sees when its stream breaks after the response has started."""
+    if isinstance(exc, StreamError):
+        return GatewayError(502, f"upstream stream failed: {exc.message}", error_type=exc.error_type)
+    if isinstance(exc, TimeoutError | asyncio.TimeoutError):
+        return GatewayError(504, "upstream stream stalled: no data within the read timeout", error_type="timeout_error")
+    return GatewayError(502, f"upstream stream was cut: {type(exc).__name__}: {exc}", error_type="api_error")

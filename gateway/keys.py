@@ -1,0 +1,25 @@
+"""Every key the gateway stores on its application or its requests, in one place."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import aiohttp
+from aiohttp import web
+
+if TYPE_CHECKING:
+    from gateway.context import RequestContext
+    from gateway.metrics import GatewayMetrics
+    from gateway.routing import Runtime
+
+RUNTIME: web.AppKey[Runtime] = web.AppKey("runtime")
+METRICS: web.AppKey[GatewayMetrics] = web.AppKey("metrics")
+SESSION: web.AppKey[aiohttp.ClientSession] = web.AppKey("session")
+
+# Per request: aiohttp keeps request storage as a plain str-keyed mapping.
+CONTEXT = "foundry_gateway.context"
+
+
+def context(request: web.Request) -> RequestContext:
+    ctx: RequestContext = request[CONTEXT]
+    return ctx

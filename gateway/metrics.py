@@ -1,0 +1,102 @@
+"""Every metric the gateway emits: names, labels and buckets in one place, registered once."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from gateway import __version__
+
+# LLM calls run from milliseconds (errors, cached short answers) to minutes (long thinking).
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600)
+TOKEN_TYPES = ("input", "output", "cache_read", "cache_creation")
+
+
+class GatewayMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.requests = Counter(
+            "foundry_gateway_requests",
+            "Client requests by route, API dialect and HTTP status.",
+            ["route", "dialect", "status"],
+            registry=registry,
+        )
+        self.request_duration = Histogram(
+            "foundry_gateway_request_duration_seconds",
+            "Time from request received to response complete (stream end included).",
+            ["route", "dialect"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.time_to_first_token = Histogram(
+            "foundry_gateway_time_to_first_token_seconds",
+            "Time from request received to the first streamed content sent to the client.",
+            ["route", "dialect"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.tokens = Counter(
+            "foundry_gateway_tokens",
+            "Tokens reported by Foundry, by route and type.",
+            ["route", "type"],
+            registry=registry,
+        )
+        self.in_flight = Gauge("foundry_gateway_in_flight_requests", "Requests being served now.", registry=registry)
+        self.stream_errors = Counter(
+            "foundry_gateway_stream_errors",
+            "Streams that ended with an error after the response had started.",
+            ["route", "dialect", "reason"],
+            registry=registry,
+        )
+        self.client_disconnects = Counter(
+            "foundry_gateway_client_disconnects",
+            "Clients that went away before their response was complete.",
+            ["route", "dialect"],
+            registry=registry,
+        )
+        self.upstream_requests = Counter(
+            "foundry_gateway_upstream_requests",
+            "Requests sent to Foundry, by upstream, deployment and status (or error kind).",
+            ["upstream", "deployment", "status"],
+            registry=registry,
+        )
+        self.upstream_duration = Histogram(
+            "foundry_gateway_upstream_duration_seconds",
+            "Time from sending a request to Foundry to its response headers.",
+            ["upstream"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        Info("foundry_gateway_build", "Gateway version.", registry=registry).info({"version": __version__})
+
+    def record_tokens(self, route: str, usage: Mapping[str, object]) -> None:
+        for kind, key in (
+            ("input", "input_tokens"),
+            ("output", "output_tokens"),
+            ("cache_read", "cache_read_input_tokens"),
+            ("cache_creation", "cache_creation_input_tokens"),
+        ):
+            value = usage.get(key)
+            if isinstance(value, int) and value > 0:
+                self.tokens.labels(route, kind).inc(value)
+
+
+class TokenExpiryCollector(Collector):
+    """Each upstream's token expiry, read from the credentials at scrape time (never stale)."""
+
+    def __init__(self, expiries: Callable[[], Iterable[tuple[str, float | None]]]) -> None:
+        self._expiries = expiries
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "foundry_gateway_upstream_token_expiry_timestamp_seconds",
+            "When the Entra token each upstream uses expires (unix seconds); absent while there is none.",
+            labels=["upstream"],
+        )
+        for name, expires_on in self._expiries():
+            if expires_on is not None:
+                family.add_metric([name], expires_on)
+        yield family

@@ -1,0 +1,148 @@
+"""Anthropic Messages stream events -> OpenAI chat.completion.chunk objects. Pure: event in, chunks out.
+
+One translator per streaming request. It emits one chunk per upstream event that
+carries something for the client (no batching, nothing held back), the finish chunk at
+`message_delta`, and the usage chunk (when asked) at `message_stop`; the caller then
+writes `[DONE]`. An `error` event, or events out of order, raise `StreamError`: the
+caller ends the client's stream with an error payload and no `[DONE]`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from gateway.translate.openai_response import finish_reason, openai_usage
+
+
+class StreamError(Exception):
+    def __init__(self, error_type: str, message: str) -> None:
+        super().__init__(message)
+        self.error_type = error_type
+        self.message = message
+
+
+class ChatStreamTranslator:
+    __slots__ = (
+        "_base",
+        "_include_usage",
+        "_json_blocks",
+        "_json_tool",
+        "_tool_index",
+        "_usage",
+        "finish_reason",
+        "started",
+        "stopped",
+    )
+
+    def __init__(self, *, model: str, created: int, include_usage: bool, json_tool: str | None = None) -> None:
+        self._include_usage = include_usage
+        self._json_tool = json_tool
+        # Fields every chunk repeats; the id is filled in from message_start.
+        self._base: dict[str, Any] = {"id": "", "object": "chat.completion.chunk", "created": created, "model": model}
+        self._tool_index: dict[int, int] = {}  # Anthropic content-block index -> OpenAI tool_calls index
+        self._json_blocks: set[int] = set()  # blocks whose JSON input is the answer text (response_format)
+        self._usage: dict[str, Any] = {}
+        self.started = False
+        self.stopped = False
+        self.finish_reason: str | None = None
+
+    @property
+    def usage(self) -> Mapping[str, Any]:
+        """Anthropic usage so far (message_start's counts, updated by message_delta's cumulative ones)."""
+        return self._usage
+
+    def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+        chunk = {**self._base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}]}
+        if self._include_usage:
+            chunk["usage"] = None
+        return chunk
+
+    def feed(self, event_type: str | None, data: Mapping[str, Any]) -> list[dict[str, Any]]:
+        kind = data.get("type", event_type)
+        if kind == "error":
+            err = data.get("error")
+            err = err if isinstance(err, Mapping) else {}
+            raise StreamError(str(err.get("type", "api_error")), str(err.get("message", "upstream stream error")))
+        if kind == "message_start":
+            message = data.get("message")
+            message = message if isinstance(message, Mapping) else {}
+            self._base["id"] = message.get("id", "")
+            usage = message.get("usage")
+            if isinstance(usage, Mapping):
+                self._usage.update(usage)
+            self.started = True
+            return [self._chunk({"role": "assistant", "content": ""})]
+        if kind == "ping" or kind is None:
+            return []
+        if not self.started:
+            raise StreamError("api_error", f"upstream stream sent {kind!r} before message_start")
+        if kind == "content_block_delta":
+            return self._delta(data)
+        if kind == "content_block_start":
+            return self._block_start(data)
+        if kind == "message_delta":
+            delta = data.get("delta")
+            usage = data.get("usage")
+            if isinstance(usage, Mapping):
+                self._usage.update({k: v for k, v in usage.items() if v is not None})
+            stop_reason = delta.get("stop_reason") if isinstance(delta, Mapping) else None
+            self.finish_reason = finish_reason(stop_reason, self._json_tool)
+            return [self._chunk({}, self.finish_reason)]
+        if kind == "message_stop":
+            self.stopped = True
+            if self.finish_reason is None:
+                raise StreamError("api_error", "upstream stream stopped without a stop reason")
+            if self._include_usage:
+                return [{**self._base, "choices": [], "usage": openai_usage(self._usage)}]
+            return []
+        # content_block_stop and event types added after this was written carry nothing for the client.
+        return []
+
+    def _block_start(self, data: Mapping[str, Any]) -> list[dict[str, Any]]:
+        block = data.get("content_block")
+        index = data.get("index")
+        if not isinstance(block, Mapping) or not isinstance(index, int):
+            return []
+        kind = block.get("type")
+        if kind == "tool_use":
+            if self._json_tool is not None and block.get("name") == self._json_tool:
+                self._json_blocks.add(index)
+                return []
+            tool_index = len(self._tool_index)
+            self._tool_index[index] = tool_index
+            call = {
+                "index": tool_index,
+                "id": block.get("id"),
+                "type": "function",
+                "function": {"name": block.get("name"), "arguments": ""},
+            }
+            return [self._chunk({"tool_calls": [call]})]
+        if kind == "text" and block.get("text"):
+            return [self._chunk({"content": block["text"]})]
+        if kind == "thinking" and block.get("thinking"):
+            return [self._chunk({"reasoning_content": block["thinking"]})]
+        return []
+
+    def _delta(self, data: Mapping[str, Any]) -> list[dict[str, Any]]:
+        delta = data.get("delta")
+        if not isinstance(delta, Mapping):
+            return []
+        kind = delta.get("type")
+        if kind == "text_delta":
+            return [self._chunk({"content": delta.get("text", "")})]
+        if kind == "thinking_delta":
+            return [self._chunk({"reasoning_content": delta.get("thinking", "")})]
+        if kind == "input_json_delta":
+            fragment = delta.get("partial_json", "")
+            index = data.get("index")
+            if not fragment or not isinstance(index, int):
+                return []
+            if index in self._json_blocks:
+                return [self._chunk({"content": fragment})]
+            tool_index = self._tool_index.get(index)
+            if tool_index is None:
+                raise StreamError("api_error", f"upstream sent tool input for unknown content block {index}")
+            return [self._chunk({"tool_calls": [{"index": tool_index, "function": {"arguments": fragment}}]})]
+        # signature_delta and unknown deltas have no OpenAI counterpart.
+        return []

@@ -1,0 +1,258 @@
+"""Deterministic answers: the same request always gets the same content, so tests can assert on it.
+
+- The last user turn holds tool results: the reply quotes them ("Tool results: ...").
+- Tools are offered and tool_choice allows them: with `any` or a named tool, that tool is
+  called; with `auto`, each tool whose name appears in the last user text is called
+  (several at once unless disable_parallel_tool_use). Inputs are built from the schema.
+- Otherwise the reply is "You said: <last user text>", noting any images.
+- Thinking enabled: a thinking block with a signature comes first.
+- stop_sequences and max_tokens (1 token per word) cut the text as the real API does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import secrets
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+
+
+def _text_of(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    return " ".join(b.get("text", "") for b in content if isinstance(b, dict) and b.get("type") == "text")
+
+
+def _tool_result_text(block: dict[str, Any]) -> str:
+    content = block.get("content", "")
+    return content if isinstance(content, str) else _text_of(content)
+
+
+def _value_for(schema: Any) -> Any:
+    if not isinstance(schema, dict):
+        return "example"
+    if schema.get("enum"):
+        return schema["enum"][0]
+    kind = schema.get("type")
+    if kind == "object":
+        props = schema.get("properties", {})
+        required = schema.get("required", list(props))
+        return {name: _value_for(props.get(name)) for name in required}
+    defaults: dict[Any, Any] = {"integer": 1, "number": 1.5, "boolean": True, "array": [], "null": None}
+    return defaults.get(kind, "example")
+
+
+def _tool_calls(body: dict[str, Any], last_text: str) -> list[dict[str, Any]]:
+    tools = body.get("tools") or []
+    choice = body.get("tool_choice") or {"type": "auto"}
+    if not tools or choice["type"] == "none":
+        return []
+    if choice["type"] == "tool":
+        chosen = [t for t in tools if t["name"] == choice["name"]]
+    elif choice["type"] == "any":
+        mentioned = [t for t in tools if t["name"] in last_text]
+        chosen = mentioned[:1] or tools[:1]
+    else:
+        chosen = [t for t in tools if t["name"] in last_text]
+        if choice.get("disable_parallel_tool_use"):
+            chosen = chosen[:1]
+    return [
+        {
+            "type": "tool_use",
+            "id": "toolu_" + secrets.token_hex(12),
+            "name": t["name"],
+            "input": _value_for(t["input_schema"]),
+        }
+        for t in chosen
+    ]
+
+
+def _cache_prefix(body: dict[str, Any]) -> str | None:
+    """The part of the prompt up to the last cache_control marker, as a cache key."""
+    parts: list[Any] = []
+    key = None
+    system = body.get("system")
+    for block in system if isinstance(system, list) else []:
+        parts.append(block)
+        if isinstance(block, dict) and block.get("cache_control"):
+            key = orjson.dumps(parts)
+    for msg in body["messages"]:
+        content = msg["content"]
+        for block in content if isinstance(content, list) else []:
+            parts.append(block)
+            if isinstance(block, dict) and block.get("cache_control"):
+                key = orjson.dumps(parts)
+    return hashlib.sha256(key).hexdigest() if key else None
+
+
+def count_input_tokens(body: dict[str, Any]) -> int:
+    prompt = orjson.dumps([body.get("system"), body.get("messages"), body.get("tools")])
+    return max(1, math.ceil(len(prompt) / 4))
+
+
+def build_message(body: dict[str, Any], prompt_cache: set[str]) -> dict[str, Any]:
+    last = body["messages"][-1]
+    content = last["content"]
+    blocks = content if isinstance(content, list) else [{"type": "text", "text": content}]
+    out: list[dict[str, Any]] = []
+    if (body.get("thinking") or {}).get("type") == "enabled":
+        thought = f"The user wrote {len(_text_of(content).split())} words; I will answer plainly."
+        out.append(
+            {
+                "type": "thinking",
+                "thinking": thought,
+                "signature": "sig_" + hashlib.sha256(thought.encode()).hexdigest()[:32],
+            }
+        )
+    results = [b for b in blocks if isinstance(b, dict) and b.get("type") == "tool_result"]
+    last_text = _text_of(content)
+    calls = [] if results or last["role"] != "user" else _tool_calls(body, last_text)
+    stop_reason, stop_sequence = "end_turn", None
+    if results:
+        text = "Tool results: " + "; ".join(_tool_result_text(b) for b in results)
+    else:
+        images = sum(1 for b in blocks if isinstance(b, dict) and b.get("type") == "image")
+        text = f"You said: {last_text}" + (f" (with {images} image{'s' if images > 1 else ''})" if images else "")
+    if calls:
+        stop_reason = "tool_use"
+        text = "Let me use a tool." if (body.get("tool_choice") or {}).get("type") == "auto" else ""
+    for seq in body.get("stop_sequences") or []:
+        at = text.find(seq)
+        if at >= 0 and not calls:
+            text, stop_reason, stop_sequence = text[:at], "stop_sequence", seq
+    words = text.split(" ") if text else []
+    if len(words) > body["max_tokens"]:
+        words, stop_reason, calls = words[: body["max_tokens"]], "max_tokens", []
+        text = " ".join(words)
+    if text:
+        out.append({"type": "text", "text": text})
+    out.extend(calls)
+    input_tokens = count_input_tokens(body)
+    cache_read = cache_creation = 0
+    prefix = _cache_prefix(body)
+    if prefix is not None:
+        cached = input_tokens // 2
+        if prefix in prompt_cache:
+            cache_read = cached
+        else:
+            cache_creation = cached
+            prompt_cache.add(prefix)
+        input_tokens -= cached
+    output_tokens = (
+        len(words)
+        + sum(len(orjson.dumps(c["input"])) // 4 + 1 for c in calls)
+        + (10 if out and out[0]["type"] == "thinking" else 0)
+    )
+    return {
+        "id": "msg_" + secrets.token_hex(12),
+        "type": "message",
+        "role": "assistant",
+        "model": body["model"],
+        "content": out,
+        "stop_reason": stop_reason,
+        "stop_sequence": stop_sequence,
+        "usage": {
+            "input_tokens": input_tokens,
+            "cache_creation_input_tokens": cache_creation,
+            "cache_read_input_tokens": cache_read,
+            "output_tokens": output_tokens,
+        },
+    }
+
+
+def _pieces(text: str, size: int) -> Iterator[str]:
+    for i in range(0, len(text), size):
+        yield text[i : i + size]
+
+
+def stream_events(message: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """The Messages stream for a finished message, in the order the real API sends it."""
+    usage = message["usage"]
+    start = {
+        **message,
+        "content": [],
+        "stop_reason": None,
+        "stop_sequence": None,
+        "usage": {**usage, "output_tokens": 1},
+    }
+    yield "message_start", {"type": "message_start", "message": start}
+    yield "ping", {"type": "ping"}
+    for index, block in enumerate(message["content"]):
+        kind = block["type"]
+        if kind == "text":
+            yield (
+                "content_block_start",
+                {"type": "content_block_start", "index": index, "content_block": {"type": "text", "text": ""}},
+            )
+            words = block["text"].split(" ")
+            for i, word in enumerate(words):
+                piece = word if i == len(words) - 1 else word + " "
+                yield (
+                    "content_block_delta",
+                    {"type": "content_block_delta", "index": index, "delta": {"type": "text_delta", "text": piece}},
+                )
+        elif kind == "thinking":
+            yield (
+                "content_block_start",
+                {
+                    "type": "content_block_start",
+                    "index": index,
+                    "content_block": {"type": "thinking", "thinking": "", "signature": ""},
+                },
+            )
+            for piece in _pieces(block["thinking"], 16):
+                yield (
+                    "content_block_delta",
+                    {
+                        "type": "content_block_delta",
+                        "index": index,
+                        "delta": {"type": "thinking_delta", "thinking": piece},
+                    },
+                )
+            yield (
+                "content_block_delta",
+                {
+                    "type": "content_block_delta",
+                    "index": index,
+                    "delta": {"type": "signature_delta", "signature": block["signature"]},
+                },
+            )
+        elif kind == "tool_use":
+            yield (
+                "content_block_start",
+                {
+                    "type": "content_block_start",
+                    "index": index,
+                    "content_block": {"type": "tool_use", "id": block["id"], "name": block["name"], "input": {}},
+                },
+            )
+            yield (
+                "content_block_delta",
+                {
+                    "type": "content_block_delta",
+                    "index": index,
+                    "delta": {"type": "input_json_delta", "partial_json": ""},
+                },
+            )
+            for piece in _pieces(orjson.dumps(block["input"]).decode(), 7):
+                yield (
+                    "content_block_delta",
+                    {
+                        "type": "content_block_delta",
+                        "index": index,
+                        "delta": {"type": "input_json_delta", "partial_json": piece},
+                    },
+                )
+        yield "content_block_stop", {"type": "content_block_stop", "index": index}
+    yield (
+        "message_delta",
+        {
+            "type": "message_delta",
+            "delta": {"stop_reason": message["stop_reason"], "stop_sequence": message["stop_sequence"]},
+            "usage": {"output_tokens": usage["output_tokens"]},
+        },
+    )
+    yield "message_stop", {"type": "message_stop"}

@@ -1,0 +1,263 @@
+"""The emulator's HTTP side: auth checks, the Messages endpoints, fault injection and a request log."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from tests.emulators.foundry.respond import build_message, count_input_tokens, stream_events
+from tests.emulators.foundry.validate import InvalidRequest, validate_request
+
+# Returns None when the bearer token is good, else the reason it is refused.
+BearerCheck = Callable[[str], str | None]
+
+_ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    408: "timeout_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    500: "api_error",
+    502: "api_error",
+    503: "api_error",
+    504: "timeout_error",
+    529: "overloaded_error",
+}
+
+
+@dataclass
+class Fault:
+    """What to do to the next `count` requests instead of (or while) answering them."""
+
+    status: int | None = None
+    retry_after: str | None = None
+    retry_after_ms: str | None = None
+    azure_shape: bool = False
+    delay: float = 0.0  # before the response headers: a slow first byte
+    reset: bool = False  # close the connection before answering
+    error_after: int | None = None  # stream: an `event: error` after N events
+    error_type: str = "overloaded_error"
+    cut_after: int | None = None  # stream: drop the connection after N events
+    stall_after: int | None = None  # stream: go silent after N events
+    stall: float = 3600.0
+    malformed_after: int | None = None  # stream: a broken event after N events
+    count: int = 1
+
+
+@dataclass
+class EmulatorState:
+    api_keys: set[str] = field(default_factory=set)
+    bearer_check: BearerCheck | None = None
+    deployments: set[str] | None = None  # None: every model name is a deployment
+    event_delay: float = 0.0
+    faults: list[Fault] = field(default_factory=list)
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    prompt_cache: set[str] = field(default_factory=set)
+
+    def next_fault(self) -> Fault | None:
+        if not self.faults:
+            return None
+        fault = self.faults[0]
+        fault.count -= 1
+        if fault.count <= 0:
+            self.faults.pop(0)
+        return fault
+
+
+STATE: web.AppKey[EmulatorState] = web.AppKey("state")
+
+
+def _ids() -> dict[str, str]:
+    return {"request-id": "req_" + secrets.token_hex(12), "apim-request-id": str(uuid.uuid4())}
+
+
+def anthropic_error(
+    status: int, message: str, error_type: str | None = None, headers: dict[str, str] | None = None
+) -> web.Response:
+    ids = _ids()
+    body = {
+        "type": "error",
+        "error": {"type": error_type or _ERROR_TYPES.get(status, "api_error"), "message": message},
+        "request_id": ids["request-id"],
+    }
+    return web.Response(
+        status=status, body=orjson.dumps(body), content_type="application/json", headers={**ids, **(headers or {})}
+    )
+
+
+def azure_error(status: int, code: str, message: str) -> web.Response:
+    return web.Response(
+        status=status,
+        body=orjson.dumps({"error": {"code": code, "message": message}}),
+        content_type="application/json",
+        headers=_ids(),
+    )
+
+
+def _check_auth(request: web.Request, state: EmulatorState) -> web.Response | None:
+    """Azure's front layer answers auth failures in its own shape, before the Anthropic API sees them."""
+    key = request.headers.get("api-key") or request.headers.get("x-api-key")
+    auth = request.headers.get("authorization", "")
+    if key is not None:
+        if key in state.api_keys:
+            return None
+        return azure_error(
+            401,
+            "401",
+            "Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide a valid key "
+            "for an active subscription and use a correct regional API endpoint for your resource.",
+        )
+    if auth.lower().startswith("bearer "):
+        problem = state.bearer_check(auth[7:].strip()) if state.bearer_check else "bearer tokens are not accepted here"
+        if problem is None:
+            return None
+        return azure_error(401, "PermissionDenied", f"Access token is invalid: {problem}")
+    return azure_error(401, "401", "Access denied due to missing subscription key or Authorization header.")
+
+
+async def _fault_response(request: web.Request, fault: Fault) -> web.StreamResponse | None:
+    if fault.delay:
+        await asyncio.sleep(fault.delay)
+    if fault.reset:
+        assert request.transport is not None
+        request.transport.abort()
+        raise asyncio.CancelledError
+    if fault.status is not None:
+        headers = {}
+        if fault.retry_after is not None:
+            headers["retry-after"] = fault.retry_after
+        if fault.retry_after_ms is not None:
+            headers["retry-after-ms"] = fault.retry_after_ms
+        if fault.azure_shape:
+            return azure_error(fault.status, str(fault.status), f"Emulated Azure error {fault.status}")
+        messages = {429: "Rate limit exceeded. Please retry later.", 529: "Overloaded", 500: "Internal server error"}
+        return anthropic_error(
+            fault.status, messages.get(fault.status, f"Emulated error {fault.status}"), headers=headers
+        )
+    return None
+
+
+async def messages(request: web.Request) -> web.StreamResponse:
+    return await _handle(request, count_tokens=False)
+
+
+async def count_tokens(request: web.Request) -> web.StreamResponse:
+    return await _handle(request, count_tokens=True)
+
+
+async def _handle(request: web.Request, *, count_tokens: bool) -> web.StreamResponse:
+    state = request.app[STATE]
+    raw = await request.read()
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        body = None
+    state.requests.append({"path": request.path, "headers": dict(request.headers), "body": body})
+    denied = _check_auth(request, state)
+    if denied is not None:
+        return denied
+    fault = state.next_fault()
+    if fault is not None:
+        early = await _fault_response(request, fault)
+        if early is not None:
+            return early
+    if body is None:
+        return anthropic_error(400, "There was an error parsing the body of your request: invalid JSON")
+    if request.headers.get("anthropic-version") is None:
+        return anthropic_error(400, "anthropic-version: header is required")
+    try:
+        validate_request(body, count_tokens=count_tokens)
+    except InvalidRequest as exc:
+        return anthropic_error(exc.status, exc.message, exc.error_type)
+    if state.deployments is not None and body["model"] not in state.deployments:
+        return azure_error(
+            404,
+            "DeploymentNotFound",
+            "The API deployment for this resource does not exist. If you created the deployment "
+            "within the last 5 minutes, please wait a moment and try again.",
+        )
+    if count_tokens:
+        return web.Response(
+            body=orjson.dumps({"input_tokens": count_input_tokens(body)}),
+            content_type="application/json",
+            headers=_ids(),
+        )
+    message = build_message(body, state.prompt_cache)
+    if not body.get("stream"):
+        return web.Response(body=orjson.dumps(message), content_type="application/json", headers=_ids())
+    return await _stream(request, state, message, fault)
+
+
+async def _stream(
+    request: web.Request, state: EmulatorState, message: dict[str, Any], fault: Fault | None
+) -> web.StreamResponse:
+    response = web.StreamResponse(
+        headers={"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache", **_ids()}
+    )
+    await response.prepare(request)
+    for sent, (name, data) in enumerate(stream_events(message)):
+        if fault is not None:
+            if fault.error_after == sent:
+                error = {
+                    "type": "error",
+                    "error": {
+                        "type": fault.error_type,
+                        "message": "Overloaded" if fault.error_type == "overloaded_error" else "Emulated stream error",
+                    },
+                }
+                await response.write(b"event: error\ndata: " + orjson.dumps(error) + b"\n\n")
+                await response.write_eof()
+                return response
+            if fault.cut_after == sent:
+                assert request.transport is not None
+                request.transport.abort()
+                return response
+            if fault.stall_after == sent:
+                await asyncio.sleep(fault.stall)
+            if fault.malformed_after == sent:
+                await response.write(b"event: content_block_delta\ndata: {not json\n\n")
+        if state.event_delay:
+            await asyncio.sleep(state.event_delay)
+        await response.write(b"event: " + name.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n")
+    await response.write_eof()
+    return response
+
+
+async def add_faults(request: web.Request) -> web.Response:
+    specs = await request.json()
+    for spec in specs if isinstance(specs, list) else [specs]:
+        request.app[STATE].faults.append(Fault(**spec))
+    return web.json_response({"queued": len(request.app[STATE].faults)})
+
+
+async def recorded(request: web.Request) -> web.Response:
+    return web.Response(body=orjson.dumps(request.app[STATE].requests), content_type="application/json")
+
+
+async def reset(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    state.requests.clear()
+    state.faults.clear()
+    state.prompt_cache.clear()
+    return web.json_response({"reset": True})
+
+
+def create_app(state: EmulatorState) -> web.Application:
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app[STATE] = state
+    for prefix in ("/anthropic", ""):
+        app.router.add_post(f"{prefix}/v1/messages", messages)
+        app.router.add_post(f"{prefix}/v1/messages/count_tokens", count_tokens)
+    app.router.add_post("/_emulator/faults", add_faults)
+    app.router.add_get("/_emulator/requests", recorded)
+    app.router.add_post("/_emulator/reset", reset)
+    return app
