@@ -44,11 +44,12 @@ class SSEDecoder:
         return events
 
     def finish(self) -> list[SSEEvent]:
-        """End of stream: a final event without its blank line is not dispatched (per spec)."""
+        """End of stream: a held CR ends its line; an event without its blank line is dropped (per spec)."""
+        events = self.feed(b"\n") if self._buf.endswith(b"\r") else []
         self._buf = b""
         self._event = None
         self._data = []
-        return []
+        return events
 
     @property
     def pending(self) -> bool:

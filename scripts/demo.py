@@ -8,9 +8,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from openai import OpenAI  # noqa: E402
+from openai import OpenAI
 
-from tests.harness import start_foundry_emulator, start_gateway, stopping  # noqa: E402
+from tests.harness import start_foundry_emulator, start_gateway, stopping
 
 
 def main() -> int:
@@ -49,9 +49,8 @@ def main() -> int:
             if chunk.choices and chunk.choices[0].delta.content:
                 print(chunk.choices[0].delta.content, end="", flush=True)
             if chunk.usage:
-                print(
-                    f"\n\n[usage: {chunk.usage.prompt_tokens} prompt + {chunk.usage.completion_tokens} completion tokens]"
-                )
+                usage = chunk.usage
+                print(f"\n\n[usage: {usage.prompt_tokens} prompt + {usage.completion_tokens} completion tokens]")
         print("\ngateway log:\n" + gateway.log())
     return 0
 

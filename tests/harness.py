@@ -83,7 +83,7 @@ def wait_http(url: str, timeout: float = 15.0, proc: Process | None = None) -> N
     deadline = time.monotonic() + timeout
     while True:
         try:
-            with urllib.request.urlopen(url, timeout=1):  # noqa: S310 - loopback URL built by the harness
+            with urllib.request.urlopen(url, timeout=1):
                 return
         except OSError:
             if proc is not None and proc.popen.poll() is not None:
@@ -96,7 +96,10 @@ def wait_http(url: str, timeout: float = 15.0, proc: Process | None = None) -> N
 def start_gateway(
     config: dict[str, Any], env: dict[str, str] | None = None, log_dir: Path | None = None
 ) -> tuple[Process, str, Path]:
-    """Writes the config, starts `python -m gateway`, waits until it answers; returns (process, base URL, config path)."""
+    """Write the config, start `python -m gateway`, wait until it answers.
+
+    Returns the process, its base URL and the config file's path.
+    """
     log_dir = log_dir or Path(tempfile.mkdtemp(prefix="fgw-"))
     port = free_port()
     config = {**config, "server": {**config.get("server", {}), "host": "127.0.0.1", "port": port}}
@@ -112,12 +115,8 @@ def emulator_control(base_url: str, path: str, payload: Any = None) -> Any:
     """Call the emulator's /_emulator API (base_url is the …/anthropic URL the gateway uses)."""
     root = base_url.removesuffix("/anthropic")
     data = None if payload is None else orjson.dumps(payload)
-    req = urllib.request.Request(
-        root + "/_emulator/" + path, data=data, method="POST" if data is not None or path == "reset" else "GET"
-    )  # noqa: S310
-    if path == "reset":
-        req.data = b"{}"
-    with urllib.request.urlopen(req, timeout=5) as resp:  # noqa: S310 - loopback
+    req = urllib.request.Request(root + "/_emulator/" + path, data=data, method="GET" if data is None else "POST")
+    with urllib.request.urlopen(req, timeout=5) as resp:
         return orjson.loads(resp.read())
 
 

@@ -1,0 +1,121 @@
+"""Config loading: good configs parse; bad ones are refused with the file, the key and the reason."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from gateway.config import ConfigError, load_config, parse_config
+
+GOOD: dict[str, Any] = {
+    "server": {"host": "0.0.0.0", "port": 8080},
+    "upstreams": [
+        {
+            "name": "eastus2",
+            "base_url": "https://my-resource.services.ai.azure.com/anthropic",
+            "auth": {"type": "entra", "token_file": "/var/run/foundry-token/token.json"},
+        },
+        {
+            "name": "westus",
+            "base_url": "https://other.services.ai.azure.com/anthropic",
+            "auth": {"type": "api_key", "key_env": "FOUNDRY_API_KEY"},
+        },
+    ],
+    "routes": [
+        {
+            "model": "claude-sonnet-4-5",
+            "targets": [{"upstream": "eastus2", "deployment": "claude-sonnet-4-5"}],
+            "max_tokens_default": 4096,
+        }
+    ],
+}
+
+
+def with_change(path: str, value: Any) -> dict[str, Any]:
+    """A deep copy of GOOD with one key set (dotted path, [i] for list items); value None deletes it."""
+    data: Any = yaml.safe_load(yaml.safe_dump(GOOD))
+    node = data
+    parts = path.replace("[", ".").replace("]", "").split(".")
+    for part in parts[:-1]:
+        node = node[int(part)] if part.isdigit() else node[part]
+    last: Any = int(parts[-1]) if parts[-1].isdigit() else parts[-1]
+    if value is None:
+        del node[last]
+    else:
+        node[last] = value
+    return data
+
+
+def test_the_documented_shape_parses() -> None:
+    config = parse_config(GOOD)
+    assert config.upstreams[0].messages_url == "https://my-resource.services.ai.azure.com/anthropic/v1/messages"
+    assert config.routes[0].targets[0].weight == 1
+    assert config.server.max_body_bytes == 32 * 1024 * 1024
+
+
+@pytest.mark.parametrize(
+    "base_url",
+    [
+        "https://r.services.ai.azure.com/anthropic",
+        "https://r.services.ai.azure.com/anthropic/",
+        "https://r.services.ai.azure.com/anthropic/v1/messages",
+        "  https://r.services.ai.azure.com/anthropic/v1/messages/ ",
+    ],
+)
+def test_base_url_variants_are_tolerated(base_url: str) -> None:
+    config = parse_config(with_change("upstreams[0].base_url", base_url))
+    assert config.upstreams[0].messages_url == "https://r.services.ai.azure.com/anthropic/v1/messages"
+
+
+BAD = [
+    ("routes[0].targets", [], "routes[0].targets", "at least 1"),
+    ("routes[0].targets[0].upstream", "eastus", "routes[0].targets[0].upstream", "'eastus', which is not defined"),
+    ("upstreams[0].auth.type", "magic", "upstreams[0].auth", "does not match any of the expected tags"),
+    ("upstreams[0].auth.token_file", None, "upstreams[0].auth.token_file", "Field required"),
+    ("upstreams[1].auth.key_file", "/k", "upstreams[1].auth", "exactly one of key_env or key_file"),
+    ("upstreams[0].base_url", "ftp://x", "upstreams[0].base_url", "must be an http(s) URL"),
+    ("upstreams[1].name", "eastus2", "upstreams[1].name", "duplicate upstream name"),
+    ("server.port", 70000, "server.port", "less than or equal to 65535"),
+    ("server.prot", 1, "server.prot", "Extra inputs are not permitted"),
+    ("routes[0].max_tokens_default", 0, "routes[0].max_tokens_default", "greater than or equal to 1"),
+    ("routes", None, "routes", "Field required"),
+    ("logging", {"format": "xml"}, "logging.format", "'json' or 'console'"),
+]
+
+
+@pytest.mark.parametrize(("path", "value", "key", "reason"), BAD, ids=[b[0] + "=" + repr(b[1]) for b in BAD])
+def test_bad_config_names_file_key_and_reason(tmp_path: Path, path: str, value: Any, key: str, reason: str) -> None:
+    file = tmp_path / "gateway.yaml"
+    file.write_text(yaml.safe_dump(with_change(path, value)))
+    with pytest.raises(ConfigError) as info:
+        load_config(file)
+    text = str(info.value)
+    assert str(file) in text
+    assert any(k == key and reason in r for k, r in info.value.problems), info.value.problems
+    assert f"{key}: " in text
+
+
+def test_duplicate_route() -> None:
+    data = with_change("routes", [GOOD["routes"][0], GOOD["routes"][0]])
+    with pytest.raises(ConfigError) as info:
+        parse_config(data)
+    assert info.value.problems == [("routes[1].model", "duplicate route for model 'claude-sonnet-4-5'")]
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [("routes: [\n", "not valid YAML"), ("- a\n- b\n", "must be a YAML mapping"), ("", "must be a YAML mapping")],
+)
+def test_unparseable_files(tmp_path: Path, text: str, reason: str) -> None:
+    file = tmp_path / "g.yaml"
+    file.write_text(text)
+    with pytest.raises(ConfigError, match=reason):
+        load_config(file)
+
+
+def test_missing_file() -> None:
+    with pytest.raises(ConfigError, match="cannot read the file"):
+        load_config("/nonexistent/gateway.yaml")

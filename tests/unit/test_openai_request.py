@@ -1,0 +1,389 @@
+"""OpenAI Chat Completions request -> Anthropic Messages request: table-driven."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from gateway.errors import GatewayError
+from gateway.translate.openai_request import JSON_TOOL_NAME, chat_to_messages
+
+USER_HI = [{"role": "user", "content": "Hi"}]
+ANTHROPIC_HI = [{"role": "user", "content": [{"type": "text", "text": "Hi"}]}]
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Weather for a city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+    },
+}
+WEATHER_ANTHROPIC = {
+    "name": "get_weather",
+    "description": "Weather for a city",
+    "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+}
+
+CASES: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
+    ("minimal uses the route default", {"messages": USER_HI}, {"messages": ANTHROPIC_HI, "max_tokens": 4096}),
+    (
+        "max_completion_tokens wins over max_tokens",
+        {"messages": USER_HI, "max_tokens": 10, "max_completion_tokens": 20},
+        {"messages": ANTHROPIC_HI, "max_tokens": 20},
+    ),
+    (
+        "system and developer are hoisted, in order",
+        {
+            "messages": [
+                {"role": "system", "content": "Be brief."},
+                {"role": "developer", "content": [{"type": "text", "text": "Use metric."}]},
+                *USER_HI,
+            ]
+        },
+        {
+            "system": [{"type": "text", "text": "Be brief."}, {"type": "text", "text": "Use metric."}],
+            "messages": ANTHROPIC_HI,
+            "max_tokens": 4096,
+        },
+    ),
+    (
+        "sampling, stop and user",
+        {"messages": USER_HI, "temperature": 0.2, "top_p": 0.9, "stop": "END", "user": "u-1"},
+        {
+            "messages": ANTHROPIC_HI,
+            "max_tokens": 4096,
+            "temperature": 0.2,
+            "top_p": 0.9,
+            "stop_sequences": ["END"],
+            "metadata": {"user_id": "u-1"},
+        },
+    ),
+    (
+        "stop list",
+        {"messages": USER_HI, "stop": ["a", "b"]},
+        {"messages": ANTHROPIC_HI, "max_tokens": 4096, "stop_sequences": ["a", "b"]},
+    ),
+    (
+        "stream with usage",
+        {"messages": USER_HI, "stream": True, "stream_options": {"include_usage": True}},
+        {"messages": ANTHROPIC_HI, "max_tokens": 4096, "stream": True},
+    ),
+    (
+        "images: data URL to base64, https URL passed on",
+        {
+            "messages": [
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "text", "text": "What is this?"},
+                        {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}},
+                        {"type": "image_url", "image_url": {"url": "https://example.com/cat.jpg", "detail": "high"}},
+                    ],
+                }
+            ]
+        },
+        {
+            "messages": [
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "text", "text": "What is this?"},
+                        {
+                            "type": "image",
+                            "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="},
+                        },
+                        {"type": "image", "source": {"type": "url", "url": "https://example.com/cat.jpg"}},
+                    ],
+                }
+            ],
+            "max_tokens": 4096,
+        },
+    ),
+    (
+        "tool round trip: assistant tool_calls and tool results merge with the next user text",
+        {
+            "messages": [
+                {"role": "user", "content": "Weather in Paris and Rome?"},
+                {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [
+                        {
+                            "id": "call_1",
+                            "type": "function",
+                            "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
+                        },
+                        {
+                            "id": "call_2",
+                            "type": "function",
+                            "function": {"name": "get_weather", "arguments": '{"city": "Rome"}'},
+                        },
+                    ],
+                },
+                {"role": "tool", "tool_call_id": "call_1", "content": "18C"},
+                {"role": "tool", "tool_call_id": "call_2", "content": [{"type": "text", "text": "24C"}]},
+                {"role": "user", "content": "Which is warmer?"},
+            ],
+            "tools": [WEATHER_TOOL],
+            "tool_choice": "auto",
+        },
+        {
+            "messages": [
+                {"role": "user", "content": [{"type": "text", "text": "Weather in Paris and Rome?"}]},
+                {
+                    "role": "assistant",
+                    "content": [
+                        {"type": "tool_use", "id": "call_1", "name": "get_weather", "input": {"city": "Paris"}},
+                        {"type": "tool_use", "id": "call_2", "name": "get_weather", "input": {"city": "Rome"}},
+                    ],
+                },
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "tool_result", "tool_use_id": "call_1", "content": "18C"},
+                        {"type": "tool_result", "tool_use_id": "call_2", "content": "24C"},
+                        {"type": "text", "text": "Which is warmer?"},
+                    ],
+                },
+            ],
+            "max_tokens": 4096,
+            "tools": [WEATHER_ANTHROPIC],
+            "tool_choice": {"type": "auto"},
+        },
+    ),
+    (
+        "tool_choice required, no parallel calls",
+        {"messages": USER_HI, "tools": [WEATHER_TOOL], "tool_choice": "required", "parallel_tool_calls": False},
+        {
+            "messages": ANTHROPIC_HI,
+            "max_tokens": 4096,
+            "tools": [WEATHER_ANTHROPIC],
+            "tool_choice": {"type": "any", "disable_parallel_tool_use": True},
+        },
+    ),
+    (
+        "tool_choice named",
+        {
+            "messages": USER_HI,
+            "tools": [WEATHER_TOOL],
+            "tool_choice": {"type": "function", "function": {"name": "get_weather"}},
+        },
+        {
+            "messages": ANTHROPIC_HI,
+            "max_tokens": 4096,
+            "tools": [WEATHER_ANTHROPIC],
+            "tool_choice": {"type": "tool", "name": "get_weather"},
+        },
+    ),
+    (
+        "tool_choice none keeps the tools known",
+        {"messages": USER_HI, "tools": [WEATHER_TOOL], "tool_choice": "none"},
+        {"messages": ANTHROPIC_HI, "max_tokens": 4096, "tools": [WEATHER_ANTHROPIC], "tool_choice": {"type": "none"}},
+    ),
+    (
+        "parallel_tool_calls false without tool_choice",
+        {"messages": USER_HI, "tools": [WEATHER_TOOL], "parallel_tool_calls": False},
+        {
+            "messages": ANTHROPIC_HI,
+            "max_tokens": 4096,
+            "tools": [WEATHER_ANTHROPIC],
+            "tool_choice": {"type": "auto", "disable_parallel_tool_use": True},
+        },
+    ),
+    (
+        "response_format json_schema becomes a forced tool",
+        {
+            "messages": USER_HI,
+            "response_format": {
+                "type": "json_schema",
+                "json_schema": {
+                    "name": "city",
+                    "schema": {"type": "object", "properties": {"name": {"type": "string"}}},
+                },
+            },
+        },
+        {
+            "messages": ANTHROPIC_HI,
+            "max_tokens": 4096,
+            "tools": [
+                {
+                    "name": JSON_TOOL_NAME,
+                    "input_schema": {"type": "object", "properties": {"name": {"type": "string"}}},
+                    "description": "Give the answer as JSON matching the schema city",
+                }
+            ],
+            "tool_choice": {"type": "tool", "name": JSON_TOOL_NAME},
+        },
+    ),
+    (
+        "response_format text is the default",
+        {"messages": USER_HI, "response_format": {"type": "text"}},
+        {"messages": ANTHROPIC_HI, "max_tokens": 4096},
+    ),
+    (
+        "reasoning_effort sets a thinking budget and lifts the default max_tokens above it",
+        {"messages": USER_HI, "reasoning_effort": "high"},
+        {"messages": ANTHROPIC_HI, "max_tokens": 8192, "thinking": {"type": "enabled", "budget_tokens": 4096}},
+    ),
+    (
+        "explicit thinking passes through",
+        {"messages": USER_HI, "max_tokens": 5000, "thinking": {"type": "enabled", "budget_tokens": 2000}},
+        {"messages": ANTHROPIC_HI, "max_tokens": 5000, "thinking": {"type": "enabled", "budget_tokens": 2000}},
+    ),
+    (
+        "assistant text and refusal parts, empty turns dropped, harmless params ignored",
+        {
+            "messages": [
+                *USER_HI,
+                {
+                    "role": "assistant",
+                    "content": [{"type": "text", "text": "Hel"}, {"type": "refusal", "refusal": "lo"}],
+                },
+                {"role": "user", "content": ""},
+                {"role": "user", "content": "Again"},
+            ],
+            "seed": 7,
+            "n": 1,
+            "presence_penalty": 0,
+            "store": False,
+        },
+        {
+            "messages": [
+                *ANTHROPIC_HI,
+                {"role": "assistant", "content": [{"type": "text", "text": "Hello"}]},
+                {"role": "user", "content": [{"type": "text", "text": "Again"}]},
+            ],
+            "max_tokens": 4096,
+        },
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "body", "expected"), CASES, ids=[c[0] for c in CASES])
+def test_translates(name: str, body: dict[str, Any], expected: dict[str, Any]) -> None:
+    translated = chat_to_messages(body, max_tokens_default=4096)
+    assert translated.body == expected
+    assert translated.stream is bool(body.get("stream"))
+
+
+def test_stream_flags_and_json_tool() -> None:
+    t = chat_to_messages(
+        {
+            "messages": USER_HI,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+            "response_format": {"type": "json_object"},
+        },
+        max_tokens_default=100,
+    )
+    assert (t.stream, t.include_usage, t.json_tool) == (True, True, JSON_TOOL_NAME)
+    assert chat_to_messages({"messages": USER_HI}, max_tokens_default=100).json_tool is None
+
+
+ERRORS: list[tuple[str, dict[str, Any], str, str]] = [
+    ("n above 1", {"messages": USER_HI, "n": 2}, "n", "must be 1"),
+    ("logprobs", {"messages": USER_HI, "logprobs": True}, "logprobs", "not supported"),
+    ("penalty", {"messages": USER_HI, "frequency_penalty": 0.5}, "frequency_penalty", "not supported"),
+    ("unknown argument", {"messages": USER_HI, "frobnicate": 1}, "frobnicate", "Unrecognized request argument"),
+    ("legacy functions", {"messages": USER_HI, "functions": []}, "functions", "use 'tools'"),
+    ("messages missing", {}, "messages", "must be an array"),
+    ("messages empty", {"messages": []}, "messages", "at least one"),
+    ("message not an object", {"messages": ["hi"]}, "messages[0]", "must be an object"),
+    ("unknown role", {"messages": [{"role": "function", "content": "x"}]}, "messages[0].role", "must be one of"),
+    ("only system", {"messages": [{"role": "system", "content": "x"}]}, "messages", "at least one user"),
+    ("temperature above Claude's range", {"messages": USER_HI, "temperature": 1.5}, "temperature", "between 0 and 1"),
+    ("temperature not a number", {"messages": USER_HI, "temperature": "hot"}, "temperature", "must be a number"),
+    ("boolean is not a number", {"messages": USER_HI, "top_p": True}, "top_p", "must be a number"),
+    ("max_tokens zero", {"messages": USER_HI, "max_tokens": 0}, "max_tokens", "at least 1"),
+    ("max_tokens float", {"messages": USER_HI, "max_tokens": 1.5}, "max_tokens", "an integer"),
+    ("too many stops", {"messages": USER_HI, "stop": ["a", "b", "c", "d", "e"]}, "stop", "at most 4"),
+    (
+        "image URL scheme",
+        {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "http://x/a.png"}}]}]},
+        "messages[0].content[0].image_url.url",
+        "https:// URL or a data: URL",
+    ),
+    (
+        "bad data URL",
+        {
+            "messages": [
+                {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:text/plain,hi"}}]}
+            ]
+        },
+        "messages[0].content[0].image_url.url",
+        "base64 data URL",
+    ),
+    (
+        "audio part",
+        {"messages": [{"role": "user", "content": [{"type": "input_audio", "input_audio": {}}]}]},
+        "messages[0].content[0].type",
+        "not supported",
+    ),
+    (
+        "tool arguments not JSON",
+        {
+            "messages": [
+                *USER_HI,
+                {
+                    "role": "assistant",
+                    "tool_calls": [{"id": "c", "type": "function", "function": {"name": "f", "arguments": "{oops"}}],
+                },
+            ]
+        },
+        "messages[1].tool_calls[0].function.arguments",
+        "not valid JSON",
+    ),
+    ("tool without id", {"messages": [{"role": "tool", "content": "x"}]}, "messages[0].tool_call_id", "a string"),
+    ("tool type", {"messages": USER_HI, "tools": [{"type": "code_interpreter"}]}, "tools[0].type", "'function'"),
+    (
+        "tool_choice word",
+        {"messages": USER_HI, "tools": [WEATHER_TOOL], "tool_choice": "always"},
+        "tool_choice",
+        "auto",
+    ),
+    ("tool_choice without tools", {"messages": USER_HI, "tool_choice": "required"}, "tool_choice", "needs 'tools'"),
+    ("reasoning_effort value", {"messages": USER_HI, "reasoning_effort": "max"}, "reasoning_effort", "must be one of"),
+    (
+        "max_tokens below the thinking budget",
+        {"messages": USER_HI, "max_tokens": 500, "reasoning_effort": "low"},
+        "max_tokens",
+        "greater than the thinking budget",
+    ),
+    (
+        "response_format with thinking",
+        {"messages": USER_HI, "reasoning_effort": "low", "response_format": {"type": "json_object"}},
+        "response_format",
+        "cannot be combined with thinking",
+    ),
+    (
+        "json_schema that is not an object",
+        {"messages": USER_HI, "response_format": {"type": "json_schema", "json_schema": {"schema": {"type": "array"}}}},
+        "response_format.json_schema.schema",
+        "must describe an object",
+    ),
+    ("stream not boolean", {"messages": USER_HI, "stream": "yes"}, "stream", "a boolean"),
+]
+
+
+@pytest.mark.parametrize(("name", "body", "param", "fragment"), ERRORS, ids=[e[0] for e in ERRORS])
+def test_refuses_with_named_parameter(name: str, body: dict[str, Any], param: str, fragment: str) -> None:
+    with pytest.raises(GatewayError) as info:
+        chat_to_messages(body, max_tokens_default=4096)
+    assert info.value.status == 400
+    assert info.value.param == param
+    assert fragment in info.value.message
+
+
+def test_route_without_default_needs_max_tokens() -> None:
+    with pytest.raises(GatewayError) as info:
+        chat_to_messages({"messages": USER_HI}, max_tokens_default=None)
+    assert info.value.param == "max_completion_tokens"
+    assert chat_to_messages({"messages": USER_HI, "max_tokens": 9}, max_tokens_default=None).body["max_tokens"] == 9
+
+
+def test_input_is_not_mutated() -> None:
+    body = {"messages": [{"role": "tool", "tool_call_id": "a", "content": "r"}, {"role": "user", "content": "u"}]}
+    before = repr(body)
+    chat_to_messages(body, max_tokens_default=1)
+    assert repr(body) == before
