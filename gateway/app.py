@@ -60,7 +60,6 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     request[CONTEXT] = ctx
     metrics = request.app[METRICS]
     metrics.in_flight.inc()
-    status = 500
     try:
         try:
             response = await handler(request)
@@ -76,11 +75,15 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
         response = _error_response(err, ctx)
     finally:
         metrics.in_flight.dec()
-    status = response.status
-    if not response.prepared:
-        response.headers["x-request-id"] = ctx.request_id
-    _record(request, ctx, status)
+    _record(request, ctx, response.status)
     return response
+
+
+async def _add_request_id(request: web.Request, response: web.StreamResponse) -> None:
+    # A signal rather than the middleware, so streamed responses carry the id too.
+    ctx = request.get(CONTEXT)
+    if ctx is not None:
+        response.headers["x-request-id"] = ctx.request_id
 
 
 def _record(request: web.Request, ctx: RequestContext, status: int) -> None:
@@ -140,6 +143,7 @@ def create_app(config: GatewayConfig, registry: CollectorRegistry | None = None)
         await app[SESSION].close()
 
     app.cleanup_ctx.append(upstream_session)
+    app.on_response_prepare.append(_add_request_id)
     for path in ("/v1/chat/completions", "/chat/completions"):
         app.router.add_post(path, chat_completions.chat_completions)
     for prefix in ("", "/anthropic"):

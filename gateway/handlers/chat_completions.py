@@ -71,19 +71,22 @@ async def _stream(
         try:
             async for chunk in upstream_response.content.iter_any():
                 out = bytearray()
-                for event in decoder.feed(chunk):
-                    if not event.data:
-                        continue
-                    if event.event == "content_block_delta":
-                        ctx.mark_first_token()
-                    try:
-                        data = orjson.loads(event.data)
-                    except orjson.JSONDecodeError:
-                        raise StreamError("api_error", "upstream sent an event that is not JSON") from None
-                    for client_chunk in translator.feed(event.event, data):
-                        out += encode_data(client_chunk)
-                if out:
-                    await _write(response, out)
+                try:
+                    for event in decoder.feed(chunk):
+                        if not event.data:
+                            continue
+                        if event.event == "content_block_delta":
+                            ctx.mark_first_token()
+                        try:
+                            data = orjson.loads(event.data)
+                        except orjson.JSONDecodeError:
+                            raise StreamError("api_error", "upstream sent an event that is not JSON") from None
+                        for client_chunk in translator.feed(event.event, data):
+                            out += encode_data(client_chunk)
+                finally:
+                    # What came before a failure in the same read still goes to the client, in order.
+                    if out:
+                        await _write(response, out)
                 if translator.stopped:
                     break
             if not translator.stopped:

@@ -30,4 +30,6 @@ def stream_failure(exc: BaseException) -> GatewayError:
         return GatewayError(502, f"upstream stream failed: {exc.message}", error_type=exc.error_type)
     if isinstance(exc, TimeoutError | asyncio.TimeoutError):
         return GatewayError(504, "upstream stream stalled: no data within the read timeout", error_type="timeout_error")
-    return GatewayError(502, f"upstream stream was cut: {type(exc).__name__}: {exc}", error_type="api_error")
+    return GatewayError(
+        502, f"upstream stream failed: the connection was cut ({type(exc).__name__})", error_type="api_error"
+    )

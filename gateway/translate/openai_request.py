@@ -19,13 +19,31 @@ from gateway.errors import invalid_request
 JSON_TOOL_NAME = "json_response"
 
 # reasoning_effort -> thinking budget (Anthropic's minimum budget is 1024 tokens).
-REASONING_BUDGETS: Mapping[str, int] = {"minimal": 1024, "low": 1024, "medium": 2048, "high": 4096}
+REASONING_BUDGETS: Mapping[str, int] = {
+    "minimal": 1024,
+    "low": 1024,
+    "medium": 2048,
+    "high": 4096,
+    "xhigh": 8192,
+    "max": 16384,
+}
 
 _ROLE_SYSTEM = frozenset({"system", "developer"})
 
 # Accepted and deliberately without effect on Claude.
 _IGNORED = frozenset(
-    {"model", "seed", "store", "metadata", "service_tier", "prompt_cache_key", "safety_identifier", "verbosity"}
+    {
+        "model",
+        "seed",
+        "store",
+        "metadata",
+        "service_tier",
+        "prompt_cache_key",
+        "prompt_cache_retention",
+        "prompt_cache_options",
+        "safety_identifier",
+        "verbosity",
+    }
 )
 _MAPPED = frozenset(
     {

@@ -118,7 +118,7 @@ def build_message(body: dict[str, Any], prompt_cache: set[str]) -> dict[str, Any
         text = f"You said: {last_text}" + (f" (with {images} image{'s' if images > 1 else ''})" if images else "")
     if calls:
         stop_reason = "tool_use"
-        text = "Let me use a tool." if (body.get("tool_choice") or {}).get("type") == "auto" else ""
+        text = "Let me use a tool." if (body.get("tool_choice") or {"type": "auto"})["type"] == "auto" else ""
     for seq in body.get("stop_sequences") or []:
         at = text.find(seq)
         if at >= 0 and not calls:

@@ -161,7 +161,9 @@ async def _handle(request: web.Request, *, count_tokens: bool) -> web.StreamResp
         body = orjson.loads(raw)
     except orjson.JSONDecodeError:
         body = None
-    state.requests.append({"path": request.path, "headers": dict(request.headers), "body": body})
+    state.requests.append(
+        {"path": request.path, "headers": {str(k).lower(): v for k, v in request.headers.items()}, "body": body}
+    )
     denied = _check_auth(request, state)
     if denied is not None:
         return denied

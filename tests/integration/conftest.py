@@ -1,0 +1,115 @@
+"""The emulator and the gateway as real processes, shared by the integration tests."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from anthropic import Anthropic, AsyncAnthropic
+from openai import AsyncOpenAI, OpenAI
+
+from tests.harness import Process, emulator_control, free_port, start_foundry_emulator, start_gateway
+
+# Test credentials, distinctive so the leak checks can search for them.
+API_KEY = "emu-api-key-7f3c9a1e5b"
+BEARER = "emu-bearer-token-2d8e4f6a0c"
+CLIENT_KEY = "client-key-must-not-travel-upstream"
+
+
+@dataclass
+class Stack:
+    gateway: Process
+    base: str  # the gateway's base URL
+    config_path: Path
+    emulator: Process
+    foundry: str  # the emulator's …/anthropic URL
+    token_file: Path
+
+    def recorded(self) -> list[dict[str, Any]]:
+        return list(emulator_control(self.foundry, "requests"))
+
+    def last_request(self) -> dict[str, Any]:
+        recorded = self.recorded()
+        assert recorded, "the emulator received no request"
+        return recorded[-1]
+
+    def fault(self, **spec: Any) -> None:
+        emulator_control(self.foundry, "faults", [spec])
+
+    def metrics(self) -> str:
+        return httpx.get(self.base + "/metrics").text
+
+    def openai(self) -> OpenAI:
+        return OpenAI(base_url=self.base + "/v1", api_key=CLIENT_KEY, max_retries=0, timeout=20)
+
+    def async_openai(self) -> AsyncOpenAI:
+        return AsyncOpenAI(base_url=self.base + "/v1", api_key=CLIENT_KEY, max_retries=0, timeout=20)
+
+    def anthropic(self, prefix: str = "") -> Anthropic:
+        return Anthropic(base_url=self.base + prefix, api_key=CLIENT_KEY, max_retries=0, timeout=20)
+
+    def async_anthropic(self) -> AsyncAnthropic:
+        return AsyncAnthropic(base_url=self.base, api_key=CLIENT_KEY, max_retries=0, timeout=20)
+
+
+def write_token(path: Path, token: str, expires_in: float) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(
+        orjson.dumps({"access_token": token, "expires_on": int(time.time() + expires_in), "token_type": "Bearer"})
+    )
+    tmp.replace(path)
+
+
+def api_key_upstream(name: str, url: str, **extra: Any) -> dict[str, Any]:
+    return {"name": name, "base_url": url, "auth": {"type": "api_key", "key_env": "FOUNDRY_TEST_KEY"}, **extra}
+
+
+def route(model: str, upstream: str, deployment: str, **extra: Any) -> dict[str, Any]:
+    return {"model": model, "targets": [{"upstream": upstream, "deployment": deployment}], **extra}
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    work = tmp_path_factory.mktemp("stack")
+    emulator, foundry = start_foundry_emulator("--api-key", API_KEY, "--bearer-token", BEARER, log_dir=work)
+    token_file = work / "token" / "token.json"
+    token_file.parent.mkdir()
+    write_token(token_file, BEARER, 3600)
+    expired_file = work / "token" / "expired.json"
+    write_token(expired_file, BEARER, -60)
+    config = {
+        "server": {"max_body_bytes": 256 * 1024},
+        "upstreams": [
+            api_key_upstream("foundry", foundry + "/"),
+            {"name": "entra", "base_url": foundry + "/v1/messages",
+             "auth": {"type": "entra", "token_file": str(token_file), "recheck_seconds": 0}},
+            api_key_upstream("dead", f"http://127.0.0.1:{free_port()}/anthropic"),
+            api_key_upstream("slow", foundry, timeouts={"read_seconds": 1}),
+            {"name": "expired", "base_url": foundry, "auth": {"type": "entra", "token_file": str(expired_file)}},
+        ],
+        "routes": [
+            route("claude-sonnet-4-5", "foundry", "sonnet-deployment"),
+            route("claude-entra", "entra", "entra-deployment"),
+            route("claude-dead", "dead", "x"),
+            route("claude-slow", "slow", "slow-deployment"),
+            route("claude-expired", "expired", "x"),
+            route("claude-no-default", "foundry", "nodefault-deployment", max_tokens_default=None),
+        ],
+    }  # fmt: skip
+    gateway, base, config_path = start_gateway(config, env={"FOUNDRY_TEST_KEY": API_KEY}, log_dir=work)
+    try:
+        yield Stack(gateway, base, config_path, emulator, foundry, token_file)
+    finally:
+        gateway.stop()
+        emulator.stop()
+
+
+@pytest.fixture(autouse=True)
+def clean_emulator(stack: Stack) -> None:
+    emulator_control(stack.foundry, "reset", {})
