@@ -343,7 +343,12 @@ ERRORS: list[tuple[str, dict[str, Any], str, str]] = [
         "auto",
     ),
     ("tool_choice without tools", {"messages": USER_HI, "tool_choice": "required"}, "tool_choice", "needs 'tools'"),
-    ("reasoning_effort value", {"messages": USER_HI, "reasoning_effort": "maximal"}, "reasoning_effort", "must be one of"),
+    (
+        "reasoning_effort value",
+        {"messages": USER_HI, "reasoning_effort": "maximal"},
+        "reasoning_effort",
+        "must be one of",
+    ),
     (
         "max_tokens below the thinking budget",
         {"messages": USER_HI, "max_tokens": 500, "reasoning_effort": "low"},
