@@ -23,6 +23,8 @@ class _Model(BaseModel):
 
 
 class ServerConfig(_Model):
+    """The gateway's own listener and limits."""
+
     host: str = Field("0.0.0.0", description="Address the gateway listens on.")
     port: int = Field(8080, ge=0, le=65535, description="Port the gateway listens on (0 picks a free one).")
     max_body_bytes: int = Field(
@@ -38,11 +40,15 @@ class ServerConfig(_Model):
 
 
 class LoggingConfig(_Model):
-    level: Literal["debug", "info", "warning", "error"] = "info"
+    """Log level and format."""
+
+    level: Literal["debug", "info", "warning", "error"] = Field("info", description="Least severe level logged.")
     format: Literal["json", "console"] = Field("json", description="json for clusters, console for people.")
 
 
 class EntraAuth(_Model):
+    """`type: entra` sends `Authorization: Bearer` with the token the sidecar keeps in `token_file`."""
+
     type: Literal["entra"]
     token_file: Path = Field(description="JSON token file kept fresh by the token sidecar.")
     recheck_seconds: float = Field(
@@ -53,6 +59,8 @@ class EntraAuth(_Model):
 
 
 class ApiKeyAuth(_Model):
+    """`type: api_key` sends the Foundry key as both `x-api-key` and `api-key`."""
+
     type: Literal["api_key"]
     key_env: str | None = Field(None, description="Environment variable holding the Foundry API key.")
     key_file: Path | None = Field(None, description="File holding the Foundry API key (a mounted Secret).")
@@ -68,6 +76,8 @@ UpstreamAuth = Annotated[EntraAuth | ApiKeyAuth, Field(discriminator="type")]
 
 
 class UpstreamTimeouts(_Model):
+    """Limits on each request to this upstream; breaching one answers 504."""
+
     connect_seconds: float = Field(10.0, gt=0, description="TCP and TLS connect.")
     read_seconds: float = Field(
         300.0, gt=0, description="Longest silence from the upstream: before the first byte or between events."
@@ -76,7 +86,11 @@ class UpstreamTimeouts(_Model):
 
 
 class UpstreamConfig(_Model):
-    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    """A Foundry resource's Anthropic endpoint and how to authenticate to it."""
+
+    name: str = Field(
+        min_length=1, pattern=r"^[A-Za-z0-9_.-]+$", description="Unique name; targets refer to it, metrics label by it."
+    )
     base_url: str = Field(description="https://<resource>.services.ai.azure.com/anthropic")
     auth: UpstreamAuth
     timeouts: UpstreamTimeouts = UpstreamTimeouts()
@@ -99,12 +113,16 @@ class UpstreamConfig(_Model):
 
 
 class TargetConfig(_Model):
+    """A deployment at an upstream that serves a route."""
+
     upstream: str = Field(description="Name of an entry in upstreams.")
     deployment: str = Field(min_length=1, description="The model deployment name at Foundry.")
     weight: int = Field(1, ge=1, description="Share of traffic among this route's targets.")
 
 
 class RouteConfig(_Model):
+    """A model name clients send, and the deployments that serve it."""
+
     model: str = Field(min_length=1, description="The model name clients send.")
     targets: list[TargetConfig] = Field(min_length=1)
     max_tokens_default: int | None = Field(
@@ -113,6 +131,8 @@ class RouteConfig(_Model):
 
 
 class GatewayConfig(_Model):
+    """The whole gateway config file."""
+
     server: ServerConfig = ServerConfig()
     logging: LoggingConfig = LoggingConfig()
     upstreams: list[UpstreamConfig] = Field(min_length=1)
