@@ -121,6 +121,7 @@ def _record(request: web.Request, ctx: RequestContext, status: int) -> None:
         cache_read_tokens=ctx.usage.get("cache_read_input_tokens"),
         stream_error=ctx.stream_error,
         client_disconnected=ctx.client_disconnected or None,
+        auth_retried=ctx.auth_retried or None,
         error=ctx.error,
     )
 

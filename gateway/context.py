@@ -25,6 +25,7 @@ class RequestContext:
     usage: dict[str, Any] = field(default_factory=dict)
     stream_error: str | None = None
     client_disconnected: bool = False
+    auth_retried: bool = False
     error: str | None = None
 
     def mark_first_token(self) -> None:

@@ -57,3 +57,22 @@ def configure_logging(level: str = "info", fmt: str = "json") -> None:
         logger_factory=factory,
         cache_logger_on_first_use=True,
     )
+    # Libraries log through the standard library: same format, same redaction, one stream.
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[*shared[:-1], structlog.stdlib.add_logger_name, redact_secrets],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, _stdlib_renderer(fmt)],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(numeric)
+    # azure-identity repeats each failure (with the raw response) that the sidecar already logs.
+    logging.getLogger("azure").setLevel(max(numeric, logging.ERROR))
+
+
+def _stdlib_renderer(fmt: str) -> Any:
+    if fmt == "json":
+        return structlog.processors.JSONRenderer(serializer=lambda obj, **_: orjson.dumps(obj).decode())
+    return structlog.dev.ConsoleRenderer(colors=False)

@@ -6,15 +6,18 @@ import contextlib
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
 import orjson
+import trustme
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -127,3 +130,72 @@ def stopping(*procs: Process) -> Any:
     finally:
         for p in procs:
             p.stop()
+
+
+@dataclass
+class EntraEmulator:
+    process: Process
+    authority: str  # https://127.0.0.1:PORT, what AZURE_AUTHORITY_HOST takes
+    ca_file: Path  # trusts the emulator's TLS certificate
+    public_key: Path  # verifies the access tokens it issues
+    tenant: str
+
+    def control(self, **body: Any) -> dict[str, Any]:
+        return _https_json(self.authority + "/_emulator/control", self.ca_file, body)
+
+    def stats(self) -> dict[str, Any]:
+        return _https_json(self.authority + "/_emulator/stats", self.ca_file, None)
+
+
+def _https_json(url: str, ca_file: Path, body: Any) -> dict[str, Any]:
+    context = ssl.create_default_context(cafile=str(ca_file))
+    data = None if body is None else orjson.dumps(body)
+    req = urllib.request.Request(url, data=data, method="GET" if data is None else "POST")
+    with urllib.request.urlopen(req, timeout=5, context=context) as resp:
+        result: dict[str, Any] = orjson.loads(resp.read())
+        return result
+
+
+def start_entra_emulator(
+    work: Path,
+    *,
+    tenant: str = "00000000-0000-0000-0000-0000000000aa",
+    clients: dict[str, str] | None = None,
+    cert_clients: dict[str, Path] | None = None,
+    federated_clients: dict[str, tuple[Path, str]] | None = None,
+    lifetime: int = 3600,
+) -> EntraEmulator:
+    """HTTPS with a certificate from a throwaway CA (trustme); returns what clients need to trust and verify it."""
+    ca = trustme.CA()
+    ca_file = work / "entra-ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    leaf = ca.issue_cert("127.0.0.1", "localhost")
+    cert, key = work / "entra-cert.pem", work / "entra-key.pem"
+    leaf.private_key_pem.write_to_path(str(key))
+    leaf.cert_chain_pems[0].write_to_path(str(cert))
+    for extra in leaf.cert_chain_pems[1:]:
+        extra.write_to_path(str(cert), append=True)
+    public_key = work / "entra-signing.pub.pem"
+    args = ["-m", "tests.emulators.entra", "--cert", str(cert), "--key", str(key), "--tenant", tenant]
+    args += ["--lifetime", str(lifetime), "--public-key-out", str(public_key)]
+    for client_id, secret in (clients or {}).items():
+        args += ["--client", f"{client_id}:{secret}"]
+    for client_id, pem in (cert_clients or {}).items():
+        args += ["--cert-client", f"{client_id}:{pem}"]
+    for client_id, (issuer_key, subject) in (federated_clients or {}).items():
+        args += ["--federated-client", f"{client_id}:{issuer_key}:{subject}"]
+    proc = Process("entra-emulator", args, log_dir=work)
+    port = orjson.loads(proc.wait_for_line('"listening"'))["port"]
+    return EntraEmulator(proc, f"https://127.0.0.1:{port}", ca_file, public_key, tenant)
+
+
+def start_sidecar(
+    args: list[str], env: dict[str, str], log_dir: Path, *, name: str = "token-sidecar"
+) -> tuple[Process, str]:
+    """Starts `python -m token_sidecar` with a free health port; returns it and its health base URL."""
+    port = free_port()
+    proc = Process(name, ["-m", "token_sidecar", "--health-port", str(port), "--health-host", "127.0.0.1", *args],
+                   env=env, log_dir=log_dir)  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    wait_http(base + "/healthz", proc=proc)
+    return proc, base

@@ -13,7 +13,8 @@ from aiohttp import web
 from gateway.context import RequestContext
 from gateway.errors import GatewayError, invalid_request
 from gateway.keys import METRICS, RUNTIME, SESSION
-from gateway.routing import Route, Runtime, Target
+from gateway.metrics import GatewayMetrics
+from gateway.routing import Route, Runtime, Target, Upstream
 from gateway.upstream import error_from_upstream, post, read_body, request_headers
 
 
@@ -61,16 +62,14 @@ async def open_exchange(
     headers = request_headers(upstream, request.headers, ctx.request_id, native=native)
     url = upstream.count_tokens_url if count_tokens else upstream.messages_url
     metrics = request.app[METRICS]
-    sent = time.perf_counter()
-    try:
-        response = await post(request.app[SESSION], upstream, url, body, headers)
-    except GatewayError as exc:
-        metrics.upstream_requests.labels(
-            upstream.name, target.deployment, "timeout" if exc.status == 504 else "error"
-        ).inc()
-        raise
-    metrics.upstream_duration.labels(upstream.name).observe(time.perf_counter() - sent)
-    metrics.upstream_requests.labels(upstream.name, target.deployment, str(response.status)).inc()
+    session = request.app[SESSION]
+    response = await _send(session, metrics, target, url, body, headers)
+    if response.status == 401 and _credential_changed(upstream, headers):
+        # The sidecar wrote a token the recheck interval had not noticed yet: retry once with it.
+        response.release()
+        ctx.auth_retried = True
+        headers = request_headers(upstream, request.headers, ctx.request_id, native=native)
+        response = await _send(session, metrics, target, url, body, headers)
     ctx.upstream_status = response.status
     ctx.upstream_request_id = response.headers.get("request-id") or response.headers.get("apim-request-id")
     if response.status != 200:
@@ -79,4 +78,34 @@ async def open_exchange(
         finally:
             response.release()
         raise error_from_upstream(response.status, error_body, upstream, response.headers)
+    return response
+
+
+def _credential_changed(upstream: Upstream, sent: dict[str, str]) -> bool:
+    """Re-read the credential now; True when it differs from the one just refused."""
+    upstream.credential.invalidate()
+    if not upstream.credential.status().usable:
+        return False
+    return any(sent.get(name) != value for name, value in upstream.credential.headers().items())
+
+
+async def _send(
+    session: aiohttp.ClientSession,
+    metrics: GatewayMetrics,
+    target: Target,
+    url: str,
+    body: bytes,
+    headers: dict[str, str],
+) -> aiohttp.ClientResponse:
+    upstream = target.upstream
+    sent = time.perf_counter()
+    try:
+        response = await post(session, upstream, url, body, headers)
+    except GatewayError as exc:
+        metrics.upstream_requests.labels(
+            upstream.name, target.deployment, "timeout" if exc.status == 504 else "error"
+        ).inc()
+        raise
+    metrics.upstream_duration.labels(upstream.name).observe(time.perf_counter() - sent)
+    metrics.upstream_requests.labels(upstream.name, target.deployment, str(response.status)).inc()
     return response

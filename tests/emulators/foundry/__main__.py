@@ -1,4 +1,4 @@
-"""python -m tests.emulators.foundry --port N --api-key KEY [--bearer-token T ...]"""
+"""python -m tests.emulators.foundry --port N --api-key KEY [--bearer-token T | --jwt-public-key PEM]"""
 
 from __future__ import annotations
 
@@ -6,28 +6,26 @@ import argparse
 import asyncio
 import contextlib
 import sys
+from pathlib import Path
 
 import orjson
 from aiohttp import web
 
-from tests.emulators.foundry.server import EmulatorState, create_app
+from tests.emulators.foundry.server import BearerCheck, EmulatorState, create_app, jwt_bearer_check
 
 
-async def serve(args: argparse.Namespace) -> None:
-    tokens = set(args.bearer_token)
-    state = EmulatorState(
-        api_keys=set(args.api_key),
-        bearer_check=(lambda t: None if t in tokens else "unknown token") if tokens else None,
-        deployments=set(args.deployment) if args.deployment else None,
-        event_delay=args.event_delay,
-    )
+async def serve(host: str, port: int, state: EmulatorState) -> None:
     runner = web.AppRunner(create_app(state), access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, args.host, args.port)
+    site = web.TCPSite(runner, host, port)
     await site.start()
     sys.stdout.write(orjson.dumps({"event": "listening", "port": runner.addresses[0][1]}).decode() + "\n")
     sys.stdout.flush()
     await asyncio.Event().wait()
+
+
+def _static_tokens(tokens: set[str]) -> BearerCheck:
+    return lambda token: None if token in tokens else "unknown token"
 
 
 def main() -> None:
@@ -36,13 +34,25 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--api-key", action="append", default=[], help="an accepted API key (repeatable)")
     parser.add_argument("--bearer-token", action="append", default=[], help="an accepted bearer token (repeatable)")
+    parser.add_argument("--jwt-public-key", help="verify Bearer tokens as Entra JWTs signed by this key (PEM)")
     parser.add_argument(
         "--deployment", action="append", default=[], help="a deployment name (repeatable; default: any)"
     )
     parser.add_argument("--event-delay", type=float, default=0.0, help="seconds between stream events")
     args = parser.parse_args()
+    bearer_check: BearerCheck | None = None
+    if args.jwt_public_key:
+        bearer_check = jwt_bearer_check(Path(args.jwt_public_key).read_bytes())
+    elif args.bearer_token:
+        bearer_check = _static_tokens(set(args.bearer_token))
+    state = EmulatorState(
+        api_keys=set(args.api_key),
+        bearer_check=bearer_check,
+        deployments=set(args.deployment) if args.deployment else None,
+        event_delay=args.event_delay,
+    )
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(args))
+        asyncio.run(serve(args.host, args.port, state))
 
 
 if __name__ == "__main__":

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import secrets
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import jwt
 import orjson
 from aiohttp import web
+from cryptography.hazmat.primitives import serialization
 
 from tests.emulators.foundry.respond import build_message, count_input_tokens, stream_events
 from tests.emulators.foundry.validate import InvalidRequest, validate_request
@@ -74,6 +76,26 @@ class EmulatorState:
 
 
 STATE: web.AppKey[EmulatorState] = web.AppKey("state")
+
+FOUNDRY_AUDIENCES = ("https://ai.azure.com", "https://cognitiveservices.azure.com")
+
+
+def jwt_bearer_check(public_key_pem: bytes, audiences: Sequence[str] = FOUNDRY_AUDIENCES) -> BearerCheck:
+    """Checks Entra access tokens as Foundry does: signature, audience, expiry."""
+    key = serialization.load_pem_public_key(public_key_pem)
+
+    def check(token: str) -> str | None:
+        try:
+            jwt.decode(token, key, algorithms=["RS256"], audience=list(audiences), options={"require": ["exp", "aud"]})  # type: ignore[arg-type]
+        except jwt.ExpiredSignatureError:
+            return "the token has expired"
+        except jwt.InvalidAudienceError:
+            return f"audience is incorrect (expected one of {', '.join(audiences)})"
+        except jwt.InvalidTokenError as exc:
+            return f"the token is invalid ({type(exc).__name__})"
+        return None
+
+    return check
 
 
 def _ids() -> dict[str, str]:

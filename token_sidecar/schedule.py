@@ -1,0 +1,31 @@
+"""When to refresh and how long to back off: pure functions of the clock and a random draw."""
+
+from __future__ import annotations
+
+MIN_DELAY = 0.5  # never spin, whatever the token's lifetime
+
+
+def refresh_delay(
+    now: float,
+    expires_on: float,
+    refresh_on: float | None,
+    *,
+    fraction: float,
+    jitter: float,
+    draw: float,
+) -> float:
+    """Seconds until the next refresh of a token just obtained at `now`.
+
+    Entra's `refresh_on` wins when it lies ahead; otherwise at `fraction` of the lifetime.
+    Jitter only moves the refresh earlier (by up to `jitter` of the wait), so pods that
+    started together spread out without ever running a token closer to its expiry.
+    """
+    wait = refresh_on - now if refresh_on is not None and refresh_on > now else (expires_on - now) * fraction
+    wait -= wait * jitter * draw
+    return max(wait, MIN_DELAY)
+
+
+def backoff_delay(failures: int, *, initial: float, maximum: float, draw: float) -> float:
+    """Capped exponential backoff with equal jitter: half fixed, half random."""
+    ceiling = min(maximum, initial * 2 ** max(failures - 1, 0))
+    return float(ceiling / 2 + ceiling / 2 * draw)
