@@ -101,8 +101,7 @@ def _record(request: web.Request, ctx: RequestContext, status: int) -> None:
         metrics.stream_errors.labels(ctx.route, dialect, ctx.stream_error).inc()
     if ctx.client_disconnected:
         metrics.client_disconnects.labels(ctx.route, dialect).inc()
-    log.info(
-        "request",
+    fields = dict(
         request_id=ctx.request_id,
         method=request.method,
         path=request.path,
@@ -124,6 +123,8 @@ def _record(request: web.Request, ctx: RequestContext, status: int) -> None:
         auth_retried=ctx.auth_retried or None,
         error=ctx.error,
     )
+    # Unset fields are left out: one short line per request is what people read.
+    log.info("request", **{k: v for k, v in fields.items() if v is not None})
 
 
 def create_app(config: GatewayConfig, registry: CollectorRegistry | None = None) -> web.Application:

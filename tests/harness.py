@@ -38,6 +38,7 @@ class Process:
     ) -> None:
         self.name = name
         log_dir = log_dir or Path(tempfile.mkdtemp(prefix="fgw-"))
+        log_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = log_dir / f"{name}.log"
         self._log: TextIO = self.log_path.open("w")
         self.popen = subprocess.Popen(
@@ -49,7 +50,8 @@ class Process:
         )
 
     def log(self) -> str:
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return self.log_path.read_text()
 
     def wait_for_line(self, needle: str, timeout: float = 15.0) -> str:
@@ -104,6 +106,7 @@ def start_gateway(
     Returns the process, its base URL and the config file's path.
     """
     log_dir = log_dir or Path(tempfile.mkdtemp(prefix="fgw-"))
+    log_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     config = {**config, "server": {**config.get("server", {}), "host": "127.0.0.1", "port": port}}
     path = log_dir / "gateway.yaml"

@@ -86,7 +86,8 @@ def _errors(source: str, exc: ValidationError) -> SidecarConfigError:
 
 def parse_args(argv: Sequence[str] | None, env: Mapping[str, str]) -> argparse.Namespace:
     def default(name: str, fallback: Any = None) -> Any:
-        return env.get(f"TOKEN_SIDECAR_{name}", fallback)
+        # An empty variable means unset, as Kubernetes renders optional values.
+        return env.get(f"TOKEN_SIDECAR_{name}") or fallback
 
     p = argparse.ArgumentParser(prog="python -m token_sidecar", description="Keeps Entra ID tokens fresh in files.")
     p.add_argument("--config", default=default("CONFIG"), help="YAML file with several tokens")
@@ -99,7 +100,7 @@ def parse_args(argv: Sequence[str] | None, env: Mapping[str, str]) -> argparse.N
     p.add_argument("--ready-margin", type=float, default=float(default("READY_MARGIN", 300)))
     p.add_argument("--retry-initial", type=float, default=float(default("RETRY_INITIAL", 2)))
     p.add_argument("--retry-max", type=float, default=float(default("RETRY_MAX", 300)))
-    p.add_argument("--ca-file", default=default("CA_FILE", env.get("SSL_CERT_FILE")))
+    p.add_argument("--ca-file", default=default("CA_FILE", env.get("SSL_CERT_FILE") or None))
     p.add_argument("--log-format", default=default("LOG_FORMAT", "json"))
     p.add_argument("--log-level", default=default("LOG_LEVEL", "info"))
     p.add_argument(

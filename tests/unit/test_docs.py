@@ -10,6 +10,7 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry
 
 from gateway.metrics import GatewayMetrics, TokenExpiryCollector
+from token_sidecar.metrics import SidecarMetrics
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -21,10 +22,8 @@ def test_configuration_doc_is_generated_from_the_schema() -> None:
     assert result.returncode == 0, result.stderr
 
 
-def test_metrics_doc_lists_exactly_what_the_gateway_registers() -> None:
-    registry = CollectorRegistry()
-    GatewayMetrics(registry)
-    registry.register(TokenExpiryCollector(lambda: [("u", 1.0)]))
+def emitted_metrics(registry: CollectorRegistry, defined: object) -> dict[str, set[str]]:
+    """Metric name -> label names, from what a registry emits plus what `defined` declares."""
     emitted: dict[str, set[str]] = {}
     for family in registry.collect():
         for sample in family.samples:
@@ -32,16 +31,31 @@ def test_metrics_doc_lists_exactly_what_the_gateway_registers() -> None:
                 continue
             emitted.setdefault(sample.name, set()).update(k for k in sample.labels if k != "le")
     # Metrics with labels emit no sample until used; add their names from the definitions.
-    metrics = GatewayMetrics(CollectorRegistry())
-    for attr in vars(metrics).values():
+    for attr in vars(defined).values():
         name = getattr(attr, "_name", None)
         if name and getattr(attr, "_type", "") in ("counter", "histogram", "gauge"):
             full = name + "_total" if attr._type == "counter" else name
             emitted.setdefault(full, set()).update(attr._labelnames)
+    return emitted
 
+
+def documented_metrics(prefix: str) -> dict[str, set[str]]:
     doc = (ROOT / "docs" / "metrics.md").read_text()
-    documented = {
+    return {
         m.group(1): {label.strip() for label in m.group(2).split(",") if label.strip()}
-        for m in re.finditer(r"^\| `(foundry_gateway_\w+)` \| \w+ \|([^|]*)\|", doc, re.M)
+        for m in re.finditer(rf"^\| `({prefix}\w+)` \| \w+ \|([^|]*)\|", doc, re.M)
     }
-    assert documented == emitted
+
+
+def test_metrics_doc_lists_exactly_what_the_gateway_registers() -> None:
+    registry = CollectorRegistry()
+    metrics = GatewayMetrics(registry)
+    registry.register(TokenExpiryCollector(lambda: [("u", 1.0)]))
+    assert documented_metrics("foundry_gateway_") == emitted_metrics(registry, metrics)
+
+
+def test_metrics_doc_lists_exactly_what_the_sidecar_registers() -> None:
+    registry = CollectorRegistry()
+    metrics = SidecarMetrics(registry)
+    metrics.init_token("default")
+    assert documented_metrics("token_sidecar_") == emitted_metrics(registry, metrics)
