@@ -65,6 +65,7 @@ class SidecarConfig(_Model):
     ready_margin_seconds: float = Field(300, ge=0, description="Ready while every token has more than this left.")
     refresh_fraction: float = Field(2 / 3, gt=0, lt=1, description="Refresh at this share of the lifetime.")
     jitter_fraction: float = Field(0.1, ge=0, lt=1, description="Refresh up to this share earlier, at random.")
+    attempt_timeout_seconds: float = Field(30, gt=0, description="Give up on one token request after this long.")
     retry_initial_seconds: float = Field(2, gt=0)
     retry_max_seconds: float = Field(300, gt=0)
     ca_file: Path | None = Field(None, description="CA bundle for Entra's TLS (corporate proxies, tests).")
@@ -98,6 +99,7 @@ def parse_args(argv: Sequence[str] | None, env: Mapping[str, str]) -> argparse.N
     p.add_argument("--health-host", default=default("HEALTH_HOST", "0.0.0.0"))
     p.add_argument("--health-port", type=int, default=int(default("HEALTH_PORT", 8081)))
     p.add_argument("--ready-margin", type=float, default=float(default("READY_MARGIN", 300)))
+    p.add_argument("--attempt-timeout", type=float, default=float(default("ATTEMPT_TIMEOUT", 30)))
     p.add_argument("--retry-initial", type=float, default=float(default("RETRY_INITIAL", 2)))
     p.add_argument("--retry-max", type=float, default=float(default("RETRY_MAX", 300)))
     p.add_argument("--ca-file", default=default("CA_FILE", env.get("SSL_CERT_FILE") or None))
@@ -141,6 +143,7 @@ def load(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         "health_host": args.health_host,
         "health_port": args.health_port,
         "ready_margin_seconds": args.ready_margin,
+        "attempt_timeout_seconds": args.attempt_timeout,
         "retry_initial_seconds": args.retry_initial,
         "retry_max_seconds": args.retry_max,
         "ca_file": args.ca_file,

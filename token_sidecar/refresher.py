@@ -24,6 +24,8 @@ CredentialFactory = Callable[[TokenSpec, str | None], AsyncSupportsTokenInfo]
 
 def describe_failure(exc: BaseException) -> str:
     """A one-line reason for logs. azure-identity's messages carry AADSTS codes, never the secret."""
+    if isinstance(exc, TimeoutError):
+        return "TimeoutError: Entra ID did not answer within the attempt timeout"
     message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
     return f"{type(exc).__name__}: {message.splitlines()[0][:500]}"
 
@@ -61,7 +63,10 @@ class TokenRefresher:
         try:
             credential = self._factory(self.spec, str(self._config.ca_file) if self._config.ca_file else None)
             async with credential:
-                info = await credential.get_token_info(self.spec.scope)
+                # A hung Entra must not hang the loop: a timeout is a failure like any other.
+                info = await asyncio.wait_for(
+                    credential.get_token_info(self.spec.scope), self._config.attempt_timeout_seconds
+                )
             token = Token(info.token, float(info.expires_on), info.token_type or "Bearer", info.refresh_on)
             await asyncio.to_thread(write_token, self.spec.output, token, self.spec.mode)
         except Exception as exc:

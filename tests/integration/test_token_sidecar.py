@@ -174,6 +174,14 @@ def test_bad_credentials_fail_once_clearly(setup: Setup, tmp_path: Path, env: di
     assert SECRET not in result.stdout + result.stderr
 
 
+def test_a_hung_entra_is_a_failure_not_a_hang(setup: Setup, tmp_path: Path) -> None:
+    setup.entra.control(outage="hang")
+    started = time.monotonic()
+    result = run_once(setup.env(), "--output", str(tmp_path / "t.json"), "--attempt-timeout", "1")
+    assert result.returncode != 0 and "did not answer within the attempt timeout" in result.stderr
+    assert time.monotonic() - started < 20
+
+
 def metric(text: str, name: str) -> float:
     for line in text.splitlines():
         if line.startswith(name + " ") or line.startswith(name + "{"):
