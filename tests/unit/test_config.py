@@ -51,6 +51,8 @@ def with_change(path: str, value: Any) -> dict[str, Any]:
 
 def test_the_documented_shape_parses() -> None:
     config = parse_config(GOOD)
+    auth: Any = parse_config(with_change("upstreams[0].auth.token_file", None)).upstreams[0].auth
+    assert str(auth.token_file) == "/var/run/foundry-token/token.json", "the chart's mount path is the default"
     assert config.upstreams[0].messages_url == "https://my-resource.services.ai.azure.com/anthropic/v1/messages"
     assert config.routes[0].targets[0].weight == 1
     assert config.server.max_body_bytes == 32 * 1024 * 1024
@@ -74,7 +76,7 @@ BAD = [
     ("routes[0].targets", [], "routes[0].targets", "at least 1"),
     ("routes[0].targets[0].upstream", "eastus", "routes[0].targets[0].upstream", "'eastus', which is not defined"),
     ("upstreams[0].auth.type", "magic", "upstreams[0].auth", "does not match any of the expected tags"),
-    ("upstreams[0].auth.token_file", None, "upstreams[0].auth.token_file", "Field required"),
+    ("upstreams[0].auth.token_file", 5, "upstreams[0].auth.token_file", "Input is not a valid path"),
     ("upstreams[1].auth.key_file", "/k", "upstreams[1].auth", "exactly one of key_env or key_file"),
     ("upstreams[0].base_url", "ftp://x", "upstreams[0].base_url", "must be an http(s) URL"),
     ("upstreams[1].name", "eastus2", "upstreams[1].name", "duplicate upstream name"),
