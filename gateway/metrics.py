@@ -12,7 +12,8 @@ from gateway import __version__
 
 # LLM calls run from milliseconds (errors, cached short answers) to minutes (long thinking).
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600)
-TOKEN_TYPES = ("input", "output", "cache_read", "cache_creation")
+# Claude streams tens to a few hundred tokens a second.
+TOKEN_INTERVAL_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.2, 0.5, 1)
 
 
 class GatewayMetrics:
@@ -36,6 +37,13 @@ class GatewayMetrics:
             "Time from request received to the first streamed content sent to the client.",
             ["route", "dialect"],
             buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.time_per_output_token = Histogram(
+            "foundry_gateway_time_per_output_token_seconds",
+            "Stream time after the first token, divided by the output tokens after it.",
+            ["route", "dialect"],
+            buckets=TOKEN_INTERVAL_BUCKETS,
             registry=registry,
         )
         self.tokens = Counter(

@@ -34,15 +34,21 @@ class Process:
     """A child process whose output goes to a log file that tests can read afterwards."""
 
     def __init__(
-        self, name: str, args: list[str], env: dict[str, str] | None = None, log_dir: Path | None = None
+        self,
+        name: str,
+        args: list[str],
+        env: dict[str, str] | None = None,
+        log_dir: Path | None = None,
+        executable: list[str] | None = None,
     ) -> None:
+        """Runs `python ARGS` (the project's modules), or `executable` for another program."""
         self.name = name
         log_dir = log_dir or Path(tempfile.mkdtemp(prefix="fgw-"))
         log_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = log_dir / f"{name}.log"
         self._log: TextIO = self.log_path.open("w")
         self.popen = subprocess.Popen(
-            [sys.executable, *args],
+            executable or [sys.executable, *args],
             cwd=ROOT,
             env={**os.environ, **(env or {})},
             stdout=self._log,

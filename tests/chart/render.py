@@ -43,3 +43,10 @@ def one(objects: list[dict[str, Any]], kind: str) -> dict[str, Any]:
     found = by_kind(objects, kind)
     assert len(found) == 1, f"expected one {kind}, found {len(found)}"
     return found[0]
+
+
+def gateway_config(objects: list[dict[str, Any]]) -> dict[str, Any]:
+    """The ConfigMap that holds the gateway's config.yaml (dashboards are ConfigMaps too)."""
+    found = [o for o in by_kind(objects, "ConfigMap") if "config.yaml" in o.get("data", {})]
+    assert len(found) == 1, f"expected one gateway ConfigMap, found {len(found)}"
+    return found[0]

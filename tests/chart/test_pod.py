@@ -8,7 +8,7 @@ import openai
 import yaml
 
 from tests.chart.kubelet import Pod
-from tests.chart.render import one, render
+from tests.chart.render import gateway_config, one, render
 from tests.harness import free_port, start_entra_emulator, start_foundry_emulator
 
 SECRET = "chart-pod-client-secret-31c7"
@@ -52,7 +52,7 @@ def test_rendered_pod_serves_a_request_through_the_service_port(tmp_path: Path) 
         assert reply.choices[0].message.content == "You said: hi pod"
         assert [m.id for m in client.models.list()] == ["claude-sonnet-4-5"]
 
-        config = yaml.safe_load(one(objects, "ConfigMap")["data"]["config.yaml"])
+        config = yaml.safe_load(gateway_config(objects)["data"]["config.yaml"])
         assert config["upstreams"][0]["auth"]["token_file"] == "/var/run/foundry-token/token.json"
         token_dir = pod.volumes["token"]
         assert (token_dir / "token.json").exists(), "the sidecar wrote into the shared volume"

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from gateway.config import parse_config
-from tests.chart.render import CHART, SCENARIOS, by_kind, helm, one, render
+from tests.chart.render import CHART, SCENARIOS, by_kind, gateway_config, helm, one, render
 from tests.harness import ROOT
 
 KUBERNETES_VERSIONS = ["1.31.0", "1.35.0"]
@@ -52,7 +52,7 @@ def test_custom_resources(tmp_path: Path) -> None:
 @pytest.mark.parametrize("values", SCENARIOS, ids=SCENARIO_IDS)
 def test_rendered_config_is_what_the_gateway_accepts(values: Path) -> None:
     objects = render(values)
-    config_map = one(objects, "ConfigMap")
+    config_map = gateway_config(objects)
     config = parse_config(yaml.safe_load(config_map["data"]["config.yaml"]), f"{values.name} ConfigMap")
     deployment = one(objects, "Deployment")
     pod = deployment["spec"]["template"]["spec"]

@@ -1,0 +1,242 @@
+"""Writes the Grafana dashboards the chart ships (helm/foundry-gateway/dashboards/*.json).
+
+Panels are declared once here, so every one gets a datasource variable, $__rate_interval,
+a unit and a stable uid. `--check` fails when the committed files are stale; the tests also
+run every query against a real Prometheus scraping the gateway and the sidecar.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+OUT = Path(__file__).resolve().parent.parent / "helm" / "foundry-gateway" / "dashboards"
+NS = '{namespace=~"$namespace"}'
+RI = "$__rate_interval"
+
+
+S5XX = '{namespace=~"$namespace", status=~"5.."}'
+S429 = '{namespace=~"$namespace", status="429"}'
+
+
+@dataclass(frozen=True)
+class Panel:
+    title: str
+    unit: str
+    targets: tuple[tuple[str, str], ...]  # (expr, legend)
+    description: str = ""
+    kind: str = "timeseries"
+
+
+def quantiles(metric: str, by: str, label: str) -> tuple[tuple[str, str], ...]:
+    return tuple(
+        (
+            f"histogram_quantile({q}, sum by ({by}, le) (rate({metric}_bucket{NS}[{RI}])))",
+            f"p{int(q * 100)} {{{{{label}}}}}",
+        )
+        for q in (0.5, 0.95)
+    )
+
+
+OVERVIEW = (
+    Panel(
+        "Requests by route",
+        "reqps",
+        ((f"sum by (route) (rate(foundry_gateway_requests_total{NS}[{RI}]))", "{{route}}"),),
+    ),
+    Panel(
+        "5xx ratio by route",
+        "percentunit",
+        (
+            (
+                f"sum by (route) (rate(foundry_gateway_requests_total{S5XX}[{RI}]))"
+                f" / sum by (route) (rate(foundry_gateway_requests_total{NS}[{RI}]))",
+                "{{route}}",
+            ),
+        ),
+        "Share of requests answered with a server error (502, 503, 504, Foundry's 5xx and 529).",
+    ),
+    Panel(
+        "Responses by status",
+        "reqps",
+        ((f"sum by (status) (rate(foundry_gateway_requests_total{NS}[{RI}]))", "{{status}}"),),
+    ),
+    Panel(
+        "Request duration by route",
+        "s",
+        quantiles("foundry_gateway_request_duration_seconds", "route", "route"),
+        "From request received to response complete; streams included.",
+    ),
+    Panel(
+        "Time to first token by route", "s", quantiles("foundry_gateway_time_to_first_token_seconds", "route", "route")
+    ),
+    Panel(
+        "Time per output token by route",
+        "s",
+        quantiles("foundry_gateway_time_per_output_token_seconds", "route", "route"),
+    ),
+    Panel(
+        "Tokens per second by type",
+        "short",
+        ((f"sum by (type) (rate(foundry_gateway_tokens_total{NS}[{RI}]))", "{{type}}"),),
+        "input, output, cache_read and cache_creation tokens reported by Foundry.",
+    ),
+    Panel(
+        "Upstream responses by status",
+        "reqps",
+        (
+            (
+                f"sum by (upstream, status) (rate(foundry_gateway_upstream_requests_total{NS}[{RI}]))",
+                "{{upstream}} {{status}}",
+            ),
+        ),
+    ),
+    Panel(
+        "Upstream 429s by deployment",
+        "reqps",
+        (
+            (
+                f"sum by (upstream, deployment) (rate(foundry_gateway_upstream_requests_total{S429}[{RI}]))",
+                "{{upstream}}/{{deployment}}",
+            ),
+        ),
+        "Foundry throttling: the deployment's quota is exhausted.",
+    ),
+    Panel(
+        "Upstream latency to headers",
+        "s",
+        quantiles("foundry_gateway_upstream_duration_seconds", "upstream", "upstream"),
+    ),
+    Panel("In-flight requests", "short", ((f"sum(foundry_gateway_in_flight_requests{NS})", "in flight"),)),
+    Panel(
+        "Streams ended by an error",
+        "reqps",
+        ((f"sum by (route, reason) (rate(foundry_gateway_stream_errors_total{NS}[{RI}]))", "{{route}} {{reason}}"),),
+    ),
+    Panel(
+        "Client disconnects",
+        "reqps",
+        ((f"sum by (route) (rate(foundry_gateway_client_disconnects_total{NS}[{RI}]))", "{{route}}"),),
+    ),
+)
+
+TOKENS = (
+    Panel(
+        "Gateway: time until each upstream's token expires",
+        "s",
+        (
+            (
+                f"min by (upstream) (foundry_gateway_upstream_token_expiry_timestamp_seconds{NS}) - time()",
+                "{{upstream}}",
+            ),
+        ),
+        "Alert FoundryGatewayTokenExpiringSoon fires under 10 minutes.",
+    ),
+    Panel(
+        "Sidecar: time until the written token expires",
+        "s",
+        ((f"min by (token) (token_sidecar_token_expiry_timestamp_seconds{NS}) - time()", "{{token}}"),),
+    ),
+    Panel(
+        "Sidecar: refreshes by result",
+        "ops",
+        ((f"sum by (token, result) (rate(token_sidecar_refresh_attempts_total{NS}[{RI}]))", "{{token}} {{result}}"),),
+    ),
+    Panel(
+        "Sidecar: consecutive refresh failures",
+        "short",
+        ((f"max by (token) (token_sidecar_consecutive_failures{NS})", "{{token}}"),),
+        "0 when healthy; alert TokenSidecarRefreshFailing fires at 3 for 5 minutes.",
+    ),
+    Panel(
+        "Sidecar: time since the last successful refresh",
+        "s",
+        ((f"time() - max by (token) (token_sidecar_last_success_timestamp_seconds{NS})", "{{token}}"),),
+    ),
+)
+
+
+def dashboard(uid: str, title: str, panels: tuple[Panel, ...], metric_for_namespaces: str) -> dict[str, Any]:
+    rendered = []
+    for i, panel in enumerate(panels):
+        rendered.append(
+            {
+                "id": i + 1,
+                "type": panel.kind,
+                "title": panel.title,
+                "description": panel.description,
+                "datasource": {"type": "prometheus", "uid": "${datasource}"},
+                "gridPos": {"h": 8, "w": 12, "x": 12 * (i % 2), "y": 8 * (i // 2)},
+                "fieldConfig": {"defaults": {"unit": panel.unit}, "overrides": []},
+                "options": {"legend": {"displayMode": "list", "placement": "bottom"}, "tooltip": {"mode": "multi"}},
+                "targets": [
+                    {
+                        "refId": chr(ord("A") + j),
+                        "datasource": {"type": "prometheus", "uid": "${datasource}"},
+                        "expr": expr,
+                        "legendFormat": legend,
+                    }
+                    for j, (expr, legend) in enumerate(panel.targets)
+                ],
+            }
+        )
+    return {
+        "uid": uid,
+        "title": title,
+        "tags": ["foundry-gateway"],
+        "timezone": "utc",
+        "schemaVersion": 39,
+        "version": 1,
+        "refresh": "30s",
+        "time": {"from": "now-3h", "to": "now"},
+        "templating": {
+            "list": [
+                {"name": "datasource", "label": "Data source", "type": "datasource", "query": "prometheus"},
+                {
+                    "name": "namespace",
+                    "label": "Namespace",
+                    "type": "query",
+                    "datasource": {"type": "prometheus", "uid": "${datasource}"},
+                    "query": f"label_values({metric_for_namespaces}, namespace)",
+                    "includeAll": True,
+                    "allValue": ".*",
+                    "multi": True,
+                    "refresh": 2,
+                },
+            ]
+        },
+        "panels": rendered,
+    }
+
+
+DASHBOARDS = {
+    "foundry-gateway-overview.json": dashboard(
+        "foundry-gateway-overview", "Foundry gateway: overview", OVERVIEW, "foundry_gateway_build_info"
+    ),
+    "foundry-gateway-tokens.json": dashboard(
+        "foundry-gateway-tokens", "Foundry gateway: Entra tokens", TOKENS, "token_sidecar_build_info"
+    ),
+}
+
+
+def main() -> int:
+    stale = []
+    for name, board in DASHBOARDS.items():
+        text = json.dumps(board, indent=2) + "\n"
+        path = OUT / name
+        if "--check" in sys.argv:
+            if not path.exists() or path.read_text() != text:
+                stale.append(str(path))
+        else:
+            path.write_text(text)
+    if stale:
+        print("stale: " + ", ".join(stale) + "; run python scripts/gen_dashboards.py", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
