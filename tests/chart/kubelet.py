@@ -10,19 +10,26 @@ the one liberty taken: processes here cannot mount at /etc or /var/run.
 from __future__ import annotations
 
 import base64
+import json
 import re
 import time
 import urllib.request
 from pathlib import Path
 from typing import Any
 
-from tests.harness import Process
+from tests.harness import ROOT, Process
 
-# What each image's ENTRYPOINT runs (Dockerfile.gateway, Dockerfile.sidecar).
-IMAGE_ENTRYPOINTS = {
-    "gateway": ["-m", "gateway"],
-    "token-sidecar": ["-m", "token_sidecar"],
-}
+
+def _entrypoint(dockerfile: str) -> list[str]:
+    """The Dockerfile's ENTRYPOINT, with the image's venv python replaced by this one (the Process default)."""
+    line = next(ln for ln in (ROOT / dockerfile).read_text().splitlines() if ln.startswith("ENTRYPOINT "))
+    command: list[str] = json.loads(line.removeprefix("ENTRYPOINT "))
+    assert command[0] == "/opt/venv/bin/python", command
+    return command[1:]
+
+
+# What each container's image runs: read from the Dockerfiles, so the chart and the images agree.
+IMAGE_ENTRYPOINTS = {"gateway": _entrypoint("Dockerfile.gateway"), "token-sidecar": _entrypoint("Dockerfile.sidecar")}
 
 
 class Pod:
