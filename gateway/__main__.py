@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import signal
 import sys
+from pathlib import Path
 
 import structlog
 from aiohttp import web
@@ -13,14 +14,23 @@ from aiohttp import web
 from gateway import __version__
 from gateway.app import create_app
 from gateway.config import ConfigError, GatewayConfig, load_config
+from gateway.keys import LOAD
 from gateway.logging import configure_logging
 
 log = structlog.get_logger("gateway")
 
 
-async def serve(config: GatewayConfig) -> None:
-    app = create_app(config)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+async def serve(config: GatewayConfig, config_path: Path) -> None:
+    app = create_app(config, config_path=config_path)
+    server = config.server
+    # handler_cancellation: a client that goes away cancels its handler, and with it the upstream request.
+    runner = web.AppRunner(
+        app,
+        access_log=None,
+        handle_signals=False,
+        handler_cancellation=True,
+        shutdown_timeout=server.drain_timeout_seconds,
+    )
     await runner.setup()
     site = web.TCPSite(runner, config.server.host, config.server.port, backlog=1024)
     await site.start()
@@ -31,8 +41,14 @@ async def serve(config: GatewayConfig) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
-    log.info("stopping")
+    # Drain: unready at once, keep serving while endpoints propagate, then stop accepting and
+    # give in-flight requests and streams up to the drain timeout.
+    app[LOAD].draining = True
+    log.info("draining", delay_s=server.drain_delay_seconds, timeout_s=server.drain_timeout_seconds,
+             in_flight=app[LOAD].active)  # fmt: skip
+    await asyncio.sleep(server.drain_delay_seconds)
     await runner.cleanup()
+    log.info("stopped")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,9 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a dependency on every platform the images run on
-        asyncio.run(serve(config))
+        asyncio.run(serve(config, Path(args.config)))
     else:
-        uvloop.run(serve(config))
+        uvloop.run(serve(config, Path(args.config)))
     return 0
 
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 import orjson
 import structlog
@@ -12,11 +15,12 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 from prometheus_client.aiohttp import make_aiohttp_handler
 
+from gateway import reload
 from gateway.config import GatewayConfig
-from gateway.context import RequestContext
+from gateway.context import Load, RequestContext
 from gateway.errors import Dialect, GatewayError
 from gateway.handlers import chat_completions, info, messages
-from gateway.keys import CONTEXT, METRICS, RUNTIME, SESSION
+from gateway.keys import CONTEXT, LOAD, METRICS, RUNTIME, SESSION
 from gateway.metrics import GatewayMetrics, TokenExpiryCollector
 from gateway.routing import Runtime
 from gateway.upstream import session_for
@@ -59,7 +63,21 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     ctx = RequestContext(request_id=request_id[:128], dialect=dialect_of(request.path))
     request[CONTEXT] = ctx
     metrics = request.app[METRICS]
+    load = request.app[LOAD]
+    if load.active >= load.limit:
+        metrics.concurrency_rejections.inc()
+        err = GatewayError(
+            429,
+            f"The gateway is serving its limit of {load.limit} concurrent requests; retry shortly",
+            error_type="rate_limit_error",
+            headers={"retry-after": "1"},
+        )
+        ctx.error = err.message
+        _record(request, ctx, err.status)
+        return _error_response(err, ctx)
+    load.active += 1
     metrics.in_flight.inc()
+    response: web.StreamResponse
     try:
         try:
             response = await handler(request)
@@ -73,7 +91,13 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     except GatewayError as err:
         ctx.error = err.message
         response = _error_response(err, ctx)
+    except asyncio.CancelledError:
+        # The client went away and aiohttp cancelled the handler; the upstream request went with it.
+        ctx.client_disconnected = True
+        _record(request, ctx, 499)
+        raise
     finally:
+        load.active -= 1
         metrics.in_flight.dec()
     _record(request, ctx, response.status)
     return response
@@ -124,18 +148,22 @@ def _record(request: web.Request, ctx: RequestContext, status: int) -> None:
         stream_error=ctx.stream_error,
         client_disconnected=ctx.client_disconnected or None,
         auth_retried=ctx.auth_retried or None,
+        retries=ctx.retries or None,
         error=ctx.error,
     )
     # Unset fields are left out: one short line per request is what people read.
     log.info("request", **{k: v for k, v in fields.items() if v is not None})
 
 
-def create_app(config: GatewayConfig, registry: CollectorRegistry | None = None) -> web.Application:
+def create_app(
+    config: GatewayConfig, registry: CollectorRegistry | None = None, config_path: Path | None = None
+) -> web.Application:
     registry = registry or CollectorRegistry()
     runtime = Runtime(config)
     app = web.Application(middlewares=[observe], client_max_size=config.server.max_body_bytes)
     app[RUNTIME] = runtime
     app[METRICS] = GatewayMetrics(registry)
+    app[LOAD] = Load(config.server.max_concurrent_requests)
     registry.register(
         TokenExpiryCollector(
             lambda: [(name, u.credential.status().expires_on) for name, u in app[RUNTIME].upstreams.items()]
@@ -148,6 +176,16 @@ def create_app(config: GatewayConfig, registry: CollectorRegistry | None = None)
         await app[SESSION].close()
 
     app.cleanup_ctx.append(upstream_session)
+    if config_path is not None:
+
+        async def config_watcher(app: web.Application) -> AsyncIterator[None]:
+            task = asyncio.create_task(reload.watch(app, config_path))
+            yield
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+        app.cleanup_ctx.append(config_watcher)
     app.on_response_prepare.append(_add_request_id)
     for path in ("/v1/chat/completions", "/chat/completions"):
         app.router.add_post(path, chat_completions.chat_completions)

@@ -37,6 +37,42 @@ class ServerConfig(_Model):
         ge=1,
         description="Most connections open to Foundry at once; it bounds concurrent upstream requests and streams.",
     )
+    max_concurrent_requests: int = Field(
+        2048, ge=1, description="Requests served at once; more get 429 with retry-after at once instead of queueing."
+    )
+    heartbeat_seconds: float = Field(
+        15,
+        gt=0,
+        description="SSE comment sent on a stream that has been quiet this long (load balancer idle timeouts).",
+    )
+    drain_delay_seconds: float = Field(
+        5, ge=0, description="After SIGTERM: /readyz fails at once, new connections are still served this long."
+    )
+    drain_timeout_seconds: float = Field(
+        100, ge=0, description="After the delay: in-flight requests and streams get this long to finish."
+    )
+
+
+class RetryConfig(_Model):
+    """Retries and fallbacks, before the first byte reaches the client only."""
+
+    max_attempts: int = Field(3, ge=1, le=10, description="Attempts per request, across the route's targets.")
+    budget_ratio: float = Field(
+        0.2, ge=0, le=1, description="Retries allowed as a share of requests (over 10 s), so an outage is no storm."
+    )
+    budget_min_per_second: float = Field(
+        2, ge=0, description="Retries always allowed per second, however few requests."
+    )
+    retry_after_cap_seconds: float = Field(
+        5, ge=0, description="Longest retry-after the gateway waits out itself; longer ones go back to the client."
+    )
+    retry_after_cooldown: bool = Field(
+        True, description="Skip a target for the retry-after Foundry sends with a 429, 503 or 529."
+    )
+    cooldown_failures: int = Field(3, ge=1, description="Consecutive failures that put a target in cooldown.")
+    cooldown_seconds: float = Field(
+        10, gt=0, description="How long a failing target is skipped before it is probed again."
+    )
 
 
 class LoggingConfig(_Model):
@@ -128,6 +164,10 @@ class RouteConfig(_Model):
 
     model: str = Field(min_length=1, description="The model name clients send.")
     targets: list[TargetConfig] = Field(min_length=1)
+    strategy: Literal["weighted", "priority"] = Field(
+        "weighted",
+        description="weighted: spread by weight, fall back to the others; priority: the first target, then the next.",
+    )
     max_tokens_default: int | None = Field(
         4096, ge=1, description="max_tokens sent when an OpenAI client sends none (Foundry requires it)."
     )
@@ -137,6 +177,7 @@ class GatewayConfig(_Model):
     """The whole gateway config file."""
 
     server: ServerConfig = ServerConfig()
+    retries: RetryConfig = RetryConfig()
     logging: LoggingConfig = LoggingConfig()
     upstreams: list[UpstreamConfig] = Field(min_length=1)
     routes: list[RouteConfig] = Field(min_length=1)

@@ -26,6 +26,7 @@ class RequestContext:
     stream_error: str | None = None
     client_disconnected: bool = False
     auth_retried: bool = False
+    retries: int = 0
     error: str | None = None
 
     def mark_first_token(self) -> None:
@@ -35,3 +36,12 @@ class RequestContext:
     @property
     def ttft(self) -> float | None:
         return None if self.first_token_at is None else self.first_token_at - self.started
+
+
+@dataclass(slots=True)
+class Load:
+    """Requests being served, against the configured limit; and whether the pod is draining."""
+
+    limit: int
+    active: int = 0
+    draining: bool = False

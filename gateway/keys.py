@@ -8,13 +8,14 @@ import aiohttp
 from aiohttp import web
 
 if TYPE_CHECKING:
-    from gateway.context import RequestContext
+    from gateway.context import Load, RequestContext
     from gateway.metrics import GatewayMetrics
     from gateway.routing import Runtime
 
 RUNTIME: web.AppKey[Runtime] = web.AppKey("runtime")
 METRICS: web.AppKey[GatewayMetrics] = web.AppKey("metrics")
 SESSION: web.AppKey[aiohttp.ClientSession] = web.AppKey("session")
+LOAD: web.AppKey[Load] = web.AppKey("load")
 
 # Per request: aiohttp keeps request storage as a plain str-keyed mapping.
 CONTEXT = "foundry_gateway.context"

@@ -78,6 +78,35 @@ class GatewayMetrics:
             buckets=LATENCY_BUCKETS,
             registry=registry,
         )
+        self.retries = Counter(
+            "foundry_gateway_retries",
+            "Further attempts after a failed one, before the first byte: kind is fallback (another target) or retry.",
+            ["route", "kind"],
+            registry=registry,
+        )
+        self.retries_denied = Counter(
+            "foundry_gateway_retries_denied",
+            "Retries not made because the retry budget was spent or the next target was cooling down.",
+            ["route"],
+            registry=registry,
+        )
+        self.cooldowns = Counter(
+            "foundry_gateway_target_cooldowns",
+            "Times a target was put in cooldown (consecutive failures or a retry-after).",
+            ["upstream", "deployment"],
+            registry=registry,
+        )
+        self.concurrency_rejections = Counter(
+            "foundry_gateway_concurrency_rejections",
+            "Requests answered 429 at once because the pod was at max_concurrent_requests.",
+            registry=registry,
+        )
+        self.config_reloads = Counter(
+            "foundry_gateway_config_reloads",
+            "Config file reloads by result (applied, refused).",
+            ["result"],
+            registry=registry,
+        )
         Info("foundry_gateway_build", "Gateway version.", registry=registry).info({"version": __version__})
 
     def record_tokens(self, route: str, usage: Mapping[str, object]) -> None:

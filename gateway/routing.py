@@ -7,6 +7,7 @@ with and keeps it to the end.
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from bisect import bisect
@@ -20,6 +21,7 @@ import orjson
 from gateway.config import GatewayConfig, UpstreamConfig
 from gateway.credentials import Credential, CredentialUnavailable, credential_for
 from gateway.errors import GatewayError
+from gateway.resilience import RetryBudget, TargetHealth
 
 OTHER_ROUTE = "other"  # metric label for a model name that matches no route
 
@@ -45,6 +47,7 @@ class Route:
     name: str
     targets: tuple[Target, ...]
     max_tokens_default: int | None
+    priority: bool = False  # try targets in their listed order instead of by weight
 
 
 class Runtime:
@@ -66,9 +69,17 @@ class Runtime:
                 r.model,
                 tuple(Target(self.upstreams[t.upstream], t.deployment, t.weight) for t in r.targets),
                 r.max_tokens_default,
+                r.strategy == "priority",
             )
             for r in config.routes
         }
+        retries = config.retries
+        self._health = {
+            (t.upstream.name, t.deployment): TargetHealth(retries.cooldown_failures, retries.cooldown_seconds)
+            for route in self.routes.values()
+            for t in route.targets
+        }
+        self.budget = RetryBudget(retries.budget_ratio, retries.budget_min_per_second)
         self.models_body = orjson.dumps(
             {
                 "object": "list",
@@ -88,8 +99,11 @@ class Runtime:
             )
         return route
 
-    def pick(self, route: Route) -> Target:
-        """A target with usable credentials, by weight; 503 naming why none is usable."""
+    def plan(self, route: Route) -> list[Target]:
+        """The targets to try, in order: usable credentials, not cooling down, spread by weight.
+
+        503 when there is none, naming why (credentials) or when to come back (cooldown).
+        """
         usable: list[Target] = []
         reasons: list[str] = []
         for target in route.targets:
@@ -102,10 +116,31 @@ class Runtime:
             raise GatewayError(
                 503, f"No upstream for model {route.name!r} has usable credentials. " + "; ".join(reasons)
             )
-        if len(usable) == 1:
-            return usable[0]
-        cumulative = list(accumulate(t.weight for t in usable))
-        return usable[bisect(cumulative, self._rng.random() * cumulative[-1])]
+        ready = [t for t in usable if self.health(t).available()]
+        if not ready:
+            wait = max(1, math.ceil(min(self.health(t).remaining() for t in usable)))
+            throttled = all(self.health(t).cooling_status == 429 for t in usable)
+            cause = "Foundry asked to slow down (429)" if throttled else "they failed repeatedly"
+            raise GatewayError(
+                429 if throttled else 503,
+                f"Every target of model {route.name!r} is paused because {cause}; retry in {wait} s",
+                error_type="rate_limit_error" if throttled else None,
+                headers={"retry-after": str(wait)},
+            )
+        return ready if route.priority else self._weighted_order(ready)
+
+    def _weighted_order(self, targets: list[Target]) -> list[Target]:
+        if len(targets) == 1:
+            return targets
+        remaining = list(targets)
+        ordered: list[Target] = []
+        while remaining:
+            cumulative = list(accumulate(t.weight for t in remaining))
+            ordered.append(remaining.pop(bisect(cumulative, self._rng.random() * cumulative[-1])))
+        return ordered
+
+    def health(self, target: Target) -> TargetHealth:
+        return self._health[(target.upstream.name, target.deployment)]
 
     def readiness(self) -> tuple[bool, dict[str, Any]]:
         """Ready when every route has a target with usable credentials."""

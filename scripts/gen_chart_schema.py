@@ -79,6 +79,7 @@ def schema() -> dict[str, Any]:
             "fullnameOverride": STR,
             "upstreams": copy.deepcopy(gateway["properties"]["upstreams"]),
             "routes": copy.deepcopy(gateway["properties"]["routes"]),
+            "retries": {"$ref": "#/$defs/RetryConfig"},
             "gateway": obj(
                 {
                     "port": PORT,
@@ -86,6 +87,10 @@ def schema() -> dict[str, Any]:
                     "logFormat": {"enum": ["json", "console"]},
                     "maxBodyBytes": {"type": "integer", "minimum": 1024},
                     "upstreamConnections": {"type": "integer", "minimum": 1},
+                    "maxConcurrentRequests": {"type": "integer", "minimum": 1},
+                    "heartbeatSeconds": {"type": "number", "exclusiveMinimum": 0},
+                    "drainDelaySeconds": {"type": "number", "minimum": 0},
+                    "drainTimeoutSeconds": {"type": "number", "minimum": 0},
                     "resources": RESOURCES,
                     "extraEnv": LIST,
                 }

@@ -110,6 +110,22 @@ OVERVIEW = (
         "s",
         quantiles("foundry_gateway_upstream_duration_seconds", "upstream", "upstream"),
     ),
+    Panel(
+        "Retries and fallbacks",
+        "reqps",
+        ((f"sum by (route, kind) (rate(foundry_gateway_retries_total{NS}[{RI}]))", "{{route}} {{kind}}"),),
+        "Further attempts before the first byte: fallback to another target, or retry of the same one.",
+    ),
+    Panel(
+        "Targets put in cooldown",
+        "reqps",
+        (
+            (
+                f"sum by (upstream, deployment) (rate(foundry_gateway_target_cooldowns_total{NS}[{RI}]))",
+                "{{upstream}}/{{deployment}}",
+            ),
+        ),
+    ),
     Panel("In-flight requests", "short", ((f"sum(foundry_gateway_in_flight_requests{NS})", "in flight"),)),
     Panel(
         "Streams ended by an error",

@@ -114,7 +114,9 @@ def start_gateway(
     log_dir = log_dir or Path(tempfile.mkdtemp(prefix="fgw-"))
     log_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    config = {**config, "server": {**config.get("server", {}), "host": "127.0.0.1", "port": port}}
+    # No drain delay unless a test asks: there are no endpoints to propagate here, and every stop would wait.
+    server = {"drain_delay_seconds": 0, **config.get("server", {}), "host": "127.0.0.1", "port": port}
+    config = {**config, "server": server}
     path = log_dir / "gateway.yaml"
     path.write_text(yaml.safe_dump(config))
     proc = Process("gateway", ["-m", "gateway", "--config", str(path)], env=env, log_dir=log_dir)

@@ -10,7 +10,7 @@ from aiohttp import web
 
 from gateway.context import RequestContext
 from gateway.handlers.forward import model_of, open_exchange, read_json_object
-from gateway.handlers.streaming import SSE_HEADERS, ClientGone, stream_failure
+from gateway.handlers.streaming import HEARTBEAT, SSE_HEADERS, ClientGone, chunks, stream_failure
 from gateway.handlers.streaming import write as _write
 from gateway.keys import RUNTIME, context
 from gateway.routing import Target
@@ -67,9 +67,13 @@ async def _stream(
     decoder = SSEDecoder()
     response = web.StreamResponse(headers={**SSE_HEADERS, **relayed_headers(upstream_response.headers)})
     await response.prepare(request)
+    heartbeat = request.app[RUNTIME].config.server.heartbeat_seconds
     try:
         try:
-            async for chunk in upstream_response.content.iter_any():
+            async for chunk in chunks(upstream_response.content, heartbeat):
+                if chunk is None:
+                    await _write(response, HEARTBEAT)
+                    continue
                 out = bytearray()
                 try:
                     for event in decoder.feed(chunk):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from typing import Any
@@ -14,6 +15,7 @@ from gateway.context import RequestContext
 from gateway.errors import GatewayError, invalid_request
 from gateway.keys import METRICS, RUNTIME, SESSION
 from gateway.metrics import GatewayMetrics
+from gateway.resilience import RETRYABLE_STATUSES, retry_after_seconds
 from gateway.routing import Route, Runtime, Target, Upstream
 from gateway.upstream import error_from_upstream, post, read_body, request_headers
 
@@ -54,8 +56,77 @@ async def open_exchange(
     count_tokens: bool = False,
     native: bool,
 ) -> aiohttp.ClientResponse:
-    """Send the request to a target of `route`; a non-200 answer becomes the client's error."""
-    target = runtime.pick(route)
+    """Send the request to the route's targets in turn until one answers 200.
+
+    Retries happen only here, before anything has gone to the client: a connection error,
+    a timeout or a retryable status moves to the next target (or, for a lone target, waits
+    out a short retry-after), within max_attempts and the retry budget. The last failure
+    becomes the client's error.
+    """
+    targets = runtime.plan(route)
+    settings = runtime.config.retries
+    metrics = request.app[METRICS]
+    runtime.budget.record_request()
+    failure: GatewayError | None = None
+    attempt = 0
+    while attempt < settings.max_attempts:
+        target = targets[attempt % len(targets)]
+        if attempt > 0:
+            if not runtime.health(target).available() or not runtime.budget.try_retry():
+                metrics.retries_denied.labels(route.name).inc()
+                break
+            ctx.retries += 1
+            previous = targets[(attempt - 1) % len(targets)]
+            kind = "fallback" if previous is not target else "retry"
+            metrics.retries.labels(route.name, kind).inc()
+        attempt += 1
+        try:
+            response = await _attempt(request, ctx, target, body_for, count_tokens=count_tokens, native=native)
+        except GatewayError as exc:
+            failure = exc
+            if exc.status not in (502, 504):
+                raise
+            _failed(runtime, metrics, target, None, None)
+            continue
+        if response.status == 200:
+            runtime.health(target).succeeded()
+            return response
+        try:
+            error_body = await read_body(response, target.upstream)
+        finally:
+            response.release()
+        failure = error_from_upstream(response.status, error_body, target.upstream, response.headers)
+        if response.status not in RETRYABLE_STATUSES:
+            raise failure
+        retry_after = retry_after_seconds(response.headers)
+        _failed(runtime, metrics, target, response.status, retry_after if settings.retry_after_cooldown else None)
+        if len(targets) == 1 and retry_after is not None:
+            # A lone target: wait out a short retry-after ourselves, hand a long one back to the client.
+            if retry_after > settings.retry_after_cap_seconds or attempt >= settings.max_attempts:
+                break
+            await asyncio.sleep(retry_after)
+            runtime.health(target).cooling_until = 0.0
+    assert failure is not None
+    raise failure
+
+
+def _failed(
+    runtime: Runtime, metrics: GatewayMetrics, target: Target, status: int | None, retry_after: float | None
+) -> None:
+    if runtime.health(target).failed(status, retry_after):
+        metrics.cooldowns.labels(target.upstream.name, target.deployment).inc()
+
+
+async def _attempt(
+    request: web.Request,
+    ctx: RequestContext,
+    target: Target,
+    body_for: Callable[[Target], bytes],
+    *,
+    count_tokens: bool,
+    native: bool,
+) -> aiohttp.ClientResponse:
+    """One target: its body, its credentials, one retry after a 401 if the token file changed."""
     upstream = target.upstream
     ctx.upstream, ctx.deployment = upstream.name, target.deployment
     body = body_for(target)
@@ -72,12 +143,6 @@ async def open_exchange(
         response = await _send(session, metrics, target, url, body, headers)
     ctx.upstream_status = response.status
     ctx.upstream_request_id = response.headers.get("request-id") or response.headers.get("apim-request-id")
-    if response.status != 200:
-        try:
-            error_body = await read_body(response, upstream)
-        finally:
-            response.release()
-        raise error_from_upstream(response.status, error_body, upstream, response.headers)
     return response
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 from aiohttp import web
 
-from gateway.keys import RUNTIME
+from gateway.keys import LOAD, RUNTIME
 
 
 async def list_models(request: web.Request) -> web.Response:
@@ -24,5 +24,8 @@ async def healthz(_: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
+    if request.app[LOAD].draining:
+        # Fails at once on SIGTERM, so endpoints drop the pod while it still serves.
+        return web.Response(body=b'{"status":"draining"}', status=503, content_type="application/json")
     ready, detail = request.app[RUNTIME].readiness()
     return web.Response(body=orjson.dumps(detail), status=200 if ready else 503, content_type="application/json")

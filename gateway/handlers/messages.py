@@ -16,7 +16,7 @@ from aiohttp import web
 from gateway.context import RequestContext
 from gateway.errors import Dialect
 from gateway.handlers.forward import model_of, open_exchange, read_json_object
-from gateway.handlers.streaming import SSE_HEADERS, ClientGone, stream_failure, write
+from gateway.handlers.streaming import HEARTBEAT, SSE_HEADERS, ClientGone, chunks, stream_failure, write
 from gateway.keys import RUNTIME, context
 from gateway.routing import Target
 from gateway.sse import SSEDecoder, encode_event
@@ -78,9 +78,13 @@ async def _stream(
     await response.prepare(request)
     decoder = SSEDecoder()
     finished = False
+    heartbeat = request.app[RUNTIME].config.server.heartbeat_seconds
     try:
         try:
-            async for chunk in upstream_response.content.iter_any():
+            async for chunk in chunks(upstream_response.content, heartbeat):
+                if chunk is None:
+                    await write(response, HEARTBEAT)
+                    continue
                 for event in decoder.feed(chunk):
                     if event.event in _WATCHED:
                         finished = _watch(ctx, event.event, event.data) or finished

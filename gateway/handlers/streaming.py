@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 
 import aiohttp
 from aiohttp import web
 
 from gateway.errors import GatewayError
 from gateway.translate.openai_stream import StreamError
+
+HEARTBEAT = b": keep-alive\n\n"
 
 SSE_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
@@ -33,3 +36,27 @@ def stream_failure(exc: BaseException) -> GatewayError:
     return GatewayError(
         502, f"upstream stream failed: the connection was cut ({type(exc).__name__})", error_type="api_error"
     )
+
+
+async def chunks(content: aiohttp.StreamReader, heartbeat: float) -> AsyncIterator[bytes | None]:
+    """The upstream body as it arrives; None whenever it has been quiet for `heartbeat` seconds.
+
+    The read is never cancelled for a heartbeat (no data can be lost); silence beyond the
+    upstream's read timeout still ends in a TimeoutError from aiohttp.
+    """
+    read: asyncio.Future[bytes] | None = None
+    try:
+        while True:
+            read = asyncio.ensure_future(content.readany())
+            while not read.done():
+                done, _ = await asyncio.wait((read,), timeout=heartbeat)
+                if not done:
+                    yield None
+            chunk = read.result()
+            read = None
+            if not chunk:
+                return
+            yield chunk
+    finally:
+        if read is not None and not read.done():
+            read.cancel()

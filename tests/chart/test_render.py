@@ -192,6 +192,7 @@ BAD_VALUES = [
     ),
     ({"sidecar": {"tenantId": ""}}, "sidecar.tenantId and sidecar.clientId are required"),
     ({"gateway": {"prot": 1}}, "additional properties 'prot' not allowed"),
+    ({"terminationGracePeriodSeconds": 30}, "terminationGracePeriodSeconds (30) must cover"),
 ]
 
 

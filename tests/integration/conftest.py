@@ -85,6 +85,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     write_token(expired_file, BEARER, -60)
     config = {
         "server": {"max_body_bytes": 256 * 1024},
+        # One attempt: these tests check how each upstream answer reaches the client; the
+        # resilience tests cover retries and fallbacks.
+        "retries": {"max_attempts": 1, "retry_after_cooldown": False, "cooldown_failures": 1000},
         "upstreams": [
             api_key_upstream("foundry", foundry + "/"),
             {"name": "entra", "base_url": foundry + "/v1/messages",

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import ssl
 import stat
 import subprocess
 import sys
 import time
+import urllib.parse
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -98,6 +101,17 @@ class Setup:
         elif client_id == "app-wi":
             env["AZURE_FEDERATED_TOKEN_FILE"] = str(self.federated_file)
         return {**env, **extra}
+
+    def token(self) -> str:
+        """An access token from the emulator, by client credentials, without the sidecar."""
+        form = urllib.parse.urlencode(
+            {"grant_type": "client_credentials", "client_id": "app-secret", "client_secret": SECRET,
+             "scope": "https://ai.azure.com/.default"}
+        ).encode()  # fmt: skip
+        url = f"{self.entra.authority}/{self.entra.tenant}/oauth2/v2.0/token"
+        context = ssl.create_default_context(cafile=str(self.entra.ca_file))
+        with urllib.request.urlopen(url, data=form, timeout=10, context=context) as resp:
+            return str(orjson.loads(resp.read())["access_token"])
 
     def claims(self, token: str, audience: str = "https://ai.azure.com") -> dict[str, Any]:
         key = serialization.load_pem_public_key(self.entra.public_key.read_bytes())
@@ -254,10 +268,11 @@ def test_gateway_uses_the_sidecar_token_and_recovers_from_an_expired_one(setup: 
         # read by a gateway that starts while it is in place.
         sidecar.stop()
         setup.entra.control(lifetime=1)
-        stale = tmp_path / "stale.json"
-        assert run_once(setup.env(), "--output", str(stale)).returncode == 0
+        # Minted straight from Entra: the sidecar itself would rightly refuse to write an expired token.
+        stale_token = setup.token()
+        setup.entra.control(lifetime=3600)
         time.sleep(2.1)
-        token_file.write_bytes(orjson.dumps({**read_file(stale), "expires_on": int(time.time()) + 3600}))
+        token_file.write_bytes(orjson.dumps({"access_token": stale_token, "expires_on": int(time.time()) + 3600}))
         gateway.stop()
         gateway, base, _ = start_gateway(config, log_dir=tmp_path / "second")
         procs.append(gateway)
@@ -267,10 +282,8 @@ def test_gateway_uses_the_sidecar_token_and_recovers_from_an_expired_one(setup: 
         assert "token has expired" in info.value.message
 
         # The sidecar comes back and writes a fresh token; the gateway's next 401 finds it and retries.
-        setup.entra.control(lifetime=3600)
         sidecar, _ = start_sidecar(["--output", str(token_file)], setup.env(), tmp_path, name="token-sidecar-2")
         procs.append(sidecar)
-        stale_token = read_file(stale)["access_token"]
         fresh = wait_until(
             lambda: (t := read_file(token_file)["access_token"]) != stale_token and t, what="fresh token"
         )
@@ -278,7 +291,7 @@ def test_gateway_uses_the_sidecar_token_and_recovers_from_an_expired_one(setup: 
         reply = client.chat.completions.create(model="claude", messages=ask)  # type: ignore[arg-type]
         assert reply.choices[0].message.content == "You said: hi"
         assert '"auth_retried":true' in gateway.log()
-        for secret in (SECRET, read_file(token_file)["access_token"], read_file(stale)["access_token"]):
+        for secret in (SECRET, read_file(token_file)["access_token"], stale_token):
             assert secret not in gateway.log() and secret not in sidecar.log()
     finally:
         for p in procs:

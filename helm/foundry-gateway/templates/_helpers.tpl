@@ -79,6 +79,10 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end -}}
 {{- end -}}
 {{- end -}}
+{{- $drain := add .Values.preStopSleepSeconds .Values.gateway.drainDelaySeconds .Values.gateway.drainTimeoutSeconds -}}
+{{- if gt (int $drain) (int .Values.terminationGracePeriodSeconds) -}}
+{{- fail (printf "terminationGracePeriodSeconds (%d) must cover preStopSleepSeconds + gateway.drainDelaySeconds + gateway.drainTimeoutSeconds (%d), or streams are cut" (int .Values.terminationGracePeriodSeconds) (int $drain)) -}}
+{{- end -}}
 {{- if include "fgw.needsSidecar" . -}}
 {{- if not (and .Values.sidecar.tenantId .Values.sidecar.clientId) -}}
 {{- fail "sidecar.tenantId and sidecar.clientId are required when an upstream uses auth.type entra" -}}
@@ -109,11 +113,13 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- if .timeouts }}{{ $_ := set $u "timeouts" .timeouts }}{{ end -}}
 {{- $upstreams = append $upstreams $u -}}
 {{- end -}}
-{{- $config := dict
-  "server" (dict "host" "0.0.0.0" "port" .Values.gateway.port "max_body_bytes" .Values.gateway.maxBodyBytes "upstream_connections" .Values.gateway.upstreamConnections)
-  "logging" (dict "level" .Values.gateway.logLevel "format" .Values.gateway.logFormat)
-  "upstreams" $upstreams
-  "routes" .Values.routes -}}
+{{- $g := .Values.gateway -}}
+{{- $server := dict "host" "0.0.0.0" "port" $g.port "max_body_bytes" $g.maxBodyBytes "upstream_connections" $g.upstreamConnections
+  "max_concurrent_requests" $g.maxConcurrentRequests "heartbeat_seconds" $g.heartbeatSeconds
+  "drain_delay_seconds" $g.drainDelaySeconds "drain_timeout_seconds" $g.drainTimeoutSeconds -}}
+{{- $config := dict "server" $server "logging" (dict "level" $g.logLevel "format" $g.logFormat)
+  "upstreams" $upstreams "routes" .Values.routes -}}
+{{- with .Values.retries }}{{ $_ := set $config "retries" . }}{{ end -}}
 {{- toYaml $config -}}
 {{- end -}}
 

@@ -1,0 +1,57 @@
+"""Hot reload: a changed config file (Kubernetes swaps the mounted ConfigMap by symlink) is
+validated and applied to new requests; in-flight ones keep the Runtime they started with.
+A config that fails validation is refused, logged and counted, and the running one stays.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+import structlog
+from aiohttp import web
+
+from gateway.config import ConfigError, load_config
+from gateway.keys import METRICS, RUNTIME
+from gateway.routing import Runtime
+
+log = structlog.get_logger("gateway")
+
+
+def _identity(path: Path) -> tuple[int, int, int, int] | None:
+    try:
+        st = os.stat(path)  # follows the ..data symlink, so a swap changes the inode
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+async def reload_once(app: web.Application, path: Path) -> bool:
+    """Load, validate and apply the file; False (and the old config kept) when it is refused."""
+    metrics = app[METRICS]
+    try:
+        config = await asyncio.to_thread(load_config, path)
+    except ConfigError as exc:
+        metrics.config_reloads.labels("refused").inc()
+        log.error("config_reload_refused", path=str(path), problems=[f"{k}: {r}" for k, r in exc.problems])
+        return False
+    old = app[RUNTIME].config
+    if config == old:
+        return True
+    if config.server != old.server:
+        log.warning("config_reload_server_unchanged", reason="server settings take effect at the next restart")
+    app[RUNTIME] = Runtime(config)
+    metrics.config_reloads.labels("applied").inc()
+    log.info("config_reloaded", path=str(path), routes=sorted(r.model for r in config.routes))
+    return True
+
+
+async def watch(app: web.Application, path: Path, interval: float = 1.0) -> None:
+    seen = _identity(path)
+    while True:
+        await asyncio.sleep(interval)
+        current = _identity(path)
+        if current is not None and current != seen:
+            seen = current
+            await reload_once(app, path)

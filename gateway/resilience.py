@@ -1,0 +1,118 @@
+"""Retry budget, target cooldown and retry-after parsing: the state behind retries and fallbacks.
+
+Pure logic over an injected clock, so the policy is tested without sleeping; the handlers
+decide when to ask.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from collections.abc import Callable, Mapping
+
+# Answers worth another attempt (elsewhere, or later): the request itself was fine.
+RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504, 529})
+
+
+class RetryBudget:
+    """Retries may be at most `ratio` of the requests seen over `window` seconds, plus a small floor.
+
+    Counts live in one-second buckets, so the window slides without keeping every timestamp.
+    """
+
+    def __init__(
+        self, ratio: float, min_per_second: float, window: int = 10, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._ratio = ratio
+        self._floor = min_per_second * window
+        self._window = window
+        self._clock = clock
+        self._requests = [0] * window
+        self._retries = [0] * window
+        self._stamps = [-1] * window
+
+    def _slot(self) -> int:
+        second = int(self._clock())
+        slot = second % self._window
+        if self._stamps[slot] != second:
+            self._stamps[slot] = second
+            self._requests[slot] = 0
+            self._retries[slot] = 0
+        return slot
+
+    def _totals(self) -> tuple[int, int]:
+        oldest = int(self._clock()) - self._window
+        live = [i for i, stamp in enumerate(self._stamps) if stamp > oldest]
+        return sum(self._requests[i] for i in live), sum(self._retries[i] for i in live)
+
+    def record_request(self) -> None:
+        self._requests[self._slot()] += 1
+
+    def try_retry(self) -> bool:
+        slot = self._slot()
+        requests, retries = self._totals()
+        if retries + 1 > max(self._floor, self._ratio * requests):
+            return False
+        self._retries[slot] += 1
+        return True
+
+
+class TargetHealth:
+    """Consecutive failures of one target; enough of them, or a retry-after, cool it down."""
+
+    __slots__ = ("_clock", "_cooldown", "_threshold", "cooling_status", "cooling_until", "failures")
+
+    def __init__(self, threshold: int, cooldown: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._threshold = threshold
+        self._cooldown = cooldown
+        self._clock = clock
+        self.failures = 0
+        self.cooling_until = 0.0
+        self.cooling_status = 503  # what to answer while it cools: 429 when Foundry asked for the pause
+
+    def available(self) -> bool:
+        # Past its cooldown a target is tried again (half-open): one success closes it, a failure reopens it.
+        return self._clock() >= self.cooling_until
+
+    def remaining(self) -> float:
+        return max(0.0, self.cooling_until - self._clock())
+
+    def succeeded(self) -> None:
+        self.failures = 0
+        self.cooling_until = 0.0
+
+    def failed(self, status: int | None = None, retry_after: float | None = None) -> bool:
+        """Count a failure (status None: no answer at all); True when this one started a cooldown."""
+        self.failures += 1
+        now = self._clock()
+        if retry_after is not None and retry_after > 0:
+            self.cooling_until = max(self.cooling_until, now + retry_after)
+            self.cooling_status = 429 if status == 429 else 503
+            return True
+        if self.failures >= self._threshold:
+            self.cooling_until = now + self._cooldown
+            self.cooling_status = 503
+            return True
+        return False
+
+
+def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) -> float | None:
+    """Seconds from `retry-after-ms`, else `retry-after` (seconds or an HTTP date), as Anthropic's SDK reads them."""
+    ms = headers.get("retry-after-ms")
+    if ms:
+        try:
+            return max(0.0, float(ms) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
