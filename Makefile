@@ -7,7 +7,7 @@ CONFIG ?= examples/gateway.yaml
 
 CHECKOV_VERSION := 3.3.30
 
-.PHONY: install tools prometheus lint typecheck unit test demo run clean images image-tools image-test
+.PHONY: soak install tools prometheus lint typecheck unit test demo run clean images image-tools image-test
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -60,6 +60,11 @@ image-tools:
 
 image-test: install image-tools
 	$(PY) -m pytest -q -s tests/images
+
+# Bounded soak on loopback: SOAK_SECONDS (120) of concurrent streams with random faults; lost must be 0.
+SOAK_SECONDS ?= 120
+soak: install
+	$(PY) scripts/soak.py --seconds $(SOAK_SECONDS)
 
 demo: install
 	$(PY) scripts/demo.py

@@ -110,6 +110,20 @@ def test_a_failed_attempt_falls_back_to_the_next_target(setup: Setup, gw: str, s
     assert metric(gw, 'foundry_gateway_retries_total{kind="fallback",route="ab"}') >= 1
 
 
+@pytest.mark.parametrize(
+    "fault", [{"reset": True}, {"delay": 3}], ids=["reset before the answer", "no headers in time"]
+)
+def test_a_reset_or_a_slow_first_byte_falls_back(setup: Setup, fault: dict[str, Any]) -> None:
+    _, base, _ = setup.gateway(
+        [{"model": "slow-b", "strategy": "priority",
+          "targets": [{"upstream": "slow", "deployment": "d"}, {"upstream": "b", "deployment": "d"}]}]
+    )  # fmt: skip
+    emulator_control(setup.a_url, "faults", [fault])
+    reply = client(base).chat.completions.create(model="slow-b", messages=HELLO)
+    assert reply.choices[0].message.content == "You said: a b c d e f"
+    assert setup.served() == (1, 1)
+
+
 def test_a_connection_error_falls_back(setup: Setup, gw: str) -> None:
     reply = client(gw).chat.completions.create(model="dead-b", messages=HELLO)
     assert reply.choices[0].message.content.startswith("You said")  # type: ignore[union-attr]
