@@ -11,6 +11,7 @@ Nothing here ever puts a secret into a message, a repr or an exception.
 from __future__ import annotations
 
 import os
+import stat
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -21,6 +22,10 @@ from typing import Protocol
 import orjson
 
 from gateway.config import ApiKeyAuth, EntraAuth, UpstreamAuth
+
+
+class WorldReadable(OSError):
+    """A credential file anyone on the node could read: refused, so the mistake is noticed."""
 
 
 class CredentialUnavailable(Exception):
@@ -71,6 +76,9 @@ class _WatchedFile:
         identity = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
         if identity == self._identity and not force:
             return None
+        if st.st_mode & stat.S_IROTH:
+            self._identity = None
+            raise WorldReadable(f"mode {stat.S_IMODE(st.st_mode):04o}")
         content = self.path.read_bytes()
         self._identity = identity
         return content
@@ -109,6 +117,9 @@ class TokenFileCredential:
             content = self._file.changed(force)
         except FileNotFoundError:
             self._set_problem(f"token file {path} does not exist; is the token sidecar running?")
+            return
+        except WorldReadable as exc:
+            self._set_problem(f"token file {path} is world-readable ({exc}); it must not be, the sidecar writes 0640")
             return
         except OSError as exc:
             self._set_problem(f"token file {path} cannot be read: {exc.strerror or type(exc).__name__}")
@@ -186,6 +197,10 @@ class ApiKeyCredential:
             return
         try:
             content = self._file.changed(force)
+        except WorldReadable as exc:
+            self._headers = None
+            self._problem = f"API key file {self._file.path} is world-readable ({exc}); it must not be"
+            return
         except OSError as exc:
             self._headers = None
             self._problem = f"API key file {self._file.path} cannot be read: {exc.strerror or type(exc).__name__}"

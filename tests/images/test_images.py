@@ -86,7 +86,8 @@ def test_images_run_as_non_root_and_serve_a_request(images: dict[str, str], tmp_
     token_dir.mkdir(mode=0o770)
     os.chown(token_dir, 10001, 10001)
     config_dir = tmp_path / "config"
-    config_dir.mkdir()
+    config_dir.mkdir(mode=0o755)  # the gateway runs as 10001; its config is no secret
+    config_dir.chmod(0o755)
     gateway_port, sidecar_port = free_port(), free_port()
     (config_dir / "config.yaml").write_text(
         yaml.safe_dump(
@@ -97,6 +98,9 @@ def test_images_run_as_non_root_and_serve_a_request(images: dict[str, str], tmp_
             }
         )
     )
+    (config_dir / "config.yaml").chmod(0o644)
+    entra.ca_file.chmod(0o644)  # a CA certificate is public; the container user must read it
+    tmp_path.chmod(0o755)
     sidecar = Container(
         images["token-sidecar"],
         "sidecar",

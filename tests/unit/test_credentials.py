@@ -122,3 +122,18 @@ def test_api_key_file_rotates(tmp_path: Path) -> None:
     path.write_text("")
     clock.now += 2
     assert not cred.status().usable
+
+
+def test_world_readable_files_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "token.json"
+    write_token(path, "visible-to-all")
+    path.chmod(0o644)
+    cred = TokenFileCredential(EntraAuth(type="entra", token_file=path, recheck_seconds=0))
+    state = cred.status()
+    assert not state.usable and state.reason is not None and "world-readable (mode 0644)" in state.reason
+    path.chmod(0o640)
+    assert cred.headers()["authorization"] == "Bearer visible-to-all"
+    key = tmp_path / "api-key"
+    key.write_text("k-123456")
+    key.chmod(0o604)
+    assert "world-readable" in (ApiKeyCredential(ApiKeyAuth(type="api_key", key_file=key)).status().reason or "")
