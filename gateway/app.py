@@ -20,6 +20,7 @@ from gateway.config import GatewayConfig
 from gateway.context import Load, RequestContext
 from gateway.errors import Dialect, GatewayError
 from gateway.handlers import chat_completions, info, messages
+from gateway.inbound import Inbound
 from gateway.keys import CONTEXT, LOAD, METRICS, RUNTIME, SESSION
 from gateway.metrics import GatewayMetrics, TokenExpiryCollector
 from gateway.routing import Runtime
@@ -80,6 +81,13 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     response: web.StreamResponse
     try:
         try:
+            inbound = request.app[RUNTIME].inbound
+            if inbound is not None:
+                try:
+                    ctx.client = inbound.authenticate(request.headers)
+                except GatewayError:
+                    metrics.inbound_rejections.labels("unauthenticated").inc()
+                    raise
             response = await handler(request)
         except web.HTTPException as exc:
             raise _http_error(exc, request) from None
@@ -128,8 +136,14 @@ def _record(request: web.Request, ctx: RequestContext, status: int) -> None:
         metrics.stream_errors.labels(ctx.route, dialect, ctx.stream_error).inc()
     if ctx.client_disconnected:
         metrics.client_disconnects.labels(ctx.route, dialect).inc()
+    client = ctx.client.name if ctx.client is not None else None
+    if ctx.client is not None:
+        metrics.client_requests.labels(client, ctx.route, str(status)).inc()
+        used = ctx.usage.get("input_tokens", 0), ctx.usage.get("output_tokens", 0)
+        Inbound.charge(ctx.client, sum(n for n in used if isinstance(n, int)))
     fields = dict(
         request_id=ctx.request_id,
+        client=client,
         method=request.method,
         path=request.path,
         dialect=dialect,

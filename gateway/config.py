@@ -37,6 +37,10 @@ class ServerConfig(_Model):
         ge=1,
         description="Most connections open to Foundry at once; it bounds concurrent upstream requests and streams.",
     )
+    body_read_timeout_seconds: float = Field(
+        30, gt=0, description="A client that has not sent its whole body by then gets 408 (slow-client defence)."
+    )
+    max_messages: int = Field(10000, ge=1, description="Most messages in one request; more get 400.")
     max_concurrent_requests: int = Field(
         2048, ge=1, description="Requests served at once; more get 429 with retry-after at once instead of queueing."
     )
@@ -173,11 +177,30 @@ class RouteConfig(_Model):
     )
 
 
+class InboundApiKey(_Model):
+    """A caller's API key, kept as its SHA-256: the gateway never stores the key itself."""
+
+    client: str = Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$", description="Name in logs and metrics.")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="Hex SHA-256 of the key (sha256sum of it, lower case).")
+    routes: list[str] | None = Field(None, description="Models this client may use; omitted: every route.")
+    requests_per_minute: int | None = Field(None, ge=1, description="Per pod, token bucket; omitted: no limit.")
+    tokens_per_minute: int | None = Field(
+        None, ge=1, description="Input plus output tokens per pod and minute; omitted: no limit."
+    )
+
+
+class InboundConfig(_Model):
+    """Who may call the gateway. Omit the section to accept every caller (make demo does)."""
+
+    api_keys: list[InboundApiKey] = Field(default_factory=list)
+
+
 class GatewayConfig(_Model):
     """The whole gateway config file."""
 
     server: ServerConfig = ServerConfig()
     retries: RetryConfig = RetryConfig()
+    inbound: InboundConfig | None = None
     logging: LoggingConfig = LoggingConfig()
     upstreams: list[UpstreamConfig] = Field(min_length=1)
     routes: list[RouteConfig] = Field(min_length=1)
@@ -215,6 +238,16 @@ def _cross_references(config: GatewayConfig) -> list[tuple[str, str]]:
     for i, model in enumerate(models):
         if models.index(model) != i:
             problems.append((f"routes[{i}].model", f"duplicate route for model {model!r}"))
+    if config.inbound is not None:
+        digests = [k.sha256 for k in config.inbound.api_keys]
+        for i, key in enumerate(config.inbound.api_keys):
+            if digests.index(key.sha256) != i:
+                problems.append((f"inbound.api_keys[{i}].sha256", "the same key is listed twice"))
+            for j, model in enumerate(key.routes or []):
+                if model not in models:
+                    problems.append(
+                        (f"inbound.api_keys[{i}].routes[{j}]", f"names route {model!r}, which is not defined")
+                    )
     for i, route in enumerate(config.routes):
         for j, target in enumerate(route.targets):
             if target.upstream not in names:

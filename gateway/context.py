@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.errors import Dialect
+from gateway.inbound import Client
 from gateway.routing import OTHER_ROUTE
 
 
@@ -27,6 +28,7 @@ class RequestContext:
     client_disconnected: bool = False
     auth_retried: bool = False
     retries: int = 0
+    client: Client | None = None
     error: str | None = None
 
     def mark_first_token(self) -> None:

@@ -101,6 +101,18 @@ class GatewayMetrics:
             "Requests answered 429 at once because the pod was at max_concurrent_requests.",
             registry=registry,
         )
+        self.client_requests = Counter(
+            "foundry_gateway_client_requests",
+            "Requests by inbound client (names from the config), route and status; only with inbound auth on.",
+            ["client", "route", "status"],
+            registry=registry,
+        )
+        self.inbound_rejections = Counter(
+            "foundry_gateway_inbound_rejections",
+            "Requests refused by inbound auth: unauthenticated, forbidden_route or rate_limited.",
+            ["reason"],
+            registry=registry,
+        )
         self.config_reloads = Counter(
             "foundry_gateway_config_reloads",
             "Config file reloads by result (applied, refused).",

@@ -21,6 +21,7 @@ import orjson
 from gateway.config import GatewayConfig, UpstreamConfig
 from gateway.credentials import Credential, CredentialUnavailable, credential_for
 from gateway.errors import GatewayError
+from gateway.inbound import Client, Inbound
 from gateway.resilience import RetryBudget, TargetHealth
 
 OTHER_ROUTE = "other"  # metric label for a model name that matches no route
@@ -80,6 +81,7 @@ class Runtime:
             for t in route.targets
         }
         self.budget = RetryBudget(retries.budget_ratio, retries.budget_min_per_second)
+        self.inbound = Inbound(config.inbound) if config.inbound is not None else None
         self.models_body = orjson.dumps(
             {
                 "object": "list",
@@ -90,10 +92,11 @@ class Runtime:
             }
         )
 
-    def route(self, model: str) -> Route:
+    def route(self, model: str, client: Client | None = None) -> Route:
+        """The route for a model name; 404 naming the models there are (those the client may use)."""
         route = self.routes.get(model)
         if route is None:
-            available = ", ".join(sorted(self.routes))
+            available = ", ".join(sorted(m for m in self.routes if client is None or client.may_use(m)))
             raise GatewayError(
                 404, f"The model {model!r} does not exist on this gateway. Available models: {available}", "model"
             )

@@ -80,6 +80,7 @@ def schema() -> dict[str, Any]:
             "upstreams": copy.deepcopy(gateway["properties"]["upstreams"]),
             "routes": copy.deepcopy(gateway["properties"]["routes"]),
             "retries": {"$ref": "#/$defs/RetryConfig"},
+            "inbound": {"$ref": "#/$defs/InboundConfig"},
             "gateway": obj(
                 {
                     "port": PORT,

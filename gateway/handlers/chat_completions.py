@@ -9,7 +9,7 @@ import orjson
 from aiohttp import web
 
 from gateway.context import RequestContext
-from gateway.handlers.forward import model_of, open_exchange, read_json_object
+from gateway.handlers.forward import admit, model_of, open_exchange, read_json_object
 from gateway.handlers.streaming import HEARTBEAT, SSE_HEADERS, ClientGone, chunks, stream_failure
 from gateway.handlers.streaming import write as _write
 from gateway.keys import RUNTIME, context
@@ -26,8 +26,9 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     runtime = request.app[RUNTIME]
     body = await read_json_object(request)
     model = model_of(body)
-    route = runtime.route(model)
+    route = runtime.route(model, ctx.client)
     ctx.route = route.name
+    admit(request, ctx, route)
     # Translated before an upstream is chosen, so a bad request is a 400 even while no token is usable.
     translated = chat_to_messages(body, max_tokens_default=route.max_tokens_default)
 

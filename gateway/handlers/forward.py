@@ -13,6 +13,7 @@ from aiohttp import web
 
 from gateway.context import RequestContext
 from gateway.errors import GatewayError, invalid_request
+from gateway.inbound import Inbound
 from gateway.keys import METRICS, RUNTIME, SESSION
 from gateway.metrics import GatewayMetrics
 from gateway.resilience import RETRYABLE_STATUSES, retry_after_seconds
@@ -21,8 +22,14 @@ from gateway.upstream import error_from_upstream, post, read_body, request_heade
 
 
 async def read_json_object(request: web.Request) -> dict[str, Any]:
+    server = request.app[RUNTIME].config.server
     try:
-        raw = await request.read()
+        async with asyncio.timeout(server.body_read_timeout_seconds):
+            raw = await request.read()
+    except TimeoutError:
+        raise GatewayError(
+            408, f"Request body not received within {server.body_read_timeout_seconds:g} s", error_type="timeout_error"
+        ) from None
     except web.HTTPRequestEntityTooLarge:
         limit = request.app[RUNTIME].config.server.max_body_bytes
         raise GatewayError(
@@ -36,7 +43,22 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
         raise invalid_request(f"Request body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
         raise invalid_request("Request body must be a JSON object")
+    messages = body.get("messages")
+    if isinstance(messages, list) and len(messages) > server.max_messages:
+        raise invalid_request(f"'messages' holds {len(messages)} messages; this gateway accepts {server.max_messages}")
     return body
+
+
+def admit(request: web.Request, ctx: RequestContext, route: Route) -> None:
+    """With inbound auth on: the client may use this route, and is within its limits."""
+    if ctx.client is None:
+        return
+    try:
+        Inbound.admit(ctx.client, route.name)
+    except GatewayError as exc:
+        reason = "forbidden_route" if exc.status == 403 else "rate_limited"
+        request.app[METRICS].inbound_rejections.labels(reason).inc()
+        raise
 
 
 def model_of(body: dict[str, Any]) -> str:

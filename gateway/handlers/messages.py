@@ -15,7 +15,7 @@ from aiohttp import web
 
 from gateway.context import RequestContext
 from gateway.errors import Dialect
-from gateway.handlers.forward import model_of, open_exchange, read_json_object
+from gateway.handlers.forward import admit, model_of, open_exchange, read_json_object
 from gateway.handlers.streaming import HEARTBEAT, SSE_HEADERS, ClientGone, chunks, stream_failure, write
 from gateway.keys import RUNTIME, context
 from gateway.routing import Target
@@ -39,8 +39,9 @@ async def _relay(request: web.Request, *, count_tokens: bool) -> web.StreamRespo
     ctx = context(request)
     runtime = request.app[RUNTIME]
     body = await read_json_object(request)
-    route = runtime.route(model_of(body))
+    route = runtime.route(model_of(body), ctx.client)
     ctx.route = route.name
+    admit(request, ctx, route)
     stream = body.get("stream") is True and not count_tokens
     ctx.stream = stream
 

@@ -120,6 +120,7 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- $config := dict "server" $server "logging" (dict "level" $g.logLevel "format" $g.logFormat)
   "upstreams" $upstreams "routes" .Values.routes -}}
 {{- with .Values.retries }}{{ $_ := set $config "retries" . }}{{ end -}}
+{{- with .Values.inbound }}{{ $_ := set $config "inbound" . }}{{ end -}}
 {{- toYaml $config -}}
 {{- end -}}
 

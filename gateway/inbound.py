@@ -1,0 +1,121 @@
+"""Inbound identity: which client is calling, what it may use, and how fast.
+
+Keys are matched by their SHA-256, so the config holds no secret; a key is looked up by its
+digest, which reveals nothing about other keys. Rate limits are token buckets per client and
+per pod (N replicas allow N times the rate).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from gateway.config import InboundApiKey, InboundConfig
+from gateway.errors import GatewayError
+
+
+class TokenBucket:
+    __slots__ = ("_clock", "_rate", "_updated", "capacity", "level")
+
+    def __init__(self, per_minute: int, clock: Callable[[], float]) -> None:
+        self.capacity = float(per_minute)
+        self._rate = per_minute / 60.0
+        self._clock = clock
+        self.level = self.capacity
+        self._updated = clock()
+
+    def _refill(self) -> None:
+        now = self._clock()
+        self.level = min(self.capacity, self.level + (now - self._updated) * self._rate)
+        self._updated = now
+
+    def wait(self, amount: float = 1.0) -> float:
+        """0 when `amount` is available now, else seconds until it is (nothing is taken then)."""
+        self._refill()
+        return 0.0 if self.level >= amount else (amount - self.level) / self._rate
+
+    def take(self, amount: float) -> None:
+        self._refill()
+        self.level -= amount  # may go below zero: a long answer is paid for by the requests after it
+
+
+@dataclass
+class Client:
+    name: str
+    routes: frozenset[str] | None
+    requests: TokenBucket | None
+    tokens: TokenBucket | None
+
+    def may_use(self, route: str) -> bool:
+        return self.routes is None or route in self.routes
+
+
+def presented_key(headers: Mapping[str, str]) -> str | None:
+    """The caller's key, the way either SDK sends it: Authorization: Bearer, x-api-key or api-key."""
+    auth = headers.get("authorization")
+    if auth and auth[:7].lower() == "bearer ":
+        return auth[7:].strip() or None
+    return headers.get("x-api-key") or headers.get("api-key") or None
+
+
+class Inbound:
+    def __init__(self, config: InboundConfig, clock: Callable[[], float] = time.monotonic) -> None:
+        self._by_digest: dict[str, Client] = {}
+        clients: dict[str, Client] = {}
+        for key in config.api_keys:
+            client = clients.get(key.client) or self._client(key, clock)
+            clients[key.client] = client
+            self._by_digest[key.sha256] = client
+
+    @staticmethod
+    def _client(key: InboundApiKey, clock: Callable[[], float]) -> Client:
+        return Client(
+            key.client,
+            frozenset(key.routes) if key.routes is not None else None,
+            TokenBucket(key.requests_per_minute, clock) if key.requests_per_minute else None,
+            TokenBucket(key.tokens_per_minute, clock) if key.tokens_per_minute else None,
+        )
+
+    def authenticate(self, headers: Mapping[str, str]) -> Client:
+        key = presented_key(headers)
+        if key is None:
+            raise GatewayError(
+                401,
+                "Missing API key: send it as Authorization: Bearer <key>, x-api-key or api-key",
+                error_type="authentication_error",
+            )
+        client = self._by_digest.get(hashlib.sha256(key.encode()).hexdigest())
+        if client is None:
+            raise GatewayError(401, "Invalid API key", error_type="authentication_error")
+        return client
+
+    @staticmethod
+    def admit(client: Client, route: str) -> None:
+        """403 for a route the client may not use; 429 with retry-after when it is over a limit."""
+        if not client.may_use(route):
+            raise GatewayError(
+                403, f"Client {client.name!r} may not use model {route!r}", param="model", error_type="permission_error"
+            )
+        waits = []
+        if client.tokens is not None:
+            waits.append(client.tokens.wait(1.0))
+        if client.requests is not None:
+            waits.append(client.requests.wait())
+        wait = max(waits, default=0.0)
+        if wait > 0:
+            raise GatewayError(
+                429,
+                f"Client {client.name!r} is over its rate limit on this gateway; retry in {math.ceil(wait)} s",
+                error_type="rate_limit_error",
+                headers={"retry-after": str(math.ceil(wait))},
+            )
+        if client.requests is not None:
+            client.requests.take(1)
+
+    @staticmethod
+    def charge(client: Client, tokens: int) -> None:
+        if client.tokens is not None and tokens > 0:
+            client.tokens.take(tokens)

@@ -1,0 +1,121 @@
+"""Inbound identity with API keys: who may call, which models, how fast; keys never shown."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import anthropic
+import httpx
+import openai
+import pytest
+
+from tests.harness import Process, start_foundry_emulator, start_gateway
+
+KEYS = {"team-a": "sk-team-a-0f9e8d7c6b5a", "team-b": "sk-team-b-1a2b3c4d5e6f", "team-c": "sk-team-c-9z8y7x6w5v4u"}
+HELLO: Any = [{"role": "user", "content": "hello"}]
+
+
+def digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Process, str]]:
+    work = tmp_path_factory.mktemp("inbound")
+    emulator, foundry = start_foundry_emulator("--api-key", "upstream-key", log_dir=work)
+    config = {
+        "upstreams": [{"name": "f", "base_url": foundry, "auth": {"type": "api_key", "key_env": "UP_KEY"}}],
+        "routes": [
+            {"model": "open-model", "targets": [{"upstream": "f", "deployment": "d"}]},
+            {"model": "team-model", "targets": [{"upstream": "f", "deployment": "d"}]},
+        ],
+        "inbound": {
+            "api_keys": [
+                {"client": "team-a", "sha256": digest(KEYS["team-a"])},
+                {"client": "team-b", "sha256": digest(KEYS["team-b"]), "routes": ["open-model"],
+                 "requests_per_minute": 2},
+                {"client": "team-c", "sha256": digest(KEYS["team-c"]), "tokens_per_minute": 10},
+            ]
+        },
+    }  # fmt: skip
+    proc, base, _ = start_gateway(config, env={"UP_KEY": "upstream-key"}, log_dir=work)
+    try:
+        yield proc, base
+    finally:
+        proc.stop()
+        emulator.stop()
+
+
+def oai(base: str, key: str) -> openai.OpenAI:
+    return openai.OpenAI(base_url=base + "/v1", api_key=key, max_retries=0)
+
+
+def test_both_sdks_authenticate_with_their_own_header(gateway: tuple[Process, str]) -> None:
+    _, base = gateway
+    assert oai(base, KEYS["team-a"]).chat.completions.create(model="team-model", messages=HELLO).choices
+    claude = anthropic.Anthropic(base_url=base, api_key=KEYS["team-a"], max_retries=0)  # sends x-api-key
+    assert claude.messages.create(model="team-model", max_tokens=20, messages=HELLO).content
+    raw = httpx.post(base + "/v1/messages", headers={"api-key": KEYS["team-a"]},
+                     json={"model": "team-model", "max_tokens": 5, "messages": HELLO})  # fmt: skip
+    assert raw.status_code == 200
+
+
+def test_missing_or_wrong_keys_are_401_in_each_dialect(gateway: tuple[Process, str]) -> None:
+    _, base = gateway
+    with pytest.raises(openai.AuthenticationError, match="Invalid API key"):
+        oai(base, "sk-wrong").chat.completions.create(model="open-model", messages=HELLO)
+    missing = httpx.post(base + "/v1/messages", json={"model": "open-model", "max_tokens": 5, "messages": HELLO})
+    assert missing.status_code == 401
+    assert missing.json()["error"] == {
+        "type": "authentication_error",
+        "message": "Missing API key: send it as Authorization: Bearer <key>, x-api-key or api-key",
+    }
+    assert httpx.get(base + "/v1/models").status_code == 401
+    assert httpx.get(base + "/healthz").status_code == 200, "probes need no key"
+
+
+def test_a_client_sees_and_uses_only_its_routes(gateway: tuple[Process, str]) -> None:
+    _, base = gateway
+    client = oai(base, KEYS["team-b"])
+    assert [m.id for m in client.models.list()] == ["open-model"]
+    with pytest.raises(openai.PermissionDeniedError, match="'team-b' may not use model 'team-model'"):
+        client.chat.completions.create(model="team-model", messages=HELLO)
+    with pytest.raises(openai.NotFoundError):
+        client.models.retrieve("team-model")
+
+
+def test_request_rate_limit(gateway: tuple[Process, str]) -> None:
+    _, base = gateway
+    client = oai(base, KEYS["team-b"])
+    results = []
+    for _ in range(4):
+        try:
+            client.chat.completions.create(model="open-model", messages=HELLO)
+            results.append(200)
+        except openai.RateLimitError as exc:
+            results.append(429)
+            assert int(exc.response.headers["retry-after"]) >= 1
+    assert results.count(429) >= 2, "two a minute, whatever the earlier tests used"
+
+
+def test_token_rate_limit(gateway: tuple[Process, str]) -> None:
+    _, base = gateway
+    client = oai(base, KEYS["team-c"])
+    client.chat.completions.create(model="open-model", messages=[{"role": "user", "content": "x " * 50}])
+    with pytest.raises(openai.RateLimitError, match="over its rate limit"):
+        client.chat.completions.create(model="open-model", messages=HELLO)
+
+
+def test_client_names_in_logs_and_metrics_keys_nowhere(gateway: tuple[Process, str], tmp_path: Path) -> None:
+    proc, base = gateway
+    oai(base, KEYS["team-a"]).chat.completions.create(model="open-model", messages=HELLO)
+    metrics = httpx.get(base + "/metrics").text
+    assert 'foundry_gateway_client_requests_total{client="team-a",route="open-model",status="200"}' in metrics
+    assert 'foundry_gateway_inbound_rejections_total{reason="unauthenticated"}' in metrics
+    log = proc.log()
+    assert '"client":"team-a"' in log
+    for key in KEYS.values():
+        assert key not in log and key not in metrics and digest(key) not in log

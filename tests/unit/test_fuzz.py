@@ -1,0 +1,75 @@
+"""Property-based: arbitrary input to the translators and the SSE decoder raises only their own errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from gateway.errors import GatewayError
+from gateway.sse import SSEDecoder
+from gateway.translate.openai_request import chat_to_messages
+from gateway.translate.openai_stream import ChatStreamTranslator, StreamError
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4),
+    max_leaves=30,
+)
+ROLES = st.sampled_from(["system", "developer", "user", "assistant", "tool", "function", "x"])
+MESSAGE = st.fixed_dictionaries(
+    {"role": ROLES},
+    optional={"content": JSON, "tool_calls": JSON, "tool_call_id": JSON, "name": JSON},
+)
+KEYS = st.sampled_from(
+    ["messages", "tools", "tool_choice", "stop", "max_tokens", "max_completion_tokens", "temperature", "top_p",
+     "response_format", "reasoning_effort", "thinking", "stream", "stream_options", "n", "user", "parallel_tool_calls"]
+)  # fmt: skip
+BODY = st.dictionaries(KEYS, JSON, max_size=6).flatmap(
+    lambda base: st.lists(MESSAGE, max_size=5).map(lambda m: {**base, "messages": m})
+)
+
+
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+@given(BODY)
+def test_request_translation_accepts_or_refuses_with_a_400(body: dict[str, Any]) -> None:
+    try:
+        translated = chat_to_messages(body, max_tokens_default=4096)
+    except GatewayError as exc:
+        assert exc.status == 400 and exc.message
+        return
+    assert translated.body["messages"] and translated.body["max_tokens"] >= 1
+
+
+@settings(max_examples=200)
+@given(st.lists(st.binary(max_size=64), max_size=20))
+def test_sse_decoder_takes_any_bytes(chunks: list[bytes]) -> None:
+    decoder = SSEDecoder()
+    for chunk in chunks:
+        for event in decoder.feed(chunk):
+            assert isinstance(event.data, str)
+    decoder.finish()
+
+
+EVENT_TYPES = st.sampled_from(
+    ["message_start", "content_block_start", "content_block_delta", "content_block_stop", "message_delta",
+     "message_stop", "ping", "error", "unknown"]
+)  # fmt: skip
+
+
+EVENT_DATA = st.dictionaries(
+    st.sampled_from(["type", "index", "delta", "content_block", "message", "usage", "error"]), JSON, max_size=4
+)
+
+
+@settings(max_examples=200)
+@given(st.lists(st.tuples(EVENT_TYPES, EVENT_DATA), max_size=12))
+def test_stream_translation_raises_only_stream_errors(events: list[tuple[str, dict[str, Any]]]) -> None:
+    translator = ChatStreamTranslator(model="m", created=0, include_usage=True)
+    try:
+        for kind, data in events:
+            for chunk in translator.feed(kind, {**data, "type": kind}):
+                assert chunk["object"] == "chat.completion.chunk"
+    except StreamError as exc:
+        assert exc.message
