@@ -189,10 +189,31 @@ class InboundApiKey(_Model):
     )
 
 
+class ServiceAccountClient(_Model):
+    """A Kubernetes service account allowed to call, and the client name it gets."""
+
+    namespace: str = Field(min_length=1)
+    service_account: str = Field(min_length=1)
+    client: str = Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
+    routes: list[str] | None = Field(None, description="Models this client may use; omitted: every route.")
+    requests_per_minute: int | None = Field(None, ge=1)
+    tokens_per_minute: int | None = Field(None, ge=1)
+
+
+class ServiceAccountAuth(_Model):
+    """Projected service-account tokens, verified offline against the cluster issuer's keys."""
+
+    issuer: str = Field(min_length=1, description="The cluster's service-account issuer (the token's iss).")
+    audience: str = Field("foundry-gateway", description="The audience callers request for their projected token.")
+    jwks_file: Path = Field(description="The issuer's JWKS (a ConfigMap of /openid/v1/jwks); re-read when it changes.")
+    clients: list[ServiceAccountClient] = Field(min_length=1)
+
+
 class InboundConfig(_Model):
     """Who may call the gateway. Omit the section to accept every caller (make demo does)."""
 
     api_keys: list[InboundApiKey] = Field(default_factory=list)
+    service_accounts: ServiceAccountAuth | None = None
 
 
 class GatewayConfig(_Model):
@@ -247,6 +268,16 @@ def _cross_references(config: GatewayConfig) -> list[tuple[str, str]]:
                 if model not in models:
                     problems.append(
                         (f"inbound.api_keys[{i}].routes[{j}]", f"names route {model!r}, which is not defined")
+                    )
+        accounts = config.inbound.service_accounts
+        for i, sa in enumerate(accounts.clients if accounts else []):
+            for j, model in enumerate(sa.routes or []):
+                if model not in models:
+                    problems.append(
+                        (
+                            f"inbound.service_accounts.clients[{i}].routes[{j}]",
+                            f"names route {model!r}, which is not defined",
+                        )
                     )
     for i, route in enumerate(config.routes):
         for j, target in enumerate(route.targets):

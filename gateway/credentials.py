@@ -47,13 +47,16 @@ class Credential(Protocol):
     def invalidate(self) -> None: ...
 
 
-class _WatchedFile:
+class WatchedFile:
     """Re-reads a small file only when it changed, checking at most every `recheck` seconds."""
 
-    __slots__ = ("_checked_at", "_clock", "_identity", "path", "recheck")
+    __slots__ = ("_checked_at", "_clock", "_identity", "_secret", "path", "recheck")
 
-    def __init__(self, path: Path, recheck: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, path: Path, recheck: float, clock: Callable[[], float] = time.monotonic, *, secret: bool = True
+    ) -> None:
         self.path = path
+        self._secret = secret  # a secret file must not be world-readable; public keys may be
         self.recheck = recheck
         self._clock = clock
         self._checked_at = float("-inf")
@@ -76,7 +79,7 @@ class _WatchedFile:
         identity = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
         if identity == self._identity and not force:
             return None
-        if st.st_mode & stat.S_IROTH:
+        if self._secret and st.st_mode & stat.S_IROTH:
             self._identity = None
             raise WorldReadable(f"mode {stat.S_IMODE(st.st_mode):04o}")
         content = self.path.read_bytes()
@@ -102,7 +105,7 @@ class TokenFileCredential:
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
     ) -> None:
-        self._file = _WatchedFile(auth.token_file, auth.recheck_seconds, clock)
+        self._file = WatchedFile(auth.token_file, auth.recheck_seconds, clock)
         self._wall = wall
         self._headers: Mapping[str, str] | None = None
         self._expires_on: float | None = None
@@ -178,7 +181,7 @@ class ApiKeyCredential:
 
     def __init__(self, auth: ApiKeyAuth, *, clock: Callable[[], float] = time.monotonic) -> None:
         self._env = auth.key_env
-        self._file = _WatchedFile(auth.key_file, 1.0, clock) if auth.key_file is not None else None
+        self._file = WatchedFile(auth.key_file, 1.0, clock) if auth.key_file is not None else None
         self._headers: Mapping[str, str] | None = None
         self._problem: str | None = None
         if self._env is not None:

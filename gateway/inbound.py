@@ -1,6 +1,8 @@
 """Inbound identity: which client is calling, what it may use, and how fast.
 
-Keys are matched by their SHA-256, so the config holds no secret; a key is looked up by its
+Two kinds of caller, usable together: API keys, and Kubernetes service-account tokens
+(projected, audience-bound), verified offline against the cluster issuer's JWKS. Keys are
+matched by their SHA-256, so the config holds no secret; a key is looked up by its
 digest, which reveals nothing about other keys. Rate limits are token buckets per client and
 per pod (N replicas allow N times the rate).
 """
@@ -12,8 +14,12 @@ import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
-from gateway.config import InboundApiKey, InboundConfig
+import jwt
+
+from gateway.config import InboundApiKey, InboundConfig, ServiceAccountAuth, ServiceAccountClient
+from gateway.credentials import WatchedFile
 from gateway.errors import GatewayError
 
 
@@ -61,6 +67,77 @@ def presented_key(headers: Mapping[str, str]) -> str | None:
     return headers.get("x-api-key") or headers.get("api-key") or None
 
 
+def _unauthenticated(message: str) -> GatewayError:
+    return GatewayError(401, message, error_type="authentication_error")
+
+
+class ServiceAccounts:
+    """Projected service-account tokens: signature (the issuer's JWKS), issuer, audience, expiry."""
+
+    def __init__(self, config: ServiceAccountAuth, clients: Mapping[tuple[str, str], Client]) -> None:
+        self._config = config
+        self._clients = clients
+        self._jwks = WatchedFile(config.jwks_file, 5.0, secret=False)
+        self._keys: dict[str | None, Any] = {}
+
+    def _refresh(self) -> None:
+        try:
+            content = self._jwks.changed()
+        except OSError as exc:
+            if not self._keys:
+                raise _unauthenticated(f"service-account keys unavailable ({self._config.jwks_file}: {exc})") from None
+            return  # keep the keys already read
+        if content is None:
+            return
+        try:
+            keys = jwt.PyJWKSet.from_json(content.decode()).keys
+        except (jwt.PyJWKSetError, ValueError, UnicodeDecodeError):
+            self._jwks.invalidate_identity()
+            if not self._keys:
+                raise _unauthenticated(f"service-account keys in {self._config.jwks_file} are not a JWKS") from None
+            return
+        self._keys = {k.key_id: k.key for k in keys}
+
+    def verify(self, token: str) -> Client:
+        self._refresh()
+        try:
+            kid = jwt.get_unverified_header(token).get("kid")
+            key = self._keys.get(kid) or (next(iter(self._keys.values())) if len(self._keys) == 1 else None)
+            if key is None:
+                raise _unauthenticated("Service-account token signed by a key the cluster issuer does not list")
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=["RS256", "ES256"],
+                audience=self._config.audience,
+                issuer=self._config.issuer,
+                options={"require": ["exp", "iss", "aud", "sub"]},
+            )
+        except jwt.ExpiredSignatureError:
+            raise _unauthenticated("Service-account token has expired") from None
+        except jwt.InvalidAudienceError:
+            raise _unauthenticated(f"Service-account token audience must be {self._config.audience!r}") from None
+        except jwt.InvalidIssuerError:
+            raise _unauthenticated("Service-account token is from another issuer") from None
+        except jwt.InvalidTokenError as exc:
+            raise _unauthenticated(f"Service-account token does not verify ({type(exc).__name__})") from None
+        parts = str(claims["sub"]).split(":")
+        if len(parts) != 4 or parts[:2] != ["system", "serviceaccount"]:
+            raise _unauthenticated("Token subject is not a service account")
+        client = self._clients.get((parts[2], parts[3]))
+        if client is None:
+            raise GatewayError(
+                403,
+                f"Service account {parts[2]}/{parts[3]} is not a client of this gateway",
+                error_type="permission_error",
+            )
+        return client
+
+
+def _looks_like_jwt(value: str) -> bool:
+    return value.startswith("eyJ") and value.count(".") == 2
+
+
 class Inbound:
     def __init__(self, config: InboundConfig, clock: Callable[[], float] = time.monotonic) -> None:
         self._by_digest: dict[str, Client] = {}
@@ -69,9 +146,17 @@ class Inbound:
             client = clients.get(key.client) or self._client(key, clock)
             clients[key.client] = client
             self._by_digest[key.sha256] = client
+        self._service_accounts: ServiceAccounts | None = None
+        if config.service_accounts is not None:
+            by_account = {}
+            for sa in config.service_accounts.clients:
+                client = clients.get(sa.client) or self._client(sa, clock)
+                clients[sa.client] = client
+                by_account[(sa.namespace, sa.service_account)] = client
+            self._service_accounts = ServiceAccounts(config.service_accounts, by_account)
 
     @staticmethod
-    def _client(key: InboundApiKey, clock: Callable[[], float]) -> Client:
+    def _client(key: InboundApiKey | ServiceAccountClient, clock: Callable[[], float]) -> Client:
         return Client(
             key.client,
             frozenset(key.routes) if key.routes is not None else None,
@@ -82,14 +167,12 @@ class Inbound:
     def authenticate(self, headers: Mapping[str, str]) -> Client:
         key = presented_key(headers)
         if key is None:
-            raise GatewayError(
-                401,
-                "Missing API key: send it as Authorization: Bearer <key>, x-api-key or api-key",
-                error_type="authentication_error",
-            )
+            raise _unauthenticated("Missing API key: send it as Authorization: Bearer <key>, x-api-key or api-key")
+        if self._service_accounts is not None and _looks_like_jwt(key):
+            return self._service_accounts.verify(key)
         client = self._by_digest.get(hashlib.sha256(key.encode()).hexdigest())
         if client is None:
-            raise GatewayError(401, "Invalid API key", error_type="authentication_error")
+            raise _unauthenticated("Invalid API key")
         return client
 
     @staticmethod

@@ -94,6 +94,8 @@ def schema() -> dict[str, Any]:
                     "drainTimeoutSeconds": {"type": "number", "minimum": 0},
                     "resources": RESOURCES,
                     "extraEnv": LIST,
+                    "extraVolumes": LIST,
+                    "extraVolumeMounts": LIST,
                 }
             ),
             "sidecar": obj(

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import anthropic
 import httpx
+import jwt
 import openai
 import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests.harness import Process, start_foundry_emulator, start_gateway
 
@@ -22,8 +26,38 @@ def digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
+ISSUER = "https://oidc.cluster.test"
+
+
+class ClusterIssuer:
+    """The cluster's service-account token issuer: its signing keys, published as a JWKS file."""
+
+    def __init__(self, jwks_file: Path) -> None:
+        self.jwks_file = jwks_file
+        self.rotate()
+
+    def rotate(self) -> None:
+        self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.kid = hashlib.sha256(str(time.time_ns()).encode()).hexdigest()[:16]
+        jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(self.key.public_key()))
+        tmp = self.jwks_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"keys": [{**jwk, "kid": self.kid, "use": "sig", "alg": "RS256"}]}))
+        tmp.replace(self.jwks_file)
+
+    def token(self, namespace: str = "agents", account: str = "runner", **overrides: Any) -> str:
+        now = int(time.time())
+        claims = {"iss": ISSUER, "aud": ["foundry-gateway"], "sub": f"system:serviceaccount:{namespace}:{account}",
+                  "iat": now, "nbf": now, "exp": now + 600, **overrides}  # fmt: skip
+        return jwt.encode(claims, self.key, algorithm="RS256", headers={"kid": self.kid})
+
+
 @pytest.fixture(scope="module")
-def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Process, str]]:
+def issuer(tmp_path_factory: pytest.TempPathFactory) -> ClusterIssuer:
+    return ClusterIssuer(tmp_path_factory.mktemp("issuer") / "jwks.json")
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory: pytest.TempPathFactory, issuer: ClusterIssuer) -> Iterator[tuple[Process, str]]:
     work = tmp_path_factory.mktemp("inbound")
     emulator, foundry = start_foundry_emulator("--api-key", "upstream-key", log_dir=work)
     config = {
@@ -38,7 +72,13 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Process,
                 {"client": "team-b", "sha256": digest(KEYS["team-b"]), "routes": ["open-model"],
                  "requests_per_minute": 2},
                 {"client": "team-c", "sha256": digest(KEYS["team-c"]), "tokens_per_minute": 10},
-            ]
+            ],
+            "service_accounts": {
+                "issuer": ISSUER,
+                "jwks_file": str(issuer.jwks_file),
+                "clients": [{"namespace": "agents", "service_account": "runner", "client": "agents-runner",
+                             "routes": ["open-model"]}],
+            },
         },
     }  # fmt: skip
     proc, base, _ = start_gateway(config, env={"UP_KEY": "upstream-key"}, log_dir=work)
@@ -119,3 +159,43 @@ def test_client_names_in_logs_and_metrics_keys_nowhere(gateway: tuple[Process, s
     assert '"client":"team-a"' in log
     for key in KEYS.values():
         assert key not in log and key not in metrics and digest(key) not in log
+
+
+def test_service_account_tokens_are_verified_offline(gateway: tuple[Process, str], issuer: ClusterIssuer) -> None:
+    proc, base = gateway
+    token = issuer.token()
+    reply = oai(base, token).chat.completions.create(model="open-model", messages=HELLO)
+    assert reply.choices[0].finish_reason == "stop"
+    assert '"client":"agents-runner"' in proc.log()
+    with pytest.raises(openai.PermissionDeniedError, match="may not use model 'team-model'"):
+        oai(base, token).chat.completions.create(model="team-model", messages=HELLO)
+    with pytest.raises(openai.PermissionDeniedError, match="agents/intruder is not a client"):
+        oai(base, issuer.token(account="intruder")).chat.completions.create(model="open-model", messages=HELLO)
+    bad = {
+        "has expired": issuer.token(exp=int(time.time()) - 5),
+        "audience must be 'foundry-gateway'": issuer.token(aud="kubernetes"),
+        "from another issuer": issuer.token(iss="https://elsewhere"),
+    }
+    for fragment, forged in bad.items():
+        with pytest.raises(openai.AuthenticationError, match=fragment):
+            oai(base, forged).chat.completions.create(model="open-model", messages=HELLO)
+    other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    unsigned = jwt.encode(jwt.decode(token, options={"verify_signature": False}), other, algorithm="RS256",
+                          headers={"kid": issuer.kid})  # fmt: skip
+    with pytest.raises(openai.AuthenticationError, match="does not verify"):
+        oai(base, unsigned).chat.completions.create(model="open-model", messages=HELLO)
+    assert token not in proc.log()
+
+
+def test_issuer_key_rotation_is_picked_up(gateway: tuple[Process, str], issuer: ClusterIssuer) -> None:
+    _, base = gateway
+    issuer.rotate()
+    token = issuer.token()
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            oai(base, token).chat.completions.create(model="open-model", messages=HELLO)
+            break
+        except openai.AuthenticationError:
+            assert time.monotonic() < deadline, "the new JWKS was not read"
+            time.sleep(0.5)
