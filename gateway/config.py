@@ -175,6 +175,9 @@ class RouteConfig(_Model):
     max_tokens_default: int | None = Field(
         4096, ge=1, description="max_tokens sent when an OpenAI client sends none (Foundry requires it)."
     )
+    timeouts: UpstreamTimeouts | None = Field(
+        None, description="This route's own timeouts (long thinking, say); omitted: each upstream's."
+    )
 
 
 class InboundApiKey(_Model):

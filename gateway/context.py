@@ -8,7 +8,7 @@ from typing import Any
 
 from gateway.errors import Dialect
 from gateway.inbound import Client
-from gateway.routing import OTHER_ROUTE
+from gateway.routing import OTHER_ROUTE, Target
 
 
 @dataclass(slots=True)
@@ -17,6 +17,7 @@ class RequestContext:
     dialect: Dialect
     started: float = field(default_factory=time.perf_counter)
     route: str = OTHER_ROUTE
+    target: Target | None = None
     upstream: str | None = None
     deployment: str | None = None
     upstream_status: int | None = None

@@ -12,13 +12,14 @@ import random
 import time
 from bisect import bisect
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import accumulate
 from typing import Any
 
+import aiohttp
 import orjson
 
-from gateway.config import GatewayConfig, UpstreamConfig
+from gateway.config import GatewayConfig, TargetConfig, UpstreamConfig, UpstreamTimeouts
 from gateway.credentials import Credential, CredentialUnavailable, credential_for
 from gateway.errors import GatewayError
 from gateway.inbound import Client, Inbound
@@ -41,6 +42,17 @@ class Target:
     upstream: Upstream
     deployment: str
     weight: int
+    timeouts: UpstreamTimeouts
+    # Built once here rather than per request.
+    client_timeout: aiohttp.ClientTimeout = field(compare=False)
+
+
+def _target(upstream: Upstream, t: TargetConfig, route_timeouts: UpstreamTimeouts | None) -> Target:
+    timeouts = route_timeouts or upstream.config.timeouts
+    client_timeout = aiohttp.ClientTimeout(
+        total=timeouts.total_seconds, connect=timeouts.connect_seconds, sock_read=timeouts.read_seconds
+    )
+    return Target(upstream, t.deployment, t.weight, timeouts, client_timeout)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +80,7 @@ class Runtime:
         self.routes: dict[str, Route] = {
             r.model: Route(
                 r.model,
-                tuple(Target(self.upstreams[t.upstream], t.deployment, t.weight) for t in r.targets),
+                tuple(_target(self.upstreams[t.upstream], t, r.timeouts) for t in r.targets),
                 r.max_tokens_default,
                 r.strategy == "priority",
             )

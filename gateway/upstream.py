@@ -10,7 +10,7 @@ import orjson
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from gateway.errors import GatewayError, upstream_error_message
-from gateway.routing import Upstream, credential_headers
+from gateway.routing import Target, Upstream, credential_headers
 
 DEFAULT_ANTHROPIC_VERSION = "2023-06-01"
 
@@ -32,11 +32,6 @@ def session_for(max_connections: int) -> aiohttp.ClientSession:
         skip_auto_headers=("User-Agent",),
         headers={"user-agent": "foundry-gateway"},
     )
-
-
-def timeout_for(upstream: Upstream) -> aiohttp.ClientTimeout:
-    t = upstream.config.timeouts
-    return aiohttp.ClientTimeout(total=t.total_seconds, connect=t.connect_seconds, sock_read=t.read_seconds)
 
 
 def request_headers(
@@ -70,22 +65,22 @@ def relayed_headers(upstream_headers: CIMultiDictProxy[str]) -> CIMultiDict[str]
 
 
 async def post(
-    session: aiohttp.ClientSession, upstream: Upstream, url: str, body: bytes, headers: Mapping[str, str]
+    session: aiohttp.ClientSession, target: Target, url: str, body: bytes, headers: Mapping[str, str]
 ) -> aiohttp.ClientResponse:
     """POST to Foundry; connection failures and timeouts become 502 and 504."""
     try:
-        return await session.post(url, data=body, headers=headers, timeout=timeout_for(upstream))
+        return await session.post(url, data=body, headers=headers, timeout=target.client_timeout)
     except TimeoutError:
-        raise upstream_timeout(upstream) from None
+        raise upstream_timeout(target) from None
     except aiohttp.ClientError as exc:
-        raise upstream_unreachable(upstream, exc) from None
+        raise upstream_unreachable(target.upstream, exc) from None
 
 
-def upstream_timeout(upstream: Upstream) -> GatewayError:
-    t = upstream.config.timeouts
+def upstream_timeout(target: Target) -> GatewayError:
+    t = target.timeouts
     return GatewayError(
         504,
-        f"upstream {upstream.name} did not answer in time (connect {t.connect_seconds:g} s, "
+        f"upstream {target.upstream.name} did not answer in time (connect {t.connect_seconds:g} s, "
         f"read {t.read_seconds:g} s, total {t.total_seconds:g} s)",
     )
 
@@ -95,13 +90,13 @@ def upstream_unreachable(upstream: Upstream, exc: BaseException) -> GatewayError
     return GatewayError(502, f"upstream {upstream.name} is unreachable: {type(exc).__name__}: {exc}")
 
 
-async def read_body(response: aiohttp.ClientResponse, upstream: Upstream) -> bytes:
+async def read_body(response: aiohttp.ClientResponse, target: Target) -> bytes:
     try:
         return await response.read()
     except TimeoutError:
-        raise upstream_timeout(upstream) from None
+        raise upstream_timeout(target) from None
     except aiohttp.ClientError as exc:
-        raise upstream_unreachable(upstream, exc) from None
+        raise upstream_unreachable(target.upstream, exc) from None
 
 
 def error_from_upstream(status: int, body: bytes, upstream: Upstream, headers: CIMultiDictProxy[str]) -> GatewayError:

@@ -41,7 +41,8 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     try:
         if translated.stream:
             return await _stream(request, ctx, upstream_response, translated, model, created)
-        raw = await read_body(upstream_response, runtime.upstreams[ctx.upstream or ""])
+        assert ctx.target is not None
+        raw = await read_body(upstream_response, ctx.target)
     finally:
         upstream_response.release()
     message = orjson.loads(raw)

@@ -114,7 +114,7 @@ async def open_exchange(
             runtime.health(target).succeeded()
             return response
         try:
-            error_body = await read_body(response, target.upstream)
+            error_body = await read_body(response, target)
         finally:
             response.release()
         failure = error_from_upstream(response.status, error_body, target.upstream, response.headers)
@@ -150,6 +150,7 @@ async def _attempt(
 ) -> aiohttp.ClientResponse:
     """One target: its body, its credentials, one retry after a 401 if the token file changed."""
     upstream = target.upstream
+    ctx.target = target
     ctx.upstream, ctx.deployment = upstream.name, target.deployment
     body = body_for(target)
     headers = request_headers(upstream, request.headers, ctx.request_id, native=native)
@@ -187,7 +188,7 @@ async def _send(
     upstream = target.upstream
     sent = time.perf_counter()
     try:
-        response = await post(session, upstream, url, body, headers)
+        response = await post(session, target, url, body, headers)
     except GatewayError as exc:
         metrics.upstream_requests.labels(
             upstream.name, target.deployment, "timeout" if exc.status == 504 else "error"

@@ -55,7 +55,8 @@ async def _relay(request: web.Request, *, count_tokens: bool) -> web.StreamRespo
     try:
         if stream:
             return await _stream(request, ctx, upstream_response)
-        raw = await read_body(upstream_response, runtime.upstreams[ctx.upstream or ""])
+        assert ctx.target is not None
+        raw = await read_body(upstream_response, ctx.target)
     finally:
         upstream_response.release()
     if not count_tokens:

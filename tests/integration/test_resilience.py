@@ -294,3 +294,23 @@ def test_hot_reload_applies_a_valid_config_and_refuses_a_bad_one(setup: Setup) -
         time.sleep(0.1)
     assert "new-route" in [m.id for m in client(base).models.list()], "the running config stays"
     assert "config_reload_refused" in proc.log() and "nowhere" in proc.log()
+
+
+def test_a_route_can_carry_its_own_timeouts(setup: Setup) -> None:
+    _, base, _ = setup.gateway(
+        [
+            {
+                "model": "impatient",
+                "targets": [{"upstream": "a", "deployment": "d"}],
+                "timeouts": {"read_seconds": 0.5},
+            },
+            {"model": "patient", "targets": [{"upstream": "a", "deployment": "d"}]},
+        ],
+        retries={"max_attempts": 1},
+    )
+    emulator_control(setup.a_url, "faults", [{"delay": 1}])
+    with pytest.raises(openai.InternalServerError, match=r"read 0.5 s") as info:
+        client(base).chat.completions.create(model="impatient", messages=HELLO)
+    assert info.value.status_code == 504
+    emulator_control(setup.a_url, "faults", [{"delay": 1}])
+    assert client(base).chat.completions.create(model="patient", messages=HELLO).choices[0].finish_reason == "stop"
