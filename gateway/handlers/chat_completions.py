@@ -10,7 +10,7 @@ from aiohttp import web
 
 from gateway.context import RequestContext
 from gateway.handlers.forward import admit, model_of, open_exchange, read_json_object
-from gateway.handlers.streaming import HEARTBEAT, SSE_HEADERS, ClientGone, chunks, stream_failure
+from gateway.handlers.streaming import ClientGone, cut_stream, open_sse, relay_chunks, stream_failure
 from gateway.handlers.streaming import write as _write
 from gateway.keys import RUNTIME, context
 from gateway.routing import Target
@@ -67,15 +67,11 @@ async def _stream(
         model=model, created=created, include_usage=translated.include_usage, json_tool=translated.json_tool
     )
     decoder = SSEDecoder()
-    response = web.StreamResponse(headers={**SSE_HEADERS, **relayed_headers(upstream_response.headers)})
-    await response.prepare(request)
+    response = await open_sse(request, upstream_response)
     heartbeat = request.app[RUNTIME].config.server.heartbeat_seconds
     try:
         try:
-            async for chunk in chunks(upstream_response.content, heartbeat):
-                if chunk is None:
-                    await _write(response, HEARTBEAT)
-                    continue
+            async for chunk in relay_chunks(response, upstream_response, heartbeat):
                 out = bytearray()
                 try:
                     for event in decoder.feed(chunk):
@@ -96,7 +92,7 @@ async def _stream(
                 if translator.stopped:
                     break
             if not translator.stopped:
-                raise StreamError("api_error", "upstream stream ended before message_stop: the connection was cut")
+                raise cut_stream()
             await _write(response, DONE)
         except StreamError as exc:
             ctx.stream_error = exc.error_type

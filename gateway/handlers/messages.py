@@ -16,7 +16,7 @@ from aiohttp import web
 from gateway.context import RequestContext
 from gateway.errors import Dialect
 from gateway.handlers.forward import admit, model_of, open_exchange, read_json_object
-from gateway.handlers.streaming import HEARTBEAT, SSE_HEADERS, ClientGone, chunks, stream_failure, write
+from gateway.handlers.streaming import ClientGone, cut_stream, open_sse, relay_chunks, stream_failure, write
 from gateway.keys import RUNTIME, context
 from gateway.routing import Target
 from gateway.sse import SSEDecoder, encode_event
@@ -76,17 +76,13 @@ async def _relay(request: web.Request, *, count_tokens: bool) -> web.StreamRespo
 async def _stream(
     request: web.Request, ctx: RequestContext, upstream_response: aiohttp.ClientResponse
 ) -> web.StreamResponse:
-    response = web.StreamResponse(headers={**SSE_HEADERS, **relayed_headers(upstream_response.headers)})
-    await response.prepare(request)
+    response = await open_sse(request, upstream_response)
     decoder = SSEDecoder()
     finished = False
     heartbeat = request.app[RUNTIME].config.server.heartbeat_seconds
     try:
         try:
-            async for chunk in chunks(upstream_response.content, heartbeat):
-                if chunk is None:
-                    await write(response, HEARTBEAT)
-                    continue
+            async for chunk in relay_chunks(response, upstream_response, heartbeat):
                 for event in decoder.feed(chunk):
                     if event.event in _WATCHED:
                         finished = _watch(ctx, event.event, event.data) or finished
@@ -96,7 +92,7 @@ async def _stream(
                 if finished:
                     break
             if not finished:
-                raise StreamError("api_error", "upstream stream ended before message_stop: the connection was cut")
+                raise cut_stream()
         except (StreamError, TimeoutError, aiohttp.ClientError) as exc:
             failure = stream_failure(exc)
             ctx.stream_error = failure.anthropic_type

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from gateway.errors import GatewayError
 from gateway.translate.openai_stream import StreamError
+from gateway.upstream import relayed_headers
 
 HEARTBEAT = b": keep-alive\n\n"
 
@@ -60,3 +61,25 @@ async def chunks(content: aiohttp.StreamReader, heartbeat: float) -> AsyncIterat
     finally:
         if read is not None and not read.done():
             read.cancel()
+
+
+async def open_sse(request: web.Request, upstream_response: aiohttp.ClientResponse) -> web.StreamResponse:
+    """The client's event stream, with the upstream's retry hints and request ids."""
+    response = web.StreamResponse(headers={**SSE_HEADERS, **relayed_headers(upstream_response.headers)})
+    await response.prepare(request)
+    return response
+
+
+async def relay_chunks(
+    response: web.StreamResponse, upstream_response: aiohttp.ClientResponse, heartbeat: float
+) -> AsyncIterator[bytes]:
+    """The upstream's chunks; while it is quiet, heartbeat comments go to the client meanwhile."""
+    async for chunk in chunks(upstream_response.content, heartbeat):
+        if chunk is None:
+            await write(response, HEARTBEAT)
+        else:
+            yield chunk
+
+
+def cut_stream() -> StreamError:
+    return StreamError("api_error", "upstream stream ended before message_stop: the connection was cut")
