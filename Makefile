@@ -7,7 +7,7 @@ CONFIG ?= examples/gateway.yaml
 
 CHECKOV_VERSION := 3.3.30
 
-.PHONY: soak install tools prometheus lint typecheck unit test demo run clean images image-tools image-test
+.PHONY: bench soak install tools prometheus lint typecheck unit test demo run clean images image-tools image-test
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,7 +39,7 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 
 typecheck: install
-	$(VENV)/bin/mypy gateway token_sidecar tests scripts
+	$(VENV)/bin/mypy gateway token_sidecar tests scripts bench
 
 unit: install
 	$(PY) -m pytest tests/unit -q
@@ -60,6 +60,11 @@ image-tools:
 
 image-test: install image-tools
 	$(PY) -m pytest -q -s tests/images
+
+# Gateway vs direct vs a minimal relay, in one run (loopback, bounded); writes docs/benchmarks.md.
+bench: install
+	@command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
+	$(PY) bench/run.py --write
 
 # Bounded soak on loopback: SOAK_SECONDS (120) of concurrent streams with random faults; lost must be 0.
 SOAK_SECONDS ?= 120
