@@ -9,6 +9,7 @@ import orjson
 from aiohttp import web
 
 from gateway.context import RequestContext
+from gateway.errors import GatewayError
 from gateway.handlers.forward import admit, model_of, open_exchange, read_json_object
 from gateway.handlers.streaming import ClientGone, cut_stream, open_sse, relay_chunks, stream_failure
 from gateway.handlers.streaming import write as _write
@@ -45,7 +46,12 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         raw = await read_body(upstream_response, ctx.target)
     finally:
         upstream_response.release()
-    message = orjson.loads(raw)
+    try:
+        message = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        message = None
+    if not isinstance(message, dict):
+        raise GatewayError(502, "upstream answered 200 with a body that is not a Messages API message")
     ctx.usage = message.get("usage") or {}
     completion = message_to_completion(message, model=model, created=created, json_tool=translated.json_tool)
     return web.Response(

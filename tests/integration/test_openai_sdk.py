@@ -339,6 +339,14 @@ def test_azure_shaped_auth_failure(stack: Stack) -> None:
     assert "refused the gateway's credentials (403)" in info.value.message
 
 
+@pytest.mark.parametrize("body", ["not json", "[1, 2]"])
+def test_a_garbled_upstream_answer_is_a_502(stack: Stack, body: str) -> None:
+    stack.fault(body=body)
+    with pytest.raises(openai.InternalServerError) as info:
+        stack.openai().chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "x"}])
+    assert info.value.status_code == 502 and "not a Messages API message" in info.value.message
+
+
 def test_unreachable_upstream_is_a_502(stack: Stack) -> None:
     with pytest.raises(openai.InternalServerError) as info:
         stack.openai().chat.completions.create(model="claude-dead", messages=[{"role": "user", "content": "x"}])

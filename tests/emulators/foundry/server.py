@@ -52,6 +52,7 @@ class Fault:
     stall_after: int | None = None  # stream: go silent after N events
     stall: float = 3600.0
     malformed_after: int | None = None  # stream: a broken event after N events
+    body: str | None = None  # answer 200 with this raw body instead
     count: int = 1
 
 
@@ -153,6 +154,8 @@ async def _fault_response(request: web.Request, fault: Fault) -> web.StreamRespo
         assert request.transport is not None
         request.transport.abort()
         raise asyncio.CancelledError
+    if fault.body is not None:
+        return web.Response(status=200, body=fault.body.encode(), content_type="application/json", headers=_ids())
     if fault.status is not None:
         headers = {}
         if fault.retry_after is not None:
