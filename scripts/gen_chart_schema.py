@@ -16,6 +16,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from gateway.config import json_schema
+from scripts.generated import emit
 
 OUT = Path(__file__).resolve().parent.parent / "helm" / "foundry-gateway" / "values.schema.json"
 
@@ -161,14 +162,7 @@ def render() -> str:
 
 
 def main() -> int:
-    text = render()
-    if "--check" in sys.argv:
-        if OUT.read_text() != text:
-            print(f"{OUT} is stale: run python scripts/gen_chart_schema.py", file=sys.stderr)
-            return 1
-        return 0
-    OUT.write_text(text)
-    return 0
+    return emit({OUT: render()}, "scripts/gen_chart_schema.py")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import orjson
 
 from gateway.config import json_schema
+from scripts.generated import emit
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "configuration.md"
 
@@ -90,15 +91,7 @@ def render() -> str:
 
 
 def main() -> int:
-    text = render()
-    if "--check" in sys.argv:
-        if DOC.read_text() != text:
-            print(f"{DOC} is stale: run python scripts/gen_config_docs.py", file=sys.stderr)
-            return 1
-        return 0
-    DOC.parent.mkdir(exist_ok=True)
-    DOC.write_text(text)
-    return 0
+    return emit({DOC: render()}, "scripts/gen_config_docs.py")
 
 
 if __name__ == "__main__":

@@ -13,6 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from scripts.generated import emit
+
 OUT = Path(__file__).resolve().parent.parent / "helm" / "foundry-gateway" / "dashboards"
 NS = '{namespace=~"$namespace"}'
 RI = "$__rate_interval"
@@ -239,19 +243,8 @@ DASHBOARDS = {
 
 
 def main() -> int:
-    stale = []
-    for name, board in DASHBOARDS.items():
-        text = json.dumps(board, indent=2) + "\n"
-        path = OUT / name
-        if "--check" in sys.argv:
-            if not path.exists() or path.read_text() != text:
-                stale.append(str(path))
-        else:
-            path.write_text(text)
-    if stale:
-        print("stale: " + ", ".join(stale) + "; run python scripts/gen_dashboards.py", file=sys.stderr)
-        return 1
-    return 0
+    files = {OUT / name: json.dumps(board, indent=2) + "\n" for name, board in DASHBOARDS.items()}
+    return emit(files, "scripts/gen_dashboards.py")
 
 
 if __name__ == "__main__":
