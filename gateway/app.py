@@ -77,7 +77,6 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
         _record(request, ctx, err.status)
         return _error_response(err, ctx)
     load.active += 1
-    metrics.in_flight.inc()
     response: web.StreamResponse
     try:
         try:
@@ -106,7 +105,6 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
         raise
     finally:
         load.active -= 1
-        metrics.in_flight.dec()
     _record(request, ctx, response.status)
     return response
 
@@ -178,6 +176,8 @@ def create_app(
     app[RUNTIME] = runtime
     app[METRICS] = GatewayMetrics(registry)
     app[LOAD] = Load(config.server.max_concurrent_requests)
+    # The gauge reads the one count the concurrency limit keeps, at scrape time.
+    app[METRICS].in_flight.set_function(lambda: app[LOAD].active)
     registry.register(
         TokenExpiryCollector(
             lambda: [(name, u.credential.status().expires_on) for name, u in app[RUNTIME].upstreams.items()]

@@ -28,7 +28,6 @@ def session_for(max_connections: int) -> aiohttp.ClientSession:
     return aiohttp.ClientSession(
         connector=connector,
         auto_decompress=False,
-        json_serialize=lambda obj: orjson.dumps(obj).decode(),
         skip_auto_headers=("User-Agent",),
         headers={"user-agent": "foundry-gateway"},
     )
