@@ -17,7 +17,7 @@ HEADERS = {"content-type": "application/json", "anthropic-version": "2023-06-01"
 
 async def relay(request: web.Request) -> web.StreamResponse:
     body = await request.read()
-    async with request.app["session"].post(UPSTREAM + "/v1/messages", data=body, headers=HEADERS) as upstream:
+    async with request.app["session"].post(UPSTREAM + "/anthropic/v1/messages", data=body, headers=HEADERS) as upstream:
         response = web.StreamResponse(status=upstream.status, headers={"content-type": upstream.content_type})
         await response.prepare(request)
         async for chunk in upstream.content.iter_any():

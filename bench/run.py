@@ -1,13 +1,17 @@
 """make bench: what the gateway adds over a direct call and over a minimal relay, measured in one run.
 
 Loopback only, bounded in time. The gateway and the relay run on core 0; the fake upstream
-(the Foundry emulator, latency off) and wrk on core 1. Each row is the median of --runs runs
-of --seconds each, after a warm-up. Ratios within one run are what count on a noisy machine.
+(bench/upstream.py, pre-rendered answers), wrk and the asyncio stream client on core 1. Each
+wrk row is the median of --runs runs of --seconds each, after a warm-up. Ratios within one
+run are what count on a noisy machine. Metrics, the access log and inbound API-key auth stay
+on in the gateway throughout.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import hashlib
 import os
 import platform
 import re
@@ -17,39 +21,50 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import orjson
 
-from tests.harness import Process, free_port, start_foundry_emulator, start_gateway
+from bench import streams
+from tests.harness import Process, free_port, start_gateway
 
 ROOT = Path(__file__).resolve().parent.parent
+DOC = ROOT / "docs" / "benchmarks.md"
+BEGIN, END = "<!-- make bench: begin -->", "<!-- make bench: end -->"
+UPSTREAM_KEY, CLIENT_KEY = "bench-key", "bench-client-key"
 LUA = """
 wrk.method = "POST"
 wrk.body = [[{body}]]
 wrk.headers["content-type"] = "application/json"
 wrk.headers["anthropic-version"] = "2023-06-01"
-wrk.headers["x-api-key"] = "bench-key"
+wrk.headers["x-api-key"] = "{key}"
 """
+SHAPES = {"non-streaming": "bench-json", "stream 20 events": "bench-s20", "stream 200 events": "bench-s200"}
+PACED = "bench-pace-20-2"  # 14 text deltas, 2 ms apart: TTFT and per-event latency
+SLOW = "bench-pace-20-250"  # 14 text deltas, 250 ms apart: the 1,000 concurrent slow streams
+SLOW_STREAMS = 1000
 
 
-def words(n: int) -> str:
-    return " ".join(f"w{i}" for i in range(n))
+def request_body(model: str, openai: bool) -> dict[str, object]:
+    body: dict[str, object] = {"model": model, "messages": [{"role": "user", "content": "w0 w1 w2"}]}
+    if model != "bench-json":
+        body["stream"] = True
+    if not openai:
+        body["max_tokens"] = 1000
+    return body
 
 
-def bodies() -> dict[str, tuple[dict[str, object], dict[str, object]]]:
-    """(native body, OpenAI body) per shape; the emulator answers 'You said: <prompt>' word by word."""
-    shapes = {"non-streaming": (3, False), "stream 20 events": (12, True), "stream 200 events": (192, True)}
-    out = {}
-    for name, (n, stream) in shapes.items():
-        prompt = [{"role": "user", "content": words(n)}]
-        out[name] = (
-            {"model": "bench", "max_tokens": 1000, "messages": prompt, "stream": stream},
-            {"model": "bench", "messages": prompt, "stream": stream},
-        )
-    return out
+def proc_status(pid: int, field: str) -> float:
+    """A /proc/PID/status memory field, in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return 0.0
 
 
 def cpu_seconds(pid: int) -> float:
@@ -57,11 +72,8 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+def pin(pid: int, core: int) -> None:
+    subprocess.run(["taskset", "-a", "-p", "-c", str(core), str(pid)], check=True, capture_output=True)
 
 
 def wait_port(port: int, timeout: float = 15) -> None:
@@ -73,18 +85,18 @@ def wait_port(port: int, timeout: float = 15) -> None:
         except OSError:
             if time.monotonic() > deadline:
                 raise
-            time.sleep(0.05)
+            time.sleep(0.01)
 
 
-def wrk(url: str, body: dict[str, object], connections: int, seconds: int, work: Path) -> tuple[float, float, float]:
+def wrk(url: str, body: dict[str, object], key: str, connections: int, seconds: int, work: Path) -> tuple[float, ...]:
     """(requests/s, p50 ms, p99 ms), wrk pinned to core 1."""
     script = work / "post.lua"
-    script.write_text(LUA.format(body=orjson.dumps(body).decode()))
+    script.write_text(LUA.format(body=orjson.dumps(body).decode(), key=key))
     out = subprocess.run(
         ["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url],
         capture_output=True, text=True, check=True, timeout=seconds + 30,
     ).stdout  # fmt: skip
-    if "Non-2xx" in out:
+    if "Non-2xx" in out or "Socket errors" in out:
         raise SystemExit(f"{url}: errors during the run:\n{out}")
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
 
@@ -96,80 +108,230 @@ def wrk(url: str, body: dict[str, object], connections: int, seconds: int, work:
     return rps, pct("50"), pct("99")
 
 
+def quantile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.work = Path(tempfile.mkdtemp(prefix="fgw-bench-"))
+        self.upstream_port = free_port()
+        self.upstream = Process(
+            "fake-foundry", [str(ROOT / "bench" / "upstream.py"), str(self.upstream_port)], log_dir=self.work
+        )
+        wait_port(self.upstream_port)
+        pin(self.upstream.popen.pid, 1)
+        self.upstream_url = f"http://127.0.0.1:{self.upstream_port}"
+        self.gateway, self.gateway_url = self.start_gateway()
+        relay_port = free_port()
+        self.relay = Process(
+            "relay", [str(ROOT / "bench" / "relay.py"), str(relay_port), self.upstream_url], log_dir=self.work
+        )
+        wait_port(relay_port)
+        pin(self.relay.popen.pid, 0)
+        self.targets: dict[str, tuple[str, str, Process | None]] = {
+            "direct": (self.upstream_url + "/v1/messages", UPSTREAM_KEY, None),
+            "minimal relay": (f"http://127.0.0.1:{relay_port}/v1/messages", UPSTREAM_KEY, self.relay),
+            "gateway /v1/messages": (self.gateway_url + "/v1/messages", CLIENT_KEY, self.gateway),
+            "gateway /v1/chat/completions": (self.gateway_url + "/v1/chat/completions", CLIENT_KEY, self.gateway),
+        }
+
+    def gateway_config(self) -> dict[str, Any]:
+        models = [*SHAPES.values(), PACED, SLOW]
+        return {
+            "server": {"max_concurrent_requests": 4096},
+            "logging": {"level": "info"},
+            "inbound": {"api_keys": [{"client": "bench", "sha256": hashlib.sha256(CLIENT_KEY.encode()).hexdigest()}]},
+            "upstreams": [
+                {
+                    "name": "f",
+                    "base_url": self.upstream_url + "/anthropic",
+                    "auth": {"type": "api_key", "key_env": "BENCH_KEY"},
+                }
+            ],
+            "routes": [{"model": m, "targets": [{"upstream": "f", "deployment": m}]} for m in models],
+        }
+
+    def start_gateway(self) -> tuple[Process, str]:
+        proc, url, _ = start_gateway(self.gateway_config(), env={"BENCH_KEY": UPSTREAM_KEY}, log_dir=self.work)
+        pin(proc.popen.pid, 0)
+        return proc, url
+
+    def stop(self) -> None:
+        for started in (self.gateway, self.relay, self.upstream):
+            started.stop()
+
+    def throughput(self) -> list[list[str]]:
+        """wrk against every target in turn, --runs rounds: a machine that slows down mid-run slows all alike."""
+        rows = []
+        for shape, model in SHAPES.items():
+            if self.args.shape and model not in self.args.shape:
+                continue
+            for connections in self.args.clients or (1, 32):
+                plan = {
+                    name: (url, key, proc, request_body(model, openai=name.endswith("completions")))
+                    for name, (url, key, proc) in self.targets.items()
+                }
+                for url, key, _, body in plan.values():
+                    wrk(url, body, key, connections, 1, self.work)  # warm-up
+                results: dict[str, list[tuple[float, ...]]] = {name: [] for name in plan}
+                cpu = dict.fromkeys(plan, 0.0)
+                for _ in range(self.args.runs):
+                    for name, (url, key, proc, body) in plan.items():
+                        before = cpu_seconds(proc.popen.pid) if proc else 0.0
+                        results[name].append(wrk(url, body, key, connections, self.args.seconds, self.work))
+                        cpu[name] += cpu_seconds(proc.popen.pid) - before if proc else 0.0
+                median = {
+                    name: tuple(statistics.median(r[i] for r in runs) for i in range(3))
+                    for name, runs in results.items()
+                }
+                relay_rps = median["minimal relay"][0]
+                _, base_p50, base_p99 = median["direct"]
+                for name, (rps, p50, p99) in median.items():
+                    proc = plan[name][2]
+                    total = sum(r[0] for r in results[name]) * self.args.seconds
+                    rows.append([
+                        shape, str(connections), name, f"{rps:.0f}",
+                        f"{rps / relay_rps:.0%}" if proc is not None and proc is not self.relay else "",
+                        f"{p50:.2f}", f"{p99:.2f}", f"{p50 - base_p50:+.2f}", f"{p99 - base_p99:+.2f}",
+                        f"{cpu[name] / total * 1000:.2f}" if proc else "",
+                    ])  # fmt: skip
+                    print(f"{shape:18} c={connections:<3} {name:30} {rps:8.0f} req/s  p50 {p50:7.2f} ms", flush=True)
+        return rows
+
+    def stream_timing(self) -> list[list[str]]:
+        """One client, paced upstream: time to first token and latency per event, over direct."""
+        rows = []
+        base: tuple[float, ...] = ()
+        for name, (url, key, _) in self.targets.items():
+            asyncio.run(streams.sequential(url, PACED, key, 20))  # warm-up
+            times = asyncio.run(streams.sequential(url, PACED, key, self.args.streams))
+            if times.failed:
+                raise SystemExit(f"{name}: {times.failed[:3]}")
+            ms = [1000 * quantile(v, q) for v in (times.ttft, times.event_latency) for q in (0.5, 0.99)]
+            base = base or tuple(ms)
+            rows.append([name, *(f"{v:.2f}" for v in ms), *(f"{v - b:+.2f}" for v, b in zip(ms, base, strict=True))])
+            print(f"paced stream       c=1   {name:30} ttft p50 {ms[0]:.2f} ms  event p50 {ms[2]:.2f} ms", flush=True)
+        return rows
+
+    def slow_streams(self) -> list[list[str]]:
+        """SLOW_STREAMS streams open at once through each dialect: memory added, every one complete."""
+        rows = []
+        for name, (url, key, proc) in self.targets.items():
+            if proc is None:
+                continue
+            before = proc_status(proc.popen.pid, "VmRSS")
+            peak = before
+            run = asyncio.run(self._sample_while(proc.popen.pid, streams.concurrent(url, SLOW, key, SLOW_STREAMS, 60)))
+            times, peak = run
+            rows.append([
+                name, str(SLOW_STREAMS), str(times.complete), str(len(times.failed)),
+                f"{before:.1f}", f"{peak:.1f}", f"{peak - before:+.1f}",
+            ])  # fmt: skip
+            print(f"{SLOW_STREAMS} slow streams   {name:30} complete {times.complete} failed {len(times.failed)} "
+                  f"RSS {before:.1f} -> {peak:.1f} MB", flush=True)  # fmt: skip
+            if times.failed:
+                print("  first failures:", times.failed[:3])
+        return rows
+
+    @staticmethod
+    async def _sample_while(pid: int, work: Any) -> tuple[streams.StreamTimes, float]:
+        task = asyncio.ensure_future(work)
+        peak = 0.0
+        while not task.done():
+            peak = max(peak, proc_status(pid, "VmRSS"))
+            await asyncio.wait((task,), timeout=0.05)
+        return task.result(), peak
+
+    def cold_start(self) -> list[list[str]]:
+        """Process start to the first 200 of a translated request, and the idle RSS after it."""
+        body = orjson.dumps(request_body("bench-json", openai=True))
+        results = []
+        for _ in range(self.args.cold_starts):
+            port = free_port()
+            config = {**self.gateway_config(), "server": {"host": "127.0.0.1", "port": port, "drain_delay_seconds": 0}}
+            path = self.work / "cold.yaml"
+            path.write_text(orjson.dumps(config).decode())
+            started = time.monotonic()
+            proc = Process(
+                "cold-gateway",
+                ["-m", "gateway", "--config", str(path)],
+                env={"BENCH_KEY": UPSTREAM_KEY},
+                log_dir=self.work,
+            )
+            try:
+                first_ok = _first_success(f"http://127.0.0.1:{port}/v1/chat/completions", body, started, proc)
+                time.sleep(1)
+                results.append((first_ok, proc_status(proc.popen.pid, "VmRSS")))
+            finally:
+                proc.stop()
+        seconds = statistics.median(r[0] for r in results)
+        idle = statistics.median(r[1] for r in results)
+        print(f"cold start {seconds:.2f} s, idle RSS {idle:.1f} MB", flush=True)
+        return [[f"{seconds:.2f}", f"{max(r[0] for r in results):.2f}", f"{idle:.1f}"]]
+
+
+def _first_success(url: str, body: bytes, started: float, proc: Process) -> float:
+    headers = {"content-type": "application/json", "authorization": f"Bearer {CLIENT_KEY}"}
+    while time.monotonic() - started < 30:
+        try:
+            request = urllib.request.Request(url, data=body, headers=headers)  # noqa: S310 (http://127.0.0.1 only)
+            with urllib.request.urlopen(request, timeout=2) as r:  # noqa: S310
+                if r.status == 200:
+                    return time.monotonic() - started
+        except OSError:
+            if proc.popen.poll() is not None:
+                raise SystemExit(f"gateway exited:\n{proc.log()}") from None
+            time.sleep(0.005)
+    raise SystemExit("the gateway did not answer within 30 s")
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--seconds", type=int, default=3)
     p.add_argument("--runs", type=int, default=3)
-    p.add_argument("--write", action="store_true", help="write the table into docs/benchmarks.md")
+    p.add_argument("--streams", type=int, default=300, help="paced streams per target for the timing rows")
+    p.add_argument("--cold-starts", type=int, default=5)
+    p.add_argument("--only", choices=["throughput", "timing", "slow", "cold"], action="append")
+    p.add_argument("--shape", choices=list(SHAPES.values()), action="append", help="only these throughput shapes")
+    p.add_argument("--clients", type=int, action="append", help="only these client counts (default 1 and 32)")
+    p.add_argument("--write", action="store_true", help="write the tables into docs/benchmarks.md")
     args = p.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="fgw-bench-"))
-    emulator, foundry = start_foundry_emulator("--api-key", "bench-key", log_dir=work)
-    subprocess.run(["taskset", "-p", "-c", "1", str(emulator.popen.pid)], check=True, capture_output=True)
-    config = {
-        "logging": {"level": "info"},
-        "upstreams": [{"name": "f", "base_url": foundry, "auth": {"type": "api_key", "key_env": "BENCH_KEY"}}],
-        "routes": [{"model": "bench", "targets": [{"upstream": "f", "deployment": "bench"}]}],
-    }
-    gateway, gateway_url, _ = start_gateway(config, env={"BENCH_KEY": "bench-key"}, log_dir=work)
-    relay_port = free_port()
-    relay = Process("relay", [str(ROOT / "bench" / "relay.py"), str(relay_port), foundry], log_dir=work)
-    wait_port(relay_port)
-    for pinned in (gateway, relay):
-        subprocess.run(["taskset", "-p", "-c", "0", str(pinned.popen.pid)], check=True, capture_output=True)
-    targets: dict[str, tuple[str, Process | None]] = {
-        "direct": (foundry + "/v1/messages", None),
-        "minimal relay": (f"http://127.0.0.1:{relay_port}/v1/messages", relay),
-        "gateway /v1/messages": (gateway_url + "/v1/messages", gateway),
-        "gateway /v1/chat/completions": (gateway_url + "/v1/chat/completions", gateway),
-    }
-    rows = []
+    os.sched_setaffinity(0, {1})  # the asyncio client shares core 1 with wrk and the upstream
+    bench = Bench(args)
+    sections: list[tuple[str, Callable[[], list[list[str]]], list[str]]] = [
+        ("throughput", bench.throughput, ["shape", "clients", "target", "req/s", "of relay", "p50 ms", "p99 ms",
+                                          "p50 added", "p99 added", "CPU s / 1,000 req"]),
+        ("timing", bench.stream_timing, ["target", "TTFT p50 ms", "TTFT p99 ms", "event p50 ms", "event p99 ms",
+                                         "TTFT p50 added", "TTFT p99 added", "event p50 added", "event p99 added"]),
+        ("slow", bench.slow_streams, ["target", "streams", "complete", "failed", "RSS before MB", "RSS peak MB",
+                                      "added MB"]),
+        ("cold", bench.cold_start, ["cold start p50 s", "cold start max s", "idle RSS MB"]),
+    ]  # fmt: skip
+    out = []
     try:
-        for shape, (native, openai_body) in bodies().items():
-            for connections in (1, 32):
-                base_p50 = None
-                for name, (url, proc) in targets.items():
-                    body = openai_body if name.endswith("completions") else native
-                    wrk(url, body, connections, 1, work)  # warm-up
-                    cpu_before = cpu_seconds(proc.popen.pid) if proc else 0.0
-                    results = [wrk(url, body, connections, args.seconds, work) for _ in range(args.runs)]
-                    cpu = cpu_seconds(proc.popen.pid) - cpu_before if proc else 0.0
-                    rps = statistics.median(r[0] for r in results)
-                    p50 = statistics.median(r[1] for r in results)
-                    p99 = statistics.median(r[2] for r in results)
-                    total = sum(r[0] for r in results) * args.seconds
-                    base_p50 = p50 if name == "direct" else base_p50
-                    rows.append(
-                        (shape, connections, name, rps, p50, p99, p50 - (base_p50 or p50),
-                         cpu / total * 1000 if proc else None, peak_rss_mb(proc.popen.pid) if proc else None)
-                    )  # fmt: skip
-                    print(f"{shape:18} c={connections:<3} {name:30} {rps:9.0f} req/s  p50 {p50:7.2f} ms", flush=True)
+        for name, run, header in sections:
+            if args.only and name not in args.only:
+                continue
+            out.append(f"### {name}\n\n" + table(header, run()))
     finally:
-        for started in (gateway, relay, emulator):
-            started.stop()
-    table = [
-        "| shape | clients | target | req/s | p50 ms | p99 ms | p50 added, ms | CPU s / 1,000 req | peak RSS MB |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
-    ]
-    for shape, c, name, rps, p50, p99, added, cpu_k, rss in rows:
-        cpu_text = "" if cpu_k is None else f"{cpu_k:.2f}"
-        rss_text = "" if rss is None else f"{rss:.0f}"
-        table.append(
-            f"| {shape} | {c} | {name} | {rps:.0f} | {p50:.2f} | {p99:.2f} | {added:+.2f} | {cpu_text} | {rss_text} |"
-        )
-    text = "\n".join(table)
+        bench.stop()
+    text = "\n\n".join(out)
     print(text)
     if args.write:
         machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
-        doc = ROOT / "docs" / "benchmarks.md"
-        doc.write_text(
-            "# Benchmarks\n\n"
-            f"`make bench` (`python bench/run.py --seconds {args.seconds:g} --runs {args.runs} --write`) on {machine}, "
-            f"{time.strftime('%Y-%m-%d')}. Gateway and relay on core 0, the fake upstream (the Foundry emulator, "
-            "latency off) and wrk on core 1; median of the runs. The upstream is Python too, so `direct` is "
-            "itself only a few thousand requests per second: read the ratios, not the absolute numbers.\n\n"
-            + text
-            + "\n"
-        )
+        command = "python bench/run.py " + " ".join(sys.argv[1:])
+        generated = f"{BEGIN}\n`{command}` on {machine}, {time.strftime('%Y-%m-%d %H:%M')} UTC.\n\n{text}\n{END}"
+        doc = DOC.read_text()
+        start, end = doc.index(BEGIN), doc.index(END) + len(END)
+        DOC.write_text(doc[:start] + generated + doc[end:])
     return 0
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import signal
 import sys
 from pathlib import Path
@@ -18,6 +19,18 @@ from gateway.keys import LOAD
 from gateway.logging import configure_logging
 
 log = structlog.get_logger("gateway")
+
+# Requests make few reference cycles (refcounting frees nearly everything), yet the default
+# threshold of 700 runs a young collection every few requests. Measured under load: about 7%
+# of the gateway's CPU in the collector, and 35 ms full collections in the p99 (docs/benchmarks.md).
+GC_THRESHOLDS = (10_000, 50, 100)
+
+
+def settle_heap() -> None:
+    """After start-up: what exists now lives as long as the process, so the collector stops scanning it."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 async def serve(config: GatewayConfig, config_path: Path) -> None:
@@ -35,7 +48,8 @@ async def serve(config: GatewayConfig, config_path: Path) -> None:
     site = web.TCPSite(runner, config.server.host, config.server.port, backlog=1024)
     await site.start()
     port = runner.addresses[0][1] if runner.addresses else config.server.port
-    log.info("listening", host=config.server.host, port=port, version=__version__)
+    settle_heap()
+    log.info("listening", host=config.server.host, port=port, version=__version__, frozen_objects=gc.get_freeze_count())
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -21,7 +21,8 @@ from gateway.context import Load, RequestContext
 from gateway.errors import Dialect, GatewayError
 from gateway.handlers import chat_completions, info, messages
 from gateway.inbound import Inbound
-from gateway.keys import CONTEXT, LOAD, METRICS, RUNTIME, SESSION
+from gateway.keys import ACCESS_LOG, CONTEXT, LOAD, METRICS, RUNTIME, SESSION
+from gateway.logging import AccessLog
 from gateway.metrics import GatewayMetrics, TokenExpiryCollector
 from gateway.routing import Runtime
 from gateway.upstream import session_for
@@ -60,7 +61,7 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Request id, errors in the caller's dialect, one access-log line and the request metrics."""
     if request.path in _UNOBSERVED:
         return await handler(request)
-    request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+    request_id = request.headers.get("x-request-id") or os.urandom(16).hex()
     ctx = RequestContext(request_id=request_id[:128], dialect=dialect_of(request.path))
     request[CONTEXT] = ctx
     metrics = request.app[METRICS]
@@ -75,7 +76,9 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
         )
         ctx.error = err.message
         _record(request, ctx, err.status)
-        return _error_response(err, ctx)
+        refusal = _error_response(err, ctx)
+        refusal.headers["x-request-id"] = ctx.request_id
+        return refusal
     load.active += 1
     response: web.StreamResponse
     try:
@@ -105,29 +108,24 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
         raise
     finally:
         load.active -= 1
+    if not response.prepared:  # a stream has sent its id with its headers (open_sse)
+        response.headers["x-request-id"] = ctx.request_id
     _record(request, ctx, response.status)
     return response
-
-
-async def _add_request_id(request: web.Request, response: web.StreamResponse) -> None:
-    # A signal rather than the middleware, so streamed responses carry the id too.
-    ctx = request.get(CONTEXT)
-    if ctx is not None:
-        response.headers["x-request-id"] = ctx.request_id
 
 
 def _record(request: web.Request, ctx: RequestContext, status: int) -> None:
     metrics = request.app[METRICS]
     duration = time.perf_counter() - ctx.started
     dialect = ctx.dialect.value
-    metrics.requests.labels(ctx.route, dialect, str(status)).inc()
-    metrics.request_duration.labels(ctx.route, dialect).observe(duration)
+    metrics.requests_by(ctx.route, dialect, str(status)).inc()
+    metrics.request_duration_by(ctx.route, dialect).observe(duration)
     ttft = ctx.ttft
     if ttft is not None:
-        metrics.time_to_first_token.labels(ctx.route, dialect).observe(ttft)
+        metrics.time_to_first_token_by(ctx.route, dialect).observe(ttft)
         output_tokens = ctx.usage.get("output_tokens")
         if isinstance(output_tokens, int) and output_tokens > 1 and not ctx.stream_error:
-            metrics.time_per_output_token.labels(ctx.route, dialect).observe((duration - ttft) / (output_tokens - 1))
+            metrics.time_per_output_token_by(ctx.route, dialect).observe((duration - ttft) / (output_tokens - 1))
     if ctx.usage:
         metrics.record_tokens(ctx.route, ctx.usage)
     if ctx.stream_error:
@@ -136,35 +134,35 @@ def _record(request: web.Request, ctx: RequestContext, status: int) -> None:
         metrics.client_disconnects.labels(ctx.route, dialect).inc()
     client = ctx.client.name if ctx.client is not None else None
     if ctx.client is not None:
-        metrics.client_requests.labels(client, ctx.route, str(status)).inc()
+        metrics.client_requests_by(ctx.client.name, ctx.route, str(status)).inc()
         used = ctx.usage.get("input_tokens", 0), ctx.usage.get("output_tokens", 0)
         Inbound.charge(ctx.client, sum(n for n in used if isinstance(n, int)))
-    fields = dict(
-        request_id=ctx.request_id,
-        client=client,
-        method=request.method,
-        path=request.path,
-        dialect=dialect,
-        route=ctx.route,
-        upstream=ctx.upstream,
-        deployment=ctx.deployment,
-        status=status,
-        upstream_status=ctx.upstream_status,
-        upstream_request_id=ctx.upstream_request_id,
-        stream=ctx.stream,
-        duration_ms=round(duration * 1000, 2),
-        ttft_ms=None if ttft is None else round(ttft * 1000, 2),
-        input_tokens=ctx.usage.get("input_tokens"),
-        output_tokens=ctx.usage.get("output_tokens"),
-        cache_read_tokens=ctx.usage.get("cache_read_input_tokens"),
-        stream_error=ctx.stream_error,
-        client_disconnected=ctx.client_disconnected or None,
-        auth_retried=ctx.auth_retried or None,
-        retries=ctx.retries or None,
-        error=ctx.error,
-    )
+    fields = {
+        "request_id": ctx.request_id,
+        "client": client,
+        "method": request.method,
+        "path": request.path,
+        "dialect": dialect,
+        "route": ctx.route,
+        "upstream": ctx.upstream,
+        "deployment": ctx.deployment,
+        "status": status,
+        "upstream_status": ctx.upstream_status,
+        "upstream_request_id": ctx.upstream_request_id,
+        "stream": ctx.stream,
+        "duration_ms": round(duration * 1000, 2),
+        "ttft_ms": None if ttft is None else round(ttft * 1000, 2),
+        "input_tokens": ctx.usage.get("input_tokens"),
+        "output_tokens": ctx.usage.get("output_tokens"),
+        "cache_read_tokens": ctx.usage.get("cache_read_input_tokens"),
+        "stream_error": ctx.stream_error,
+        "client_disconnected": ctx.client_disconnected or None,
+        "auth_retried": ctx.auth_retried or None,
+        "retries": ctx.retries or None,
+        "error": ctx.error,
+    }
     # Unset fields are left out: one short line per request is what people read.
-    log.info("request", **{k: v for k, v in fields.items() if v is not None})
+    request.app[ACCESS_LOG].record({k: v for k, v in fields.items() if v is not None})
 
 
 def create_app(
@@ -176,6 +174,7 @@ def create_app(
     app[RUNTIME] = runtime
     app[METRICS] = GatewayMetrics(registry)
     app[LOAD] = Load(config.server.max_concurrent_requests)
+    app[ACCESS_LOG] = AccessLog(config.logging.level, config.logging.format)
     # The gauge reads the one count the concurrency limit keeps, at scrape time.
     app[METRICS].in_flight.set_function(lambda: app[LOAD].active)
     registry.register(
@@ -200,7 +199,6 @@ def create_app(
                 await task
 
         app.cleanup_ctx.append(config_watcher)
-    app.on_response_prepare.append(_add_request_id)
     for path in ("/v1/chat/completions", "/chat/completions"):
         app.router.add_post(path, chat_completions.chat_completions)
     for prefix in ("", "/anthropic"):

@@ -9,6 +9,7 @@ from aiohttp import web
 
 if TYPE_CHECKING:
     from gateway.context import Load, RequestContext
+    from gateway.logging import AccessLog
     from gateway.metrics import GatewayMetrics
     from gateway.routing import Runtime
 
@@ -16,6 +17,7 @@ RUNTIME: web.AppKey[Runtime] = web.AppKey("runtime")
 METRICS: web.AppKey[GatewayMetrics] = web.AppKey("metrics")
 SESSION: web.AppKey[aiohttp.ClientSession] = web.AppKey("session")
 LOAD: web.AppKey[Load] = web.AppKey("load")
+ACCESS_LOG: web.AppKey[AccessLog] = web.AppKey("access_log")
 
 # Per request: aiohttp keeps request storage as a plain str-keyed mapping.
 CONTEXT = "foundry_gateway.context"

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from typing import Generic, TypeVar
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client import CollectorRegistry, Counter, Gauge, GCCollector, Histogram, Info, ProcessCollector
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -14,6 +15,27 @@ from gateway import __version__
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600)
 # Claude streams tens to a few hundred tokens a second.
 TOKEN_INTERVAL_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.2, 0.5, 1)
+
+
+M = TypeVar("M", Counter, Histogram)
+
+
+class Children(Generic[M]):
+    """`metric.labels(...)`, remembered: prometheus_client takes a lock and checks the values on
+    every call, several times per request. Label values here are bounded (route names, statuses,
+    upstreams), and the client keeps every child anyway, so the memo adds no series and no growth."""
+
+    __slots__ = ("_children", "metric")
+
+    def __init__(self, metric: M) -> None:
+        self.metric: M = metric
+        self._children: dict[tuple[str, ...], M] = {}
+
+    def __call__(self, *values: str) -> M:
+        child = self._children.get(values)
+        if child is None:
+            child = self._children[values] = self.metric.labels(*values)
+        return child
 
 
 class GatewayMetrics:
@@ -120,6 +142,18 @@ class GatewayMetrics:
             registry=registry,
         )
         Info("foundry_gateway_build", "Gateway version.", registry=registry).info({"version": __version__})
+        # Memory, CPU, open files and the garbage collector of this process, under their standard names.
+        ProcessCollector(registry=registry)
+        GCCollector(registry=registry)
+        # The per-request ones, memoized.
+        self.requests_by = Children(self.requests)
+        self.request_duration_by = Children(self.request_duration)
+        self.time_to_first_token_by = Children(self.time_to_first_token)
+        self.time_per_output_token_by = Children(self.time_per_output_token)
+        self.tokens_by = Children(self.tokens)
+        self.client_requests_by = Children(self.client_requests)
+        self.upstream_requests_by = Children(self.upstream_requests)
+        self.upstream_duration_by = Children(self.upstream_duration)
 
     def record_tokens(self, route: str, usage: Mapping[str, object]) -> None:
         for kind, key in (
@@ -130,7 +164,7 @@ class GatewayMetrics:
         ):
             value = usage.get(key)
             if isinstance(value, int) and value > 0:
-                self.tokens.labels(route, kind).inc(value)
+                self.tokens_by(route, kind).inc(value)
 
 
 class TokenExpiryCollector(Collector):

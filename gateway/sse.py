@@ -1,78 +1,125 @@
 """Server-sent events: an incremental push decoder and the encoders the gateway writes.
 
-The decoder works on bytes and decodes only whole lines, so a UTF-8 character split
+The decoder works on bytes and splits only at blank lines, so a UTF-8 character split
 across network reads is safe; it accepts LF, CRLF and CR line ends, comment lines and
-multi-line `data:` fields, as the SSE specification says.
+multi-line `data:` fields, as the SSE specification says. Data stays bytes: the next
+step is a JSON parser, which takes bytes, so decoding it to text first would be waste.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import orjson
 
-
-@dataclass(frozen=True, slots=True)
-class SSEEvent:
-    event: str | None
-    data: str
+# (event name or None, data): a plain tuple, because a stream decodes one per upstream event.
+SSEEvent = tuple[str | None, bytes]
 
 
 class SSEDecoder:
-    __slots__ = ("_buf", "_data", "_event")
+    """Push decoder: bytes in as they arrive, whole events out."""
+
+    __slots__ = ("_buf",)
 
     def __init__(self) -> None:
-        self._buf = b""
-        self._event: str | None = None
-        self._data: list[str] = []
+        self._buf = b""  # everything after the last blank line: at most one unfinished event
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
+        complete = self._complete(chunk)
+        if complete is None:
+            return []
+        events = []
+        for block in complete.split(b"\n\n"):
+            event = _event(block)
+            if event is not None:
+                events.append(event)
+        return events
+
+    def _complete(self, chunk: bytes) -> bytes | None:
+        """The events this chunk completes, LF-framed, without the last blank line; None if none."""
         buf = self._buf + chunk if self._buf else chunk
         if b"\r" in buf:
             # A CR at the very end may be the first half of a CRLF: keep it for the next read.
             hold = buf.endswith(b"\r")
             body = buf[:-1] if hold else buf
             buf = body.replace(b"\r\n", b"\n").replace(b"\r", b"\n") + (b"\r" if hold else b"")
-        end = buf.rfind(b"\n")
+        end = buf.rfind(b"\n\n")
         if end < 0:
             self._buf = buf
-            return []
-        self._buf = buf[end + 1 :]
-        events: list[SSEEvent] = []
-        for line in buf[:end].split(b"\n"):
-            self._line(line, events)
-        return events
+            return None
+        self._buf = buf[end + 2 :]
+        return buf[:end]
 
     def finish(self) -> list[SSEEvent]:
         """End of stream: a held CR ends its line; an event without its blank line is dropped (per spec)."""
         events = self.feed(b"\n") if self._buf.endswith(b"\r") else []
         self._buf = b""
-        self._event = None
-        self._data = []
         return events
 
     @property
     def pending(self) -> bool:
         """True when part of an event has been read but not completed."""
-        return bool(self._buf or self._data or self._event)
+        return bool(self._buf.strip(b"\r\n"))
 
-    def _line(self, line: bytes, events: list[SSEEvent]) -> None:
-        if not line:
-            if self._data or self._event is not None:
-                events.append(SSEEvent(self._event, "\n".join(self._data)))
-            self._event = None
-            self._data = []
-            return
-        if line[0] == 0x3A:  # ":" starts a comment
-            return
+
+class SSEWatcher(SSEDecoder):
+    """A decoder for a relay that forwards the bytes untouched and needs only a few events.
+
+    It returns the events named in `only`, in order, and of those in `once` just the first.
+    Only the events whose bytes contain one of those names are decoded: the native relay
+    watches four event types (and the first content delta) among hundreds of deltas.
+    """
+
+    __slots__ = ("_markers", "_once")
+
+    def __init__(self, only: frozenset[str], once: frozenset[str] = frozenset()) -> None:
+        super().__init__()
+        self._once = set(once)
+        self._markers = {name: name.encode() for name in only | once}
+
+    def feed(self, chunk: bytes) -> list[SSEEvent]:
+        complete = self._complete(chunk)
+        if complete is None:
+            return []
+        found: dict[int, SSEEvent] = {}
+        for name, marker in list(self._markers.items()):
+            at = complete.find(marker)
+            while at >= 0:
+                start = complete.rfind(b"\n\n", 0, at)
+                start = 0 if start < 0 else start + 2
+                end = complete.find(b"\n\n", at)
+                end = len(complete) if end < 0 else end
+                event = _event(complete[start:end])
+                if event is not None and event[0] == name:
+                    found[start] = event
+                    if name in self._once:
+                        del self._markers[name]
+                        break
+                at = complete.find(marker, end)
+        return [found[start] for start in sorted(found)]
+
+
+def _event(block: bytes) -> SSEEvent | None:
+    """One event from the lines between two blank lines; None when it carries neither event nor data."""
+    if block.startswith(b"event: "):
+        # What Foundry sends: `event: NAME` then one `data: JSON` line.
+        nl = block.find(b"\n")
+        if nl > 0 and block.startswith(b"data: ", nl + 1) and block.find(b"\n", nl + 1) < 0:
+            return block[7:nl].decode("utf-8", "replace"), block[nl + 7 :]
+    event: str | None = None
+    data: list[bytes] = []
+    for line in block.split(b"\n"):
+        if not line or line[0] == 0x3A:  # blank, or ":" starting a comment
+            continue
         name, sep, value = line.partition(b":")
         if sep and value[:1] == b" ":
             value = value[1:]
         if name == b"data":
-            self._data.append(value.decode("utf-8", "replace"))
+            data.append(value)
         elif name == b"event":
-            self._event = value.decode("utf-8", "replace")
+            event = value.decode("utf-8", "replace")
         # id and retry carry nothing the gateway uses; unknown fields are ignored per spec.
+    if not data and event is None:
+        return None
+    return event, b"\n".join(data)
 
 
 def encode_data(payload: object) -> bytes:

@@ -22,6 +22,8 @@ NS = '{namespace=~"$namespace"}'
 RI = "$__rate_interval"
 
 
+# Selects the gateway container's series among the pod's: both processes export process_* metrics.
+GATEWAY = f"foundry_gateway_build_info{NS}"
 S5XX = '{namespace=~"$namespace", status=~"5.."}'
 S429 = '{namespace=~"$namespace", status="429"}'
 
@@ -140,6 +142,29 @@ OVERVIEW = (
         "Client disconnects",
         "reqps",
         ((f"sum by (route) (rate(foundry_gateway_client_disconnects_total{NS}[{RI}]))", "{{route}}"),),
+    ),
+    Panel(
+        "Gateway memory (RSS) per pod",
+        "bytes",
+        ((f"process_resident_memory_bytes{NS} and on (instance) {GATEWAY}", "{{pod}} {{instance}}"),),
+        "Resident memory of the gateway process; idle is about 60 MB, and 1,000 open streams add about 40 MB.",
+    ),
+    Panel(
+        "Gateway CPU per pod",
+        "percentunit",
+        ((f"rate(process_cpu_seconds_total{NS}[{RI}]) and on (instance) {GATEWAY}", "{{pod}} {{instance}}"),),
+        "One event loop: at 100% of a core the pod serves no more, whatever its CPU limit (scale out instead).",
+    ),
+    Panel(
+        "Gateway garbage collections",
+        "ops",
+        (
+            (
+                f"sum by (generation) (rate(python_gc_collections_total{NS}[{RI}]) and on (instance) {GATEWAY})",
+                "generation {{generation}}",
+            ),
+        ),
+        "Start-up objects are frozen and young collections run every 10,000 allocations (docs/benchmarks.md).",
     ),
 )
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Info
+from prometheus_client import CollectorRegistry, Counter, Gauge, GCCollector, Info, ProcessCollector
 
 from token_sidecar import __version__
 
@@ -34,6 +34,9 @@ class SidecarMetrics:
             registry=registry,
         )
         Info("token_sidecar_build", "Sidecar version.", registry=registry).info({"version": __version__})
+        # Memory, CPU, open files and the garbage collector of this process, under their standard names.
+        ProcessCollector(registry=registry)
+        GCCollector(registry=registry)
 
     def init_token(self, name: str) -> None:
         # Series exist from the start, so alerts see a 0 rather than nothing.

@@ -78,23 +78,22 @@ async def _stream(
     try:
         try:
             async for chunk in relay_chunks(response, upstream_response, heartbeat):
-                out = bytearray()
+                out: list[bytes] = []
                 try:
-                    for event in decoder.feed(chunk):
-                        if not event.data:
+                    for name, data in decoder.feed(chunk):
+                        if not data:
                             continue
-                        if event.event == "content_block_delta":
+                        if name == "content_block_delta" and ctx.first_token_at is None:
                             ctx.mark_first_token()
                         try:
-                            data = orjson.loads(event.data)
+                            payload = orjson.loads(data)
                         except orjson.JSONDecodeError:
                             raise StreamError("api_error", "upstream sent an event that is not JSON") from None
-                        for client_chunk in translator.feed(event.event, data):
-                            out += encode_data(client_chunk)
+                        out.append(translator.feed(name, payload))
                 finally:
                     # What came before a failure in the same read still goes to the client, in order.
                     if out:
-                        await _write(response, out)
+                        await _write(response, b"".join(out))
                 if translator.stopped:
                     break
             if not translator.stopped:

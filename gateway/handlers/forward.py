@@ -24,8 +24,11 @@ from gateway.upstream import error_from_upstream, post, read_body, request_heade
 async def read_json_object(request: web.Request) -> dict[str, Any]:
     server = request.app[RUNTIME].config.server
     try:
-        async with asyncio.timeout(server.body_read_timeout_seconds):
-            raw = await request.read()
+        if request.content.is_eof():
+            raw = await request.read()  # all here already (the common case): no timer to arm
+        else:
+            async with asyncio.timeout(server.body_read_timeout_seconds):
+                raw = await request.read()
     except TimeoutError:
         raise GatewayError(
             408, f"Request body not received within {server.body_read_timeout_seconds:g} s", error_type="timeout_error"
@@ -190,10 +193,10 @@ async def _send(
     try:
         response = await post(session, target, url, body, headers)
     except GatewayError as exc:
-        metrics.upstream_requests.labels(
+        metrics.upstream_requests_by(
             upstream.name, target.deployment, "timeout" if exc.status == 504 else "error"
         ).inc()
         raise
-    metrics.upstream_duration.labels(upstream.name).observe(time.perf_counter() - sent)
-    metrics.upstream_requests.labels(upstream.name, target.deployment, str(response.status)).inc()
+    metrics.upstream_duration_by(upstream.name).observe(time.perf_counter() - sent)
+    metrics.upstream_requests_by(upstream.name, target.deployment, str(response.status)).inc()
     return response

@@ -19,12 +19,14 @@ from gateway.handlers.forward import admit, model_of, open_exchange, read_json_o
 from gateway.handlers.streaming import ClientGone, cut_stream, open_sse, relay_chunks, stream_failure, write
 from gateway.keys import RUNTIME, context
 from gateway.routing import Target
-from gateway.sse import SSEDecoder, encode_event
+from gateway.sse import SSEWatcher, encode_event
 from gateway.translate.openai_stream import StreamError
 from gateway.upstream import read_body, relayed_headers
 
-# The only events whose JSON the relay needs: usage comes in message_start and message_delta.
+# The only events the relay decodes: usage comes in message_start and message_delta, the end
+# in message_stop or error; the first content_block_delta is the time to first token.
 _WATCHED = frozenset({"message_start", "message_delta", "message_stop", "error"})
+_FIRST_TOKEN = frozenset({"content_block_delta"})
 
 
 async def messages(request: web.Request) -> web.StreamResponse:
@@ -77,17 +79,17 @@ async def _stream(
     request: web.Request, ctx: RequestContext, upstream_response: aiohttp.ClientResponse
 ) -> web.StreamResponse:
     response = await open_sse(request, upstream_response)
-    decoder = SSEDecoder()
+    decoder = SSEWatcher(_WATCHED, once=_FIRST_TOKEN)
     finished = False
     heartbeat = request.app[RUNTIME].config.server.heartbeat_seconds
     try:
         try:
             async for chunk in relay_chunks(response, upstream_response, heartbeat):
-                for event in decoder.feed(chunk):
-                    if event.event in _WATCHED:
-                        finished = _watch(ctx, event.event, event.data) or finished
-                    elif event.event == "content_block_delta":
+                for name, data in decoder.feed(chunk):
+                    if name == "content_block_delta":
                         ctx.mark_first_token()
+                    else:
+                        finished = _watch(ctx, name, data) or finished
                 await write(response, chunk)
                 if finished:
                     break
@@ -107,7 +109,7 @@ async def _stream(
     return response
 
 
-def _watch(ctx: RequestContext, event: str | None, data: str) -> bool:
+def _watch(ctx: RequestContext, event: str | None, data: bytes) -> bool:
     """Note usage; True once the stream has ended, by message_stop or by an upstream error event."""
     if event == "message_stop":
         return True
@@ -117,6 +119,8 @@ def _watch(ctx: RequestContext, event: str | None, data: str) -> bool:
     try:
         payload = orjson.loads(data)
     except orjson.JSONDecodeError:
+        return False
+    if not isinstance(payload, dict):
         return False
     usage = (payload.get("message") or {}).get("usage") if event == "message_start" else payload.get("usage")
     if isinstance(usage, dict):

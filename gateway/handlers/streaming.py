@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 
 import aiohttp
 from aiohttp import web
 
 from gateway.errors import GatewayError
+from gateway.keys import context
 from gateway.translate.openai_stream import StreamError
 from gateway.upstream import relayed_headers
 
@@ -39,33 +41,10 @@ def stream_failure(exc: BaseException) -> GatewayError:
     )
 
 
-async def chunks(content: aiohttp.StreamReader, heartbeat: float) -> AsyncIterator[bytes | None]:
-    """The upstream body as it arrives; None whenever it has been quiet for `heartbeat` seconds.
-
-    The read is never cancelled for a heartbeat (no data can be lost); silence beyond the
-    upstream's read timeout still ends in a TimeoutError from aiohttp.
-    """
-    read: asyncio.Future[bytes] | None = None
-    try:
-        while True:
-            read = asyncio.ensure_future(content.readany())
-            while not read.done():
-                done, _ = await asyncio.wait((read,), timeout=heartbeat)
-                if not done:
-                    yield None
-            chunk = read.result()
-            read = None
-            if not chunk:
-                return
-            yield chunk
-    finally:
-        if read is not None and not read.done():
-            read.cancel()
-
-
 async def open_sse(request: web.Request, upstream_response: aiohttp.ClientResponse) -> web.StreamResponse:
     """The client's event stream, with the upstream's retry hints and request ids."""
     response = web.StreamResponse(headers={**SSE_HEADERS, **relayed_headers(upstream_response.headers)})
+    response.headers["x-request-id"] = context(request).request_id
     await response.prepare(request)
     return response
 
@@ -73,12 +52,53 @@ async def open_sse(request: web.Request, upstream_response: aiohttp.ClientRespon
 async def relay_chunks(
     response: web.StreamResponse, upstream_response: aiohttp.ClientResponse, heartbeat: float
 ) -> AsyncIterator[bytes]:
-    """The upstream's chunks; while it is quiet, heartbeat comments go to the client meanwhile."""
-    async for chunk in chunks(upstream_response.content, heartbeat):
-        if chunk is None:
-            await write(response, HEARTBEAT)
-        else:
+    """The upstream's chunks as they arrive; while it is quiet, heartbeat comments go to the client.
+
+    Silence beyond the upstream's read timeout still ends in a TimeoutError from aiohttp.
+    """
+    beat = Heartbeat(response, heartbeat)
+    try:
+        content = upstream_response.content
+        while chunk := await content.readany():
+            beat.last = beat.loop.time()
             yield chunk
+    finally:
+        beat.stop()
+
+
+class Heartbeat:
+    """Writes an SSE comment to the client each time the upstream has been quiet for `interval`.
+
+    A timer per stream, re-armed from the time of the last chunk, rather than a timeout around
+    every read: reads are the hot path, and a quiet stream is the rare case.
+    """
+
+    __slots__ = ("_timer", "_writing", "interval", "last", "loop", "response")
+
+    def __init__(self, response: web.StreamResponse, interval: float) -> None:
+        self.response = response
+        self.interval = interval
+        self.loop = asyncio.get_running_loop()
+        self.last = self.loop.time()
+        self._writing: asyncio.Task[None] | None = None
+        self._timer = self.loop.call_at(self.last + interval, self._due)
+
+    def _due(self) -> None:
+        now = self.loop.time()
+        if now - self.last >= self.interval and (self._writing is None or self._writing.done()):
+            self._writing = self.loop.create_task(self._beat())
+            self.last = now
+        self._timer = self.loop.call_at(self.last + self.interval, self._due)
+
+    async def _beat(self) -> None:
+        # A client that is gone shows up in the relay's own next write; nothing to do here.
+        with contextlib.suppress(ClientGone):
+            await write(self.response, HEARTBEAT)
+
+    def stop(self) -> None:
+        self._timer.cancel()
+        if self._writing is not None:
+            self._writing.cancel()
 
 
 def cut_stream() -> StreamError:

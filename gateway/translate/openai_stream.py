@@ -1,10 +1,14 @@
-"""Anthropic Messages stream events -> OpenAI chat.completion.chunk objects. Pure: event in, chunks out.
+"""Anthropic Messages stream events -> OpenAI chat.completion.chunk events. Pure: event in, bytes out.
 
 One translator per streaming request. It emits one chunk per upstream event that
 carries something for the client (no batching, nothing held back), the finish chunk at
 `message_delta`, and the usage chunk (when asked) at `message_stop`; the caller then
 writes `[DONE]`. An `error` event, or events out of order, raise `StreamError`: the
 caller ends the client's stream with an error payload and no `[DONE]`.
+
+Chunks come out already encoded as SSE `data:` events. Text and thinking deltas, nearly
+every event of a stream, are spliced into bytes rendered once per stream at
+`message_start`, so each one costs a single JSON encode of its text.
 """
 
 from __future__ import annotations
@@ -12,7 +16,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
+
+from gateway.sse import encode_data
 from gateway.translate.openai_response import finish_reason, openai_usage
+
+_SLOT = "\u2063slot\u2063"  # stands in for a delta's text while a template is rendered
+_SLOT_JSON = b'"' + _SLOT.encode() + b'"'
 
 
 class StreamError(Exception):
@@ -25,9 +35,11 @@ class StreamError(Exception):
 class ChatStreamTranslator:
     __slots__ = (
         "_base",
+        "_content",
         "_include_usage",
         "_json_blocks",
         "_json_tool",
+        "_reasoning",
         "_tool_index",
         "_usage",
         "finish_reason",
@@ -43,6 +55,8 @@ class ChatStreamTranslator:
         self._tool_index: dict[int, int] = {}  # Anthropic content-block index -> OpenAI tool_calls index
         self._json_blocks: set[int] = set()  # blocks whose JSON input is the answer text (response_format)
         self._usage: dict[str, Any] = {}
+        # (before, after) the text of a content / reasoning_content delta chunk; set at message_start.
+        self._content = self._reasoning = (b"", b"")
         self.started = False
         self.stopped = False
         self.finish_reason: str | None = None
@@ -52,14 +66,24 @@ class ChatStreamTranslator:
         """Anthropic usage so far (message_start's counts, updated by message_delta's cumulative ones)."""
         return self._usage
 
-    def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+    def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> bytes:
         chunk = {**self._base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}]}
         if self._include_usage:
             chunk["usage"] = None
-        return chunk
+        return encode_data(chunk)
 
-    def feed(self, event_type: str | None, data: Mapping[str, Any]) -> list[dict[str, Any]]:
+    def _template(self, field: str) -> tuple[bytes, bytes]:
+        # The slot is the last string in the chunk (id and model come before choices).
+        before, _, after = self._chunk({field: _SLOT}).rpartition(_SLOT_JSON)
+        return before, after
+
+    def _text(self, template: tuple[bytes, bytes], text: Any) -> bytes:
+        return template[0] + orjson.dumps(text) + template[1]
+
+    def feed(self, event_type: str | None, data: Mapping[str, Any]) -> bytes:
         kind = data.get("type", event_type)
+        if kind == "content_block_delta" and self.started:
+            return self._delta(data)
         if kind == "error":
             err = data.get("error")
             err = err if isinstance(err, Mapping) else {}
@@ -72,13 +96,12 @@ class ChatStreamTranslator:
             if isinstance(usage, Mapping):
                 self._usage.update(usage)
             self.started = True
-            return [self._chunk({"role": "assistant", "content": ""})]
+            self._content, self._reasoning = self._template("content"), self._template("reasoning_content")
+            return self._chunk({"role": "assistant", "content": ""})
         if kind == "ping" or kind is None:
-            return []
+            return b""
         if not self.started:
             raise StreamError("api_error", f"upstream stream sent {kind!r} before message_start")
-        if kind == "content_block_delta":
-            return self._delta(data)
         if kind == "content_block_start":
             return self._block_start(data)
         if kind == "message_delta":
@@ -88,27 +111,27 @@ class ChatStreamTranslator:
                 self._usage.update({k: v for k, v in usage.items() if v is not None})
             stop_reason = delta.get("stop_reason") if isinstance(delta, Mapping) else None
             self.finish_reason = finish_reason(stop_reason, self._json_tool)
-            return [self._chunk({}, self.finish_reason)]
+            return self._chunk({}, self.finish_reason)
         if kind == "message_stop":
             self.stopped = True
             if self.finish_reason is None:
                 raise StreamError("api_error", "upstream stream stopped without a stop reason")
             if self._include_usage:
-                return [{**self._base, "choices": [], "usage": openai_usage(self._usage)}]
-            return []
+                return encode_data({**self._base, "choices": [], "usage": openai_usage(self._usage)})
+            return b""
         # content_block_stop and event types added after this was written carry nothing for the client.
-        return []
+        return b""
 
-    def _block_start(self, data: Mapping[str, Any]) -> list[dict[str, Any]]:
+    def _block_start(self, data: Mapping[str, Any]) -> bytes:
         block = data.get("content_block")
         index = data.get("index")
         if not isinstance(block, Mapping) or not isinstance(index, int):
-            return []
+            return b""
         kind = block.get("type")
         if kind == "tool_use":
             if self._json_tool is not None and block.get("name") == self._json_tool:
                 self._json_blocks.add(index)
-                return []
+                return b""
             tool_index = len(self._tool_index)
             self._tool_index[index] = tool_index
             call = {
@@ -117,32 +140,32 @@ class ChatStreamTranslator:
                 "type": "function",
                 "function": {"name": block.get("name"), "arguments": ""},
             }
-            return [self._chunk({"tool_calls": [call]})]
+            return self._chunk({"tool_calls": [call]})
         if kind == "text" and block.get("text"):
-            return [self._chunk({"content": block["text"]})]
+            return self._text(self._content, block["text"])
         if kind == "thinking" and block.get("thinking"):
-            return [self._chunk({"reasoning_content": block["thinking"]})]
-        return []
+            return self._text(self._reasoning, block["thinking"])
+        return b""
 
-    def _delta(self, data: Mapping[str, Any]) -> list[dict[str, Any]]:
+    def _delta(self, data: Mapping[str, Any]) -> bytes:
         delta = data.get("delta")
         if not isinstance(delta, Mapping):
-            return []
+            return b""
         kind = delta.get("type")
         if kind == "text_delta":
-            return [self._chunk({"content": delta.get("text", "")})]
+            return self._text(self._content, delta.get("text", ""))
         if kind == "thinking_delta":
-            return [self._chunk({"reasoning_content": delta.get("thinking", "")})]
+            return self._text(self._reasoning, delta.get("thinking", ""))
         if kind == "input_json_delta":
             fragment = delta.get("partial_json", "")
             index = data.get("index")
             if not fragment or not isinstance(index, int):
-                return []
+                return b""
             if index in self._json_blocks:
-                return [self._chunk({"content": fragment})]
+                return self._text(self._content, fragment)
             tool_index = self._tool_index.get(index)
             if tool_index is None:
                 raise StreamError("api_error", f"upstream sent tool input for unknown content block {index}")
-            return [self._chunk({"tool_calls": [{"index": tool_index, "function": {"arguments": fragment}}]})]
+            return self._chunk({"tool_calls": [{"index": tool_index, "function": {"arguments": fragment}}]})
         # signature_delta and unknown deltas have no OpenAI counterpart.
-        return []
+        return b""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import openai
@@ -62,6 +63,24 @@ def test_request_id_is_taken_or_made_and_forwarded(stack: Stack) -> None:
     assert response.headers["request-id"].startswith("req_"), "Foundry's own id is relayed for support tickets"
     made = httpx.post(stack.base + "/v1/chat/completions", json=body).headers["x-request-id"]
     assert len(made) == 32
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status"),
+    [
+        ("/v1/messages", {"model": "claude-sonnet-4-5", "max_tokens": 9, "stream": True,
+                          "messages": [{"role": "user", "content": "x"}]}, 200),
+        ("/v1/chat/completions", {"model": "claude-sonnet-4-5", "stream": True,
+                                  "messages": [{"role": "user", "content": "x"}]}, 200),
+        ("/v1/chat/completions", {"model": "no-such-model", "messages": []}, 404),
+        ("/v1/no-such-endpoint", {}, 404),
+    ],
+)  # fmt: skip
+def test_every_answer_carries_the_request_id(stack: Stack, path: str, body: dict[str, Any], status: int) -> None:
+    with httpx.stream("POST", stack.base + path, json=body, headers={"x-request-id": "trace-456"}) as response:
+        assert response.status_code == status
+        assert response.headers["x-request-id"] == "trace-456"
+        response.read()
 
 
 def test_metrics_count_requests_tokens_and_token_expiry(stack: Stack) -> None:

@@ -22,10 +22,15 @@ def test_configuration_doc_is_generated_from_the_schema() -> None:
     assert result.returncode == 0, result.stderr
 
 
-def emitted_metrics(registry: CollectorRegistry, defined: object) -> dict[str, set[str]]:
-    """Metric name -> label names, from what a registry emits plus what `defined` declares."""
+def emitted_metrics(registry: CollectorRegistry, defined: object, prefix: str) -> dict[str, set[str]]:
+    """Metric name -> label names, from what a registry emits plus what `defined` declares.
+
+    Only the process's own metrics (by prefix): the standard process_* and python_* ones are
+    documented as a group."""
     emitted: dict[str, set[str]] = {}
     for family in registry.collect():
+        if not family.name.startswith(prefix):
+            continue
         for sample in family.samples:
             if sample.name.endswith(("_created", "_bucket", "_count", "_sum")) and family.type != "gauge":
                 continue
@@ -51,11 +56,19 @@ def test_metrics_doc_lists_exactly_what_the_gateway_registers() -> None:
     registry = CollectorRegistry()
     metrics = GatewayMetrics(registry)
     registry.register(TokenExpiryCollector(lambda: [("u", 1.0)]))
-    assert documented_metrics("foundry_gateway_") == emitted_metrics(registry, metrics)
+    assert documented_metrics("foundry_gateway_") == emitted_metrics(registry, metrics, "foundry_gateway_")
 
 
 def test_metrics_doc_lists_exactly_what_the_sidecar_registers() -> None:
     registry = CollectorRegistry()
     metrics = SidecarMetrics(registry)
     metrics.init_token("default")
-    assert documented_metrics("token_sidecar_") == emitted_metrics(registry, metrics)
+    assert documented_metrics("token_sidecar_") == emitted_metrics(registry, metrics, "token_sidecar_")
+
+
+def test_both_processes_export_the_process_metrics_the_dashboard_reads() -> None:
+    for make in (GatewayMetrics, SidecarMetrics):
+        registry = CollectorRegistry()
+        make(registry)
+        names = {sample.name for family in registry.collect() for sample in family.samples}
+        assert {"process_resident_memory_bytes", "process_cpu_seconds_total", "python_gc_collections_total"} <= names

@@ -55,9 +55,17 @@ def run(wire: bytes, *, include_usage: bool = False, json_tool: str | None = Non
     translator = ChatStreamTranslator(model="claude", created=1, include_usage=include_usage, json_tool=json_tool)
     decoder = SSEDecoder()
     out: list[dict[str, Any]] = []
-    for event in decoder.feed(wire) + decoder.finish():
-        out.extend(translator.feed(event.event, orjson.loads(event.data)))
+    for name, data in decoder.feed(wire) + decoder.finish():
+        out.extend(chunks_of(translator.feed(name, orjson.loads(data))))
     return out
+
+
+def chunks_of(encoded: bytes) -> list[dict[str, Any]]:
+    """The translator writes SSE `data:` events; every one must be a whole event holding one JSON object."""
+    assert encoded == b"" or encoded.endswith(b"\n\n")
+    events = [e for e in encoded.split(b"\n\n") if e]
+    assert all(e.startswith(b"data: ") and b"\n" not in e for e in events)
+    return [orjson.loads(e[6:]) for e in events]
 
 
 def chunk(delta: dict[str, Any], finish: str | None = None, *, usage_field: bool = False) -> dict[str, Any]:
@@ -223,8 +231,8 @@ def test_split_reads_give_the_same_chunks() -> None:
     decoder = SSEDecoder()
     out = []
     for i in range(0, len(wire), 13):
-        for event in decoder.feed(wire[i : i + 13]):
-            out.extend(translator.feed(event.event, orjson.loads(event.data)))
+        for name, data in decoder.feed(wire[i : i + 13]):
+            out.extend(chunks_of(translator.feed(name, orjson.loads(data))))
     assert out == whole
 
 
@@ -268,3 +276,14 @@ def test_state_flags() -> None:
     translator.feed("message_stop", MESSAGE_STOP)
     assert translator.stopped and translator.finish_reason == "stop"
     assert translator.usage["output_tokens"] == 5 and translator.usage["input_tokens"] == 10
+
+
+@pytest.mark.parametrize("model", ["claude", "\u2063slot\u2063", '"\u2063slot\u2063"'])
+def test_text_deltas_hold_their_text_whatever_the_model_is_called(model: str) -> None:
+    translator = ChatStreamTranslator(model=model, created=1, include_usage=True)
+    translator.feed("message_start", START)
+    text = 'he said "hi"\n\u2063slot\u2063 ✓'
+    [chunk] = chunks_of(translator.feed("content_block_delta", delta(0, {"type": "text_delta", "text": text})))
+    assert chunk["model"] == model
+    assert chunk["choices"][0]["delta"] == {"content": text}
+    assert chunk["usage"] is None

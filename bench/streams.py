@@ -1,0 +1,90 @@
+"""The bench's asyncio client: what wrk cannot see inside a stream.
+
+- time to first token: from sending the request to reading the first text delta;
+- latency per relayed event: from the fake upstream writing a delta (it stamps each one
+  with time.monotonic(), a clock all processes on the machine share) to reading it;
+- many concurrent slow streams: every one must end complete.
+
+Streams are read line by line as the client would; nothing here batches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from dataclasses import dataclass, field
+
+import aiohttp
+import orjson
+
+_STAMP = re.compile(rb"t=(\d+\.\d+)")
+
+
+@dataclass
+class StreamTimes:
+    ttft: list[float] = field(default_factory=list)
+    event_latency: list[float] = field(default_factory=list)
+    complete: int = 0
+    failed: list[str] = field(default_factory=list)
+
+
+def body(openai: bool, model: str) -> bytes:
+    messages = [{"role": "user", "content": "w0 w1 w2"}]
+    payload: dict[str, object] = {"model": model, "messages": messages, "stream": True}
+    if not openai:
+        payload["max_tokens"] = 1000
+    return orjson.dumps(payload)
+
+
+async def one_stream(
+    session: aiohttp.ClientSession, url: str, data: bytes, headers: dict[str, str], times: StreamTimes
+) -> None:
+    openai = url.endswith("/chat/completions")
+    end_marker = b"data: [DONE]" if openai else b"event: message_stop"
+    sent = time.monotonic()
+    first = True
+    try:
+        async with session.post(url, data=data, headers=headers) as response:
+            if response.status != 200:
+                times.failed.append(f"HTTP {response.status}: {(await response.read())[:200]!r}")
+                return
+            async for line in response.content:
+                now = time.monotonic()
+                stamp = _STAMP.search(line)
+                if stamp is not None:
+                    if first:
+                        times.ttft.append(now - sent)
+                        first = False
+                    times.event_latency.append(now - float(stamp.group(1)))
+                elif line.startswith(end_marker):
+                    times.complete += 1
+                    return
+                elif b"error" in line:
+                    times.failed.append(line[:200].decode(errors="replace"))
+                    return
+            times.failed.append("stream ended without its end marker")
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        times.failed.append(f"{type(exc).__name__}: {exc}")
+
+
+async def sequential(url: str, model: str, key: str, count: int) -> StreamTimes:
+    """`count` streams one after another on one kept-alive connection."""
+    times = StreamTimes()
+    data = body(url.endswith("/chat/completions"), model)
+    headers = {"content-type": "application/json", "anthropic-version": "2023-06-01", "x-api-key": key}
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1)) as session:
+        for _ in range(count):
+            await one_stream(session, url, data, headers, times)
+    return times
+
+
+async def concurrent(url: str, model: str, key: str, count: int, deadline: float) -> StreamTimes:
+    """`count` streams open at once, each on its own connection."""
+    times = StreamTimes()
+    data = body(url.endswith("/chat/completions"), model)
+    headers = {"content-type": "application/json", "anthropic-version": "2023-06-01", "x-api-key": key}
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=deadline)) as session:
+        await asyncio.gather(*(one_stream(session, url, data, headers, times) for _ in range(count)))
+    return times
