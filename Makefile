@@ -7,7 +7,7 @@ CONFIG ?= examples/gateway.yaml
 
 CHECKOV_VERSION := 3.3.30
 
-.PHONY: bench soak install tools prometheus lint typecheck unit test demo run clean images image-tools image-test
+.PHONY: bench bench-litellm bench-tools soak install tools prometheus lint typecheck unit test demo run clean images image-tools image-test
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -62,9 +62,18 @@ image-test: install image-tools
 	$(PY) -m pytest -q -s tests/images
 
 # Gateway vs direct vs a minimal relay, in one run (loopback, bounded); writes docs/benchmarks.md.
-bench: install
-	@command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
+bench: install bench-tools
 	$(PY) bench/run.py --write
+
+# The same, plus LiteLLM's proxy on the same fake upstream (installed in its own virtualenv, ~750 MB).
+LITELLM_VENV := .bench-litellm
+bench-litellm: install bench-tools
+	@test -x $(LITELLM_VENV)/bin/litellm || { python3 -m venv $(LITELLM_VENV) && \
+	  $(LITELLM_VENV)/bin/pip install -q 'litellm[proxy]'; }
+	$(PY) bench/run.py --litellm $(LITELLM_VENV)/bin/litellm --write
+
+bench-tools:
+	@command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
 
 # Bounded soak on loopback: SOAK_SECONDS (120) of concurrent streams with random faults; lost must be 0.
 SOAK_SECONDS ?= 120

@@ -37,6 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "benchmarks.md"
 BEGIN, END = "<!-- make bench: begin -->", "<!-- make bench: end -->"
 UPSTREAM_KEY, CLIENT_KEY = "bench-key", "bench-client-key"
+LITELLM_KEY = "sk-bench-7f3a9c1e5b2d4f6a8c0e1b3d5f7a9c2e"  # LiteLLM refuses to start without a master key
 LUA = """
 wrk.method = "POST"
 wrk.body = [[{body}]]
@@ -142,6 +143,28 @@ class Bench:
             "gateway /v1/messages": (self.gateway_url + "/v1/messages", CLIENT_KEY, self.gateway),
             "gateway /v1/chat/completions": (self.gateway_url + "/v1/chat/completions", CLIENT_KEY, self.gateway),
         }
+        # Throughput rows only: the same OpenAI requests through LiteLLM's proxy, on the same upstream and core.
+        self.litellm: dict[str, tuple[str, str, Process | None]] = {}
+        if args.litellm:
+            self.litellm = {"LiteLLM proxy /v1/chat/completions": self.start_litellm(args.litellm)}
+
+    def start_litellm(self, executable: str) -> tuple[str, str, Process]:
+        upstream = {"api_base": self.upstream_url, "api_key": UPSTREAM_KEY}
+        models = [{"model_name": m, "litellm_params": {"model": f"anthropic/{m}", **upstream}} for m in SHAPES.values()]
+        config = {"model_list": models, "general_settings": {"master_key": LITELLM_KEY}}
+        path = self.work / "litellm.yaml"
+        path.write_text(orjson.dumps(config).decode())
+        port = free_port()
+        proc = Process(
+            "litellm",
+            [],
+            env={"LITELLM_LOCAL_MODEL_COST_MAP": "True"},  # no fetch of the price list from GitHub
+            log_dir=self.work,
+            executable=[executable, "--config", str(path), "--port", str(port), "--num_workers", "1"],
+        )
+        wait_port(port, timeout=120)
+        pin(proc.popen.pid, 0)
+        return f"http://127.0.0.1:{port}/v1/chat/completions", LITELLM_KEY, proc
 
     def gateway_config(self) -> dict[str, Any]:
         models = [*SHAPES.values(), PACED, SLOW]
@@ -165,8 +188,9 @@ class Bench:
         return proc, url
 
     def stop(self) -> None:
-        for started in (self.gateway, self.relay, self.upstream):
-            started.stop()
+        for started in (self.gateway, self.relay, self.upstream, *(t[2] for t in self.litellm.values())):
+            if started is not None:
+                started.stop()
 
     def throughput(self) -> list[list[str]]:
         """wrk against every target in turn, --runs rounds: a machine that slows down mid-run slows all alike."""
@@ -177,7 +201,7 @@ class Bench:
             for connections in self.args.clients or (1, 32):
                 plan = {
                     name: (url, key, proc, request_body(model, openai=name.endswith("completions")))
-                    for name, (url, key, proc) in self.targets.items()
+                    for name, (url, key, proc) in {**self.targets, **self.litellm}.items()
                 }
                 for url, key, _, body in plan.values():
                     wrk(url, body, key, connections, 1, self.work)  # warm-up
@@ -193,6 +217,7 @@ class Bench:
                     for name, runs in results.items()
                 }
                 relay_rps = median["minimal relay"][0]
+                litellm_rps = next((median[name][0] for name in self.litellm), 0.0)
                 _, base_p50, base_p99 = median["direct"]
                 for name, (rps, p50, p99) in median.items():
                     proc = plan[name][2]
@@ -200,6 +225,7 @@ class Bench:
                     rows.append([
                         shape, str(connections), name, f"{rps:.0f}",
                         f"{rps / relay_rps:.0%}" if proc is not None and proc is not self.relay else "",
+                        f"{rps / litellm_rps:.0f}x" if litellm_rps and proc is self.gateway else "",
                         f"{p50:.2f}", f"{p99:.2f}", f"{p50 - base_p50:+.2f}", f"{p99 - base_p99:+.2f}",
                         f"{cpu[name] / total * 1000:.2f}" if proc else "",
                     ])  # fmt: skip
@@ -222,15 +248,25 @@ class Bench:
         return rows
 
     def slow_streams(self) -> list[list[str]]:
-        """SLOW_STREAMS streams open at once through each dialect: memory added, every one complete."""
+        """SLOW_STREAMS streams open at once through each dialect: memory added, every one complete.
+
+        Each gateway row gets a fresh gateway process, so one row's memory is not the next one's start."""
         rows = []
         for name, (url, key, proc) in self.targets.items():
             if proc is None:
                 continue
-            before = proc_status(proc.popen.pid, "VmRSS")
-            peak = before
-            run = asyncio.run(self._sample_while(proc.popen.pid, streams.concurrent(url, SLOW, key, SLOW_STREAMS, 60)))
-            times, peak = run
+            fresh = None
+            if proc is self.gateway:
+                fresh, base = self.start_gateway()
+                proc, url = fresh, base + url.removeprefix(self.gateway_url)
+                time.sleep(1)
+            try:
+                before = proc_status(proc.popen.pid, "VmRSS")
+                work = streams.concurrent(url, SLOW, key, SLOW_STREAMS, 60)
+                times, peak = asyncio.run(self._sample_while(proc.popen.pid, work))
+            finally:
+                if fresh is not None:
+                    fresh.stop()
             rows.append([
                 name, str(SLOW_STREAMS), str(times.complete), str(len(times.failed)),
                 f"{before:.1f}", f"{peak:.1f}", f"{peak - before:+.1f}",
@@ -302,13 +338,14 @@ def main() -> int:
     p.add_argument("--only", choices=["throughput", "timing", "slow", "cold"], action="append")
     p.add_argument("--shape", choices=list(SHAPES.values()), action="append", help="only these throughput shapes")
     p.add_argument("--clients", type=int, action="append", help="only these client counts (default 1 and 32)")
+    p.add_argument("--litellm", metavar="EXECUTABLE", help="add LiteLLM's proxy (make bench-litellm installs it)")
     p.add_argument("--write", action="store_true", help="write the tables into docs/benchmarks.md")
     args = p.parse_args()
     os.sched_setaffinity(0, {1})  # the asyncio client shares core 1 with wrk and the upstream
     bench = Bench(args)
     sections: list[tuple[str, Callable[[], list[list[str]]], list[str]]] = [
-        ("throughput", bench.throughput, ["shape", "clients", "target", "req/s", "of relay", "p50 ms", "p99 ms",
-                                          "p50 added", "p99 added", "CPU s / 1,000 req"]),
+        ("throughput", bench.throughput, ["shape", "clients", "target", "req/s", "of relay", "of LiteLLM", "p50 ms",
+                                          "p99 ms", "p50 added", "p99 added", "CPU s / 1,000 req"]),
         ("timing", bench.stream_timing, ["target", "TTFT p50 ms", "TTFT p99 ms", "event p50 ms", "event p99 ms",
                                          "TTFT p50 added", "TTFT p99 added", "event p50 added", "event p99 added"]),
         ("slow", bench.slow_streams, ["target", "streams", "complete", "failed", "RSS before MB", "RSS peak MB",

@@ -21,15 +21,14 @@ _SECRET_TEXT = re.compile(
 REDACTED = "[redacted]"
 
 
-# Every match of _SECRET_TEXT contains one of these (lower-cased); text with none is skipped
-# without running the regex, which is most of what an access log line costs otherwise.
-_SECRET_TEXT_HINTS = ("bearer", "eyj", "key", "secret", "token")
+# Every match of _SECRET_TEXT contains one of these words; text with none (nearly all of it)
+# is passed over with one scan instead of the full pattern's, most of an access line's cost.
 _secret_key_cache: dict[str, bool] = {}
 
 
 def _redact_text(text: str) -> str:
     lowered = text.lower()
-    if not any(hint in lowered for hint in _SECRET_TEXT_HINTS):
+    if not ("key" in lowered or "token" in lowered or "bearer" in lowered or "eyj" in lowered or "secret" in lowered):
         return text
     return _SECRET_TEXT.sub(lambda m: (m.group(1) or m.group(2) or "") + REDACTED, text)
 

@@ -88,7 +88,9 @@ async def _stream(
                         try:
                             payload = orjson.loads(data)
                         except orjson.JSONDecodeError:
-                            raise StreamError("api_error", "upstream sent an event that is not JSON") from None
+                            payload = None
+                        if not isinstance(payload, dict):
+                            raise StreamError("api_error", "upstream sent an event that is not a JSON object")
                         out.append(translator.feed(name, payload))
                 finally:
                     # What came before a failure in the same read still goes to the client, in order.

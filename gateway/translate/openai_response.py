@@ -59,7 +59,7 @@ def message_to_completion(
     tool_calls: list[dict[str, Any]] = []
     content = message.get("content")
     for block in content if isinstance(content, list) else ():
-        if not isinstance(block, Mapping):
+        if not isinstance(block, dict):
             continue
         kind = block.get("type")
         if kind == "text":
@@ -94,5 +94,5 @@ def message_to_completion(
                 "logprobs": None,
             }
         ],
-        "usage": openai_usage(usage if isinstance(usage, Mapping) else {}),
+        "usage": openai_usage(usage if isinstance(usage, dict) else {}),
     }

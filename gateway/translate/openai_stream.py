@@ -80,20 +80,20 @@ class ChatStreamTranslator:
     def _text(self, template: tuple[bytes, bytes], text: Any) -> bytes:
         return template[0] + orjson.dumps(text) + template[1]
 
-    def feed(self, event_type: str | None, data: Mapping[str, Any]) -> bytes:
+    def feed(self, event_type: str | None, data: dict[str, Any]) -> bytes:
         kind = data.get("type", event_type)
         if kind == "content_block_delta" and self.started:
             return self._delta(data)
         if kind == "error":
             err = data.get("error")
-            err = err if isinstance(err, Mapping) else {}
+            err = err if isinstance(err, dict) else {}
             raise StreamError(str(err.get("type", "api_error")), str(err.get("message", "upstream stream error")))
         if kind == "message_start":
             message = data.get("message")
-            message = message if isinstance(message, Mapping) else {}
+            message = message if isinstance(message, dict) else {}
             self._base["id"] = message.get("id", "")
             usage = message.get("usage")
-            if isinstance(usage, Mapping):
+            if isinstance(usage, dict):
                 self._usage.update(usage)
             self.started = True
             self._content, self._reasoning = self._template("content"), self._template("reasoning_content")
@@ -107,9 +107,9 @@ class ChatStreamTranslator:
         if kind == "message_delta":
             delta = data.get("delta")
             usage = data.get("usage")
-            if isinstance(usage, Mapping):
+            if isinstance(usage, dict):
                 self._usage.update({k: v for k, v in usage.items() if v is not None})
-            stop_reason = delta.get("stop_reason") if isinstance(delta, Mapping) else None
+            stop_reason = delta.get("stop_reason") if isinstance(delta, dict) else None
             self.finish_reason = finish_reason(stop_reason, self._json_tool)
             return self._chunk({}, self.finish_reason)
         if kind == "message_stop":
@@ -122,10 +122,10 @@ class ChatStreamTranslator:
         # content_block_stop and event types added after this was written carry nothing for the client.
         return b""
 
-    def _block_start(self, data: Mapping[str, Any]) -> bytes:
+    def _block_start(self, data: dict[str, Any]) -> bytes:
         block = data.get("content_block")
         index = data.get("index")
-        if not isinstance(block, Mapping) or not isinstance(index, int):
+        if not isinstance(block, dict) or not isinstance(index, int):
             return b""
         kind = block.get("type")
         if kind == "tool_use":
@@ -147,9 +147,9 @@ class ChatStreamTranslator:
             return self._text(self._reasoning, block["thinking"])
         return b""
 
-    def _delta(self, data: Mapping[str, Any]) -> bytes:
+    def _delta(self, data: dict[str, Any]) -> bytes:
         delta = data.get("delta")
-        if not isinstance(delta, Mapping):
+        if not isinstance(delta, dict):
             return b""
         kind = delta.get("type")
         if kind == "text_delta":

@@ -372,7 +372,7 @@ def test_expired_token_fails_fast_with_503(stack: Stack) -> None:
     [
         ({"error_after": 4, "error_type": "overloaded_error"}, "Overloaded"),
         ({"cut_after": 4}, "connection was cut"),
-        ({"malformed_after": 4}, "not JSON"),
+        ({"malformed_after": 4}, "not a JSON object"),
     ],
 )
 def test_mid_stream_failure_raises_and_never_looks_complete(stack: Stack, fault: dict[str, Any], fragment: str) -> None:
