@@ -94,8 +94,9 @@ def wrk(url: str, body: dict[str, object], key: str, connections: int, seconds: 
     script = work / "post.lua"
     script.write_text(LUA.format(body=orjson.dumps(body).decode(), key=key))
     out = subprocess.run(
-        ["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url],
-        capture_output=True, text=True, check=True, timeout=seconds + 30,
+        ["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "30s", "--latency",
+         "-s", str(script), url],
+        capture_output=True, text=True, check=True, timeout=seconds + 60,
     ).stdout  # fmt: skip
     if "Non-2xx" in out or "Socket errors" in out:
         raise SystemExit(f"{url}: errors during the run:\n{out}")
@@ -227,7 +228,7 @@ class Bench:
                         f"{rps / relay_rps:.0%}" if proc is not None and proc is not self.relay else "",
                         f"{rps / litellm_rps:.0f}x" if litellm_rps and proc is self.gateway else "",
                         f"{p50:.2f}", f"{p99:.2f}", f"{p50 - base_p50:+.2f}", f"{p99 - base_p99:+.2f}",
-                        f"{cpu[name] / total * 1000:.2f}" if proc else "",
+                        f"{cpu[name] / total * 1000:.2f}" if proc and total else "",
                     ])  # fmt: skip
                     print(f"{shape:18} c={connections:<3} {name:30} {rps:8.0f} req/s  p50 {p50:7.2f} ms", flush=True)
         return rows
