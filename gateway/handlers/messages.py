@@ -84,7 +84,7 @@ async def _stream(
     heartbeat = request.app[RUNTIME].config.server.heartbeat_seconds
     try:
         try:
-            async for chunk in relay_chunks(response, upstream_response, heartbeat):
+            async for chunk in relay_chunks(response, upstream_response, heartbeat, lambda: not decoder.pending):
                 for name, data in decoder.feed(chunk):
                     if name == "content_block_delta":
                         ctx.mark_first_token()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import aiohttp
 from aiohttp import web
@@ -50,18 +50,26 @@ async def open_sse(request: web.Request, upstream_response: aiohttp.ClientRespon
 
 
 async def relay_chunks(
-    response: web.StreamResponse, upstream_response: aiohttp.ClientResponse, heartbeat: float
+    response: web.StreamResponse,
+    upstream_response: aiohttp.ClientResponse,
+    heartbeat: float,
+    between_events: Callable[[], bool] = lambda: True,
 ) -> AsyncIterator[bytes]:
     """The upstream's chunks as they arrive; while it is quiet, heartbeat comments go to the client.
 
-    Silence beyond the upstream's read timeout still ends in a TimeoutError from aiohttp.
+    A heartbeat is written only while the caller is waiting for the upstream (not while it is
+    still writing a chunk to a slow client) and, per `between_events`, never inside an event
+    the client has only part of. Silence beyond the upstream's read timeout still ends in a
+    TimeoutError from aiohttp.
     """
-    beat = Heartbeat(response, heartbeat)
+    beat = Heartbeat(response, heartbeat, between_events)
     try:
         content = upstream_response.content
         while chunk := await content.readany():
-            beat.last = beat.loop.time()
+            beat.busy = True
             yield chunk
+            beat.busy = False
+            beat.last = beat.loop.time()
     finally:
         beat.stop()
 
@@ -73,11 +81,13 @@ class Heartbeat:
     every read: reads are the hot path, and a quiet stream is the rare case.
     """
 
-    __slots__ = ("_timer", "_writing", "interval", "last", "loop", "response")
+    __slots__ = ("_between_events", "_timer", "_writing", "busy", "interval", "last", "loop", "response")
 
-    def __init__(self, response: web.StreamResponse, interval: float) -> None:
+    def __init__(self, response: web.StreamResponse, interval: float, between_events: Callable[[], bool]) -> None:
         self.response = response
         self.interval = interval
+        self.busy = False
+        self._between_events = between_events
         self.loop = asyncio.get_running_loop()
         self.last = self.loop.time()
         self._writing: asyncio.Task[None] | None = None
@@ -85,10 +95,14 @@ class Heartbeat:
 
     def _due(self) -> None:
         now = self.loop.time()
-        if now - self.last >= self.interval and (self._writing is None or self._writing.done()):
+        due = self.last + self.interval  # one comparison with `now`: float rounding must not skip a beat
+        idle = not self.busy and (self._writing is None or self._writing.done()) and self._between_events()
+        if now >= due and idle:
             self._writing = self.loop.create_task(self._beat())
             self.last = now
-        self._timer = self.loop.call_at(self.last + self.interval, self._due)
+            due = now + self.interval
+        # Overdue but not idle (a slow client, half an event): look again an interval from now.
+        self._timer = self.loop.call_at(due if due > now else now + self.interval, self._due)
 
     async def _beat(self) -> None:
         # A client that is gone shows up in the relay's own next write; nothing to do here.
