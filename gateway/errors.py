@@ -99,6 +99,10 @@ def invalid_request(message: str, param: str | None = None) -> GatewayError:
     return GatewayError(400, message, param=param)
 
 
+def unauthenticated(message: str) -> GatewayError:
+    return GatewayError(401, message, error_type="authentication_error")
+
+
 def upstream_error_message(body: Any) -> tuple[str | None, str]:
     """The error type and message from an upstream error body.
 

@@ -14,11 +14,13 @@ import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from gateway.config import InboundApiKey, InboundConfig, ServiceAccountAuth, ServiceAccountClient
-from gateway.credentials import WatchedFile
-from gateway.errors import GatewayError
+from gateway.config import InboundApiKey, InboundConfig, ServiceAccountClient
+from gateway.errors import GatewayError, unauthenticated
+
+if TYPE_CHECKING:
+    from gateway.service_accounts import ServiceAccounts
 
 
 class TokenBucket:
@@ -65,81 +67,6 @@ def presented_key(headers: Mapping[str, str]) -> str | None:
     return headers.get("x-api-key") or headers.get("api-key") or None
 
 
-def _unauthenticated(message: str) -> GatewayError:
-    return GatewayError(401, message, error_type="authentication_error")
-
-
-if TYPE_CHECKING:
-    import jwt
-
-
-class ServiceAccounts:
-    """Projected service-account tokens: signature (the issuer's JWKS), issuer, audience, expiry."""
-
-    def __init__(self, config: ServiceAccountAuth, clients: Mapping[tuple[str, str], Client]) -> None:
-        # PyJWT and cryptography are 9 MB of resident memory: loaded only when service accounts are configured.
-        global jwt
-        import jwt
-
-        self._config = config
-        self._clients = clients
-        self._jwks = WatchedFile(config.jwks_file, 5.0, secret=False)
-        self._keys: dict[str | None, Any] = {}
-
-    def _refresh(self) -> None:
-        try:
-            content = self._jwks.changed()
-        except OSError as exc:
-            if not self._keys:
-                raise _unauthenticated(f"service-account keys unavailable ({self._config.jwks_file}: {exc})") from None
-            return  # keep the keys already read
-        if content is None:
-            return
-        try:
-            keys = jwt.PyJWKSet.from_json(content.decode()).keys
-        except (jwt.PyJWKSetError, ValueError, UnicodeDecodeError):
-            self._jwks.invalidate_identity()
-            if not self._keys:
-                raise _unauthenticated(f"service-account keys in {self._config.jwks_file} are not a JWKS") from None
-            return
-        self._keys = {k.key_id: k.key for k in keys}
-
-    def verify(self, token: str) -> Client:
-        self._refresh()
-        try:
-            kid = jwt.get_unverified_header(token).get("kid")
-            key = self._keys.get(kid) or (next(iter(self._keys.values())) if len(self._keys) == 1 else None)
-            if key is None:
-                raise _unauthenticated("Service-account token signed by a key the cluster issuer does not list")
-            claims = jwt.decode(
-                token,
-                key,
-                algorithms=["RS256", "ES256"],
-                audience=self._config.audience,
-                issuer=self._config.issuer,
-                options={"require": ["exp", "iss", "aud", "sub"]},
-            )
-        except jwt.ExpiredSignatureError:
-            raise _unauthenticated("Service-account token has expired") from None
-        except jwt.InvalidAudienceError:
-            raise _unauthenticated(f"Service-account token audience must be {self._config.audience!r}") from None
-        except jwt.InvalidIssuerError:
-            raise _unauthenticated("Service-account token is from another issuer") from None
-        except jwt.InvalidTokenError as exc:
-            raise _unauthenticated(f"Service-account token does not verify ({type(exc).__name__})") from None
-        parts = str(claims["sub"]).split(":")
-        if len(parts) != 4 or parts[:2] != ["system", "serviceaccount"]:
-            raise _unauthenticated("Token subject is not a service account")
-        client = self._clients.get((parts[2], parts[3]))
-        if client is None:
-            raise GatewayError(
-                403,
-                f"Service account {parts[2]}/{parts[3]} is not a client of this gateway",
-                error_type="permission_error",
-            )
-        return client
-
-
 def _looks_like_jwt(value: str) -> bool:
     return value.startswith("eyJ") and value.count(".") == 2
 
@@ -154,6 +81,8 @@ class Inbound:
             self._by_digest[key.sha256] = client
         self._service_accounts: ServiceAccounts | None = None
         if config.service_accounts is not None:
+            from gateway.service_accounts import ServiceAccounts  # PyJWT only when it is needed
+
             by_account = {}
             for sa in config.service_accounts.clients:
                 client = clients.get(sa.client) or self._client(sa, clock)
@@ -173,12 +102,12 @@ class Inbound:
     def authenticate(self, headers: Mapping[str, str]) -> Client:
         key = presented_key(headers)
         if key is None:
-            raise _unauthenticated("Missing API key: send it as Authorization: Bearer <key>, x-api-key or api-key")
+            raise unauthenticated("Missing API key: send it as Authorization: Bearer <key>, x-api-key or api-key")
         if self._service_accounts is not None and _looks_like_jwt(key):
             return self._service_accounts.verify(key)
         client = self._by_digest.get(hashlib.sha256(key.encode()).hexdigest())
         if client is None:
-            raise _unauthenticated("Invalid API key")
+            raise unauthenticated("Invalid API key")
         return client
 
     @staticmethod
