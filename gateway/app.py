@@ -40,12 +40,14 @@ def dialect_of(path: str) -> Dialect:
 
 
 def _error_response(err: GatewayError, ctx: RequestContext) -> web.Response:
-    return web.Response(
+    response = web.Response(
         body=orjson.dumps(err.body(ctx.dialect, ctx.request_id)),
         status=err.status,
         content_type="application/json",
         headers=err.headers,
     )
+    response.headers["x-request-id"] = ctx.request_id
+    return response
 
 
 def _http_error(exc: web.HTTPException, request: web.Request) -> GatewayError:
@@ -76,9 +78,7 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
         )
         ctx.error = err.message
         _record(request, ctx, err.status)
-        refusal = _error_response(err, ctx)
-        refusal.headers["x-request-id"] = ctx.request_id
-        return refusal
+        return _error_response(err, ctx)
     load.active += 1
     response: web.StreamResponse
     try:
@@ -132,9 +132,10 @@ def _record(request: web.Request, ctx: RequestContext, status: int) -> None:
         metrics.stream_errors.labels(ctx.route, dialect, ctx.stream_error).inc()
     if ctx.client_disconnected:
         metrics.client_disconnects.labels(ctx.route, dialect).inc()
-    client = ctx.client.name if ctx.client is not None else None
+    client = None
     if ctx.client is not None:
-        metrics.client_requests_by(ctx.client.name, ctx.route, str(status)).inc()
+        client = ctx.client.name
+        metrics.client_requests_by(client, ctx.route, str(status)).inc()
         used = ctx.usage.get("input_tokens", 0), ctx.usage.get("output_tokens", 0)
         Inbound.charge(ctx.client, sum(n for n in used if isinstance(n, int)))
     fields = {

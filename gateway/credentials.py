@@ -47,6 +47,11 @@ class Credential(Protocol):
     def invalidate(self) -> None: ...
 
 
+def file_identity(st: os.stat_result) -> tuple[int, int, int, int]:
+    """What changes when a file is rewritten or its (Kubernetes ..data) symlink is swapped."""
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
 class WatchedFile:
     """Re-reads a small file only when it changed, checking at most every `recheck` seconds."""
 
@@ -76,7 +81,7 @@ class WatchedFile:
         except OSError:
             self._identity = None
             raise
-        identity = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        identity = file_identity(st)
         if identity == self._identity and not force:
             return None
         if self._secret and st.st_mode & stat.S_IROTH:

@@ -13,6 +13,7 @@ import structlog
 from aiohttp import web
 
 from gateway.config import ConfigError, load_config
+from gateway.credentials import file_identity
 from gateway.keys import METRICS, RUNTIME
 from gateway.routing import Runtime
 
@@ -24,7 +25,7 @@ def _identity(path: Path) -> tuple[int, int, int, int] | None:
         st = os.stat(path)  # follows the ..data symlink, so a swap changes the inode
     except OSError:
         return None
-    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    return file_identity(st)
 
 
 async def reload_once(app: web.Application, path: Path) -> bool:

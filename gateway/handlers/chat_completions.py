@@ -83,7 +83,7 @@ async def _stream(
                     for name, data in decoder.feed(chunk):
                         if not data:
                             continue
-                        if name == "content_block_delta" and ctx.first_token_at is None:
+                        if name == "content_block_delta":
                             ctx.mark_first_token()
                         try:
                             payload = orjson.loads(data)

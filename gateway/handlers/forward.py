@@ -34,9 +34,10 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
             408, f"Request body not received within {server.body_read_timeout_seconds:g} s", error_type="timeout_error"
         ) from None
     except web.HTTPRequestEntityTooLarge:
-        limit = request.app[RUNTIME].config.server.max_body_bytes
         raise GatewayError(
-            413, f"Request body is larger than the {limit} bytes this gateway accepts", error_type="request_too_large"
+            413,
+            f"Request body is larger than the {server.max_body_bytes} bytes this gateway accepts",
+            error_type="request_too_large",
         ) from None
     if not raw:
         raise invalid_request("Request body is empty; send a JSON object")
