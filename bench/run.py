@@ -31,7 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import orjson
 
 from bench import streams
-from tests.harness import Process, free_port, start_gateway
+from bench.streams import request_body
+from tests.harness import Process, free_port, rss_mb, start_gateway
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "benchmarks.md"
@@ -49,23 +50,6 @@ SHAPES = {"non-streaming": "bench-json", "stream 20 events": "bench-s20", "strea
 PACED = "bench-pace-20-2"  # 14 text deltas, 2 ms apart: TTFT and per-event latency
 SLOW = "bench-pace-20-250"  # 14 text deltas, 250 ms apart: the 1,000 concurrent slow streams
 SLOW_STREAMS = 1000
-
-
-def request_body(model: str, openai: bool) -> dict[str, object]:
-    body: dict[str, object] = {"model": model, "messages": [{"role": "user", "content": "w0 w1 w2"}]}
-    if model != "bench-json":
-        body["stream"] = True
-    if not openai:
-        body["max_tokens"] = 1000
-    return body
-
-
-def proc_status(pid: int, field: str) -> float:
-    """A /proc/PID/status memory field, in MB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def cpu_seconds(pid: int) -> float:
@@ -262,7 +246,7 @@ class Bench:
                 proc, url = fresh, base + url.removeprefix(self.gateway_url)
                 time.sleep(1)
             try:
-                before = proc_status(proc.popen.pid, "VmRSS")
+                before = rss_mb(proc.popen.pid)
                 work = streams.concurrent(url, SLOW, key, SLOW_STREAMS, 60)
                 times, peak = asyncio.run(self._sample_while(proc.popen.pid, work))
             finally:
@@ -283,7 +267,7 @@ class Bench:
         task = asyncio.ensure_future(work)
         peak = 0.0
         while not task.done():
-            peak = max(peak, proc_status(pid, "VmRSS"))
+            peak = max(peak, rss_mb(pid))
             await asyncio.wait((task,), timeout=0.05)
         return task.result(), peak
 
@@ -306,7 +290,7 @@ class Bench:
             try:
                 first_ok = _first_success(f"http://127.0.0.1:{port}/v1/chat/completions", body, started, proc)
                 time.sleep(1)
-                results.append((first_ok, proc_status(proc.popen.pid, "VmRSS")))
+                results.append((first_ok, rss_mb(proc.popen.pid)))
             finally:
                 proc.stop()
         seconds = statistics.median(r[0] for r in results)

@@ -29,12 +29,14 @@ class StreamTimes:
     failed: list[str] = field(default_factory=list)
 
 
-def body(openai: bool, model: str) -> bytes:
-    messages = [{"role": "user", "content": "w0 w1 w2"}]
-    payload: dict[str, object] = {"model": model, "messages": messages, "stream": True}
+def request_body(model: str, openai: bool) -> dict[str, object]:
+    """One bench request in either dialect; every model but bench-json answers with a stream."""
+    body: dict[str, object] = {"model": model, "messages": [{"role": "user", "content": "w0 w1 w2"}]}
+    if model != "bench-json":
+        body["stream"] = True
     if not openai:
-        payload["max_tokens"] = 1000
-    return orjson.dumps(payload)
+        body["max_tokens"] = 1000
+    return body
 
 
 async def one_stream(
@@ -71,7 +73,7 @@ async def one_stream(
 async def sequential(url: str, model: str, key: str, count: int) -> StreamTimes:
     """`count` streams one after another on one kept-alive connection."""
     times = StreamTimes()
-    data = body(url.endswith("/chat/completions"), model)
+    data = orjson.dumps(request_body(model, openai=url.endswith("/chat/completions")))
     headers = {"content-type": "application/json", "anthropic-version": "2023-06-01", "x-api-key": key}
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1)) as session:
         for _ in range(count):
@@ -82,7 +84,7 @@ async def sequential(url: str, model: str, key: str, count: int) -> StreamTimes:
 async def concurrent(url: str, model: str, key: str, count: int, deadline: float) -> StreamTimes:
     """`count` streams open at once, each on its own connection."""
     times = StreamTimes()
-    data = body(url.endswith("/chat/completions"), model)
+    data = orjson.dumps(request_body(model, openai=url.endswith("/chat/completions")))
     headers = {"content-type": "application/json", "anthropic-version": "2023-06-01", "x-api-key": key}
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=deadline)) as session:

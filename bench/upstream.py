@@ -47,7 +47,7 @@ def _chunk(data: bytes) -> bytes:
     return b"%x\r\n" % len(data) + data + b"\r\n"
 
 
-def _stream_head(deltas: int) -> list[bytes]:
+def _stream_head() -> list[bytes]:
     message: dict[str, object] = {
         "id": "msg_bench",
         "type": "message",
@@ -90,7 +90,7 @@ def _stream_tail(deltas: int) -> list[bytes]:
 
 def stream_events(total: int) -> list[bytes]:
     deltas = total - 6
-    return _stream_head(deltas) + [_delta(f" w{i}") for i in range(deltas)] + _stream_tail(deltas)
+    return _stream_head() + [_delta(f" w{i}") for i in range(deltas)] + _stream_tail(deltas)
 
 
 MESSAGE = orjson.dumps(
@@ -179,7 +179,7 @@ class FakeFoundry(asyncio.Protocol):
         assert transport is not None
         deltas = total - 6
         transport.write(STREAM_HEAD)
-        transport.write(_chunk(b"".join(_stream_head(deltas))))
+        transport.write(_chunk(b"".join(_stream_head())))
         for _ in range(deltas):
             await asyncio.sleep(interval)
             if transport.is_closing():

@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import aiohttp
 import orjson
 
-from tests.harness import emulator_control, start_foundry_emulator, start_gateway, stopping
+from tests.harness import emulator_control, rss_mb, start_foundry_emulator, start_gateway, stopping
 
 FAULTS = [
     {"status": 529},
@@ -32,13 +32,6 @@ FAULTS = [
     {"delay": 0.3},
     {"reset": True},
 ]
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 async def one(session: aiohttp.ClientSession, base: str, native: bool, stream: bool) -> str:
