@@ -31,9 +31,7 @@ def engine(choice: str) -> list[str]:
 
 
 def build(tool: list[str], dockerfile: str, tag: str, args: argparse.Namespace) -> None:
-    command = [*tool, "build", "-f", dockerfile, "-t", tag, "--build-arg", f"VERSION={args.version}"]
-    if os.environ.get("STORAGE_DRIVER") and tool[0] in ("podman", "buildah"):
-        command[1:1] = ["--storage-driver", os.environ["STORAGE_DRIVER"]]
+    command = [*tool, *storage(tool), "build", "-f", dockerfile, "-t", tag, "--build-arg", f"VERSION={args.version}"]
     if args.base:
         command += ["--build-arg", f"BASE_IMAGE={args.base}"]
     if args.ca_bundle:
@@ -44,14 +42,14 @@ def build(tool: list[str], dockerfile: str, tag: str, args: argparse.Namespace) 
     subprocess.run(command, check=True)
 
 
+def storage(tool: list[str]) -> list[str]:
+    # buildah 1.28 ignores the STORAGE_DRIVER variable; the flag works for podman and buildah alike.
+    driver = os.environ.get("STORAGE_DRIVER")
+    return ["--storage-driver", driver] if driver and tool[0] in ("podman", "buildah") else []
+
+
 def size(tool: list[str], tag: str) -> str:
-    storage = ["--storage-driver", os.environ["STORAGE_DRIVER"]] if os.environ.get("STORAGE_DRIVER") else []
-    fmt = "{{.Size}}"
-    cmd = (
-        [tool[0], *storage, "images", "--format", fmt, tag]
-        if tool[0] != "docker"
-        else ["docker", "images", "--format", fmt, tag]
-    )
+    cmd = [*tool, *storage(tool), "images", "--format", "{{.Size}}", tag]
     return subprocess.run(cmd, capture_output=True, text=True, check=False).stdout.strip()
 
 
