@@ -6,6 +6,7 @@ import logging
 import re
 import sys
 from collections.abc import MutableMapping
+from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
 import orjson
@@ -46,11 +47,17 @@ def redact_secrets(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> Mut
     """Last line of defence: code must not log secrets, and this catches what slips through."""
     for key, value in event_dict.items():
         if isinstance(value, str):
-            if _is_secret_key(key):
+            secret = _secret_key_cache.get(key)  # the cache read inline: every access-log line comes here
+            if secret is None:
+                secret = _is_secret_key(key)
+            if secret:
                 event_dict[key] = REDACTED
             elif len(value) >= 12:
                 event_dict[key] = _redact_text(value)
     return event_dict
+
+
+_LINE = orjson.OPT_UTC_Z | orjson.OPT_APPEND_NEWLINE
 
 
 class AccessLog:
@@ -58,16 +65,15 @@ class AccessLog:
 
     In JSON it goes around structlog's bound logger and processor chain, which measured at
     about 50 µs of a request's CPU under load (docs/benchmarks.md), but writes the line that
-    chain writes: same fields, level, timestamp processor and redaction, to the same stream,
+    chain writes: same fields, level, timestamp format and redaction, to the same stream,
     flushed per line. The console format is for people, not throughput: it goes through structlog.
     """
 
-    __slots__ = ("_console", "_enabled", "_stamp", "_stream")
+    __slots__ = ("_console", "_enabled", "_stream")
 
     def __init__(self, level: str = "info", fmt: str = "json", stream: BinaryIO | None = None) -> None:
         self._enabled = getattr(logging, level.upper()) <= logging.INFO
         self._console = structlog.get_logger("gateway") if fmt != "json" else None
-        self._stamp = structlog.processors.TimeStamper(fmt="iso", utc=True)
         self._stream = stream or sys.stdout.buffer
 
     def record(self, fields: dict[str, Any]) -> None:
@@ -76,11 +82,12 @@ class AccessLog:
         if self._console is not None:
             self._console.info("request", **fields)
             return
+        redact_secrets(None, "info", fields)
         fields["event"] = "request"
         fields["level"] = "info"
-        self._stamp(None, "info", fields)
-        redact_secrets(None, "info", fields)
-        self._stream.write(orjson.dumps(fields) + b"\n")
+        # orjson writes a UTC datetime as TimeStamper(fmt="iso", utc=True) does, in a fraction of its time.
+        fields["timestamp"] = datetime.now(UTC)
+        self._stream.write(orjson.dumps(fields, option=_LINE))
         self._stream.flush()
 
 
