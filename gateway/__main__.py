@@ -27,7 +27,11 @@ GC_THRESHOLDS = (10_000, 50, 100)
 
 
 def settle_heap() -> None:
-    """After start-up: what exists now lives as long as the process, so the collector stops scanning it."""
+    """After start-up: what exists now lives as long as the process, so the collector stops scanning it.
+
+    The one exception is the start-up config, replaced at the first reload: reference counting frees
+    it, and any cycles in it stay, once. Later configs are not frozen (tests/unit/test_reload_heap.py).
+    """
     gc.collect()
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
