@@ -11,7 +11,7 @@ from aiohttp import web
 from gateway.context import RequestContext
 from gateway.errors import GatewayError
 from gateway.handlers.forward import admit, model_of, open_exchange, read_json_object
-from gateway.handlers.streaming import ClientGone, cut_stream, open_sse, relay_chunks, stream_failure
+from gateway.handlers.streaming import ClientGone, cut_stream, finish, open_sse, relay_chunks, stream_failure
 from gateway.handlers.streaming import write as _write
 from gateway.keys import RUNTIME, context
 from gateway.routing import Target
@@ -75,6 +75,8 @@ async def _stream(
     decoder = SSEDecoder()
     response = await open_sse(request, upstream_response)
     heartbeat = request.app[RUNTIME].config.server.heartbeat_seconds
+    # The last read's events wait here, to go out with [DONE] (or the error) and the end of the body.
+    last = b""
     try:
         try:
             async for chunk in relay_chunks(response, upstream_response, heartbeat):
@@ -94,23 +96,25 @@ async def _stream(
                         out.append(translator.feed(name, payload))
                 finally:
                     # What came before a failure in the same read still goes to the client, in order.
-                    if out:
-                        await _write(response, b"".join(out))
+                    last = b"".join(out)
                 if translator.stopped:
                     break
+                if last:
+                    await _write(response, last)
+                    last = b""
             if not translator.stopped:
                 raise cut_stream()
-            await _write(response, DONE)
+            last += DONE
         except StreamError as exc:
             ctx.stream_error = exc.error_type
-            await _write(response, encode_data({"error": stream_failure(exc).openai_body()["error"]}))
+            last += encode_data({"error": stream_failure(exc).openai_body()["error"]})
         except (TimeoutError, aiohttp.ClientError) as exc:
             failure = stream_failure(exc)
             ctx.stream_error = failure.anthropic_type
-            await _write(response, encode_data(failure.openai_body()))
+            last += encode_data(failure.openai_body())
         finally:
             ctx.usage = dict(translator.usage)
-        await response.write_eof()
+        await finish(response, last)
     except ClientGone:
         ctx.client_disconnected = True
     return response

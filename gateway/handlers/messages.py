@@ -16,7 +16,15 @@ from aiohttp import web
 from gateway.context import RequestContext
 from gateway.errors import Dialect
 from gateway.handlers.forward import admit, model_of, open_exchange, read_json_object
-from gateway.handlers.streaming import ClientGone, cut_stream, open_sse, relay_chunks, stream_failure, write
+from gateway.handlers.streaming import (
+    ClientGone,
+    cut_stream,
+    finish,
+    open_sse,
+    relay_chunks,
+    stream_failure,
+    write,
+)
 from gateway.keys import RUNTIME, context
 from gateway.routing import Target
 from gateway.sse import SSEWatcher, encode_event
@@ -82,6 +90,7 @@ async def _stream(
     decoder = SSEWatcher(_WATCHED, once=_FIRST_TOKEN)
     finished = False
     heartbeat = request.app[RUNTIME].config.server.heartbeat_seconds
+    last = b""  # the final read, or the error event: sent with the end of the body in one write
     try:
         try:
             async for chunk in relay_chunks(response, upstream_response, heartbeat, lambda: not decoder.pending):
@@ -90,20 +99,19 @@ async def _stream(
                         ctx.mark_first_token()
                     else:
                         finished = _watch(ctx, name, data) or finished
-                await write(response, chunk)
                 if finished:
+                    last = chunk
                     break
+                await write(response, chunk)
             if not finished:
                 raise cut_stream()
         except (StreamError, TimeoutError, aiohttp.ClientError) as exc:
             failure = stream_failure(exc)
             ctx.stream_error = failure.anthropic_type
             # A fresh event after a blank line, whatever partial event came before it.
-            error = failure.body(Dialect.ANTHROPIC, ctx.upstream_request_id)
-            await write(
-                response, b"\n\n" + encode_event("error", error) if decoder.pending else encode_event("error", error)
-            )
-        await response.write_eof()
+            error = encode_event("error", failure.body(Dialect.ANTHROPIC, ctx.upstream_request_id))
+            last = b"\n\n" + error if decoder.pending else error
+        await finish(response, last)
     except ClientGone:
         ctx.client_disconnected = True
     return response
