@@ -7,7 +7,7 @@ CONFIG ?= examples/gateway.yaml
 
 CHECKOV_VERSION := 3.3.30
 
-.PHONY: bench bench-litellm bench-tools soak install tools prometheus lint typecheck unit test demo run clean images image-tools image-test
+.PHONY: bench bench-instructions bench-litellm bench-tools soak install tools prometheus lint typecheck unit test demo run clean images image-tools image-test
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -71,6 +71,11 @@ bench-litellm: install bench-tools
 	@test -x $(LITELLM_VENV)/bin/litellm || { python3 -m venv $(LITELLM_VENV) && \
 	  $(LITELLM_VENV)/bin/pip install -q 'litellm[proxy]'; }
 	$(PY) bench/run.py --litellm $(LITELLM_VENV)/bin/litellm --write
+
+# Instructions per request under callgrind: the figures this noisy machine cannot move (~5 minutes).
+bench-instructions: install
+	@command -v valgrind >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind >/dev/null; }
+	$(PY) bench/instructions.py
 
 bench-tools:
 	@command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }

@@ -1,0 +1,113 @@
+"""make bench-instructions: CPU instructions per request under callgrind, which the machine's noise does not move.
+
+Each target runs under `valgrind --tool=callgrind` twice, serving A and then B sequential
+requests over one keep-alive connection; (instructions of B - instructions of A) / (B - A) is
+the cost of one request, start-up and shut-down cancelled out. Targets: the minimal relay,
+the gateway as deployed (metrics, access log, inbound auth on), and the gateway with its
+per-request telemetry (`gateway.app._record`: metrics and the access-log line) removed, which
+shows what the request handling alone costs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import orjson
+import yaml
+
+from bench.run import CLIENT_KEY, ROOT, SHAPES, UPSTREAM_KEY, Bench, wait_port
+from bench.streams import request_body
+from tests.harness import Process, free_port
+
+# The gateway's module entry point, with the per-request metrics and access log taken out.
+WITHOUT_TELEMETRY = (
+    "import runpy, gateway.app; gateway.app._record = lambda *a, **k: None; "
+    "runpy.run_module('gateway', run_name='__main__', alter_sys=True)"
+)
+
+
+def instructions(command: list[str], port: int, path: str, body: bytes, key: str, count: int, work: Path) -> int:
+    out = work / f"callgrind.{port}"
+    proc = Process(
+        "target",
+        [],
+        env={"BENCH_KEY": UPSTREAM_KEY},
+        log_dir=work,
+        executable=["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *command],
+    )
+    try:
+        wait_port(port, timeout=180)
+        time.sleep(1)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        headers = {"content-type": "application/json", "x-api-key": key, "anthropic-version": "2023-06-01"}
+        for _ in range(count):
+            conn.request("POST", path, body=body, headers=headers)
+            answer = conn.getresponse()
+            answer.read()
+            if answer.status != 200:
+                raise SystemExit(f"{path}: HTTP {answer.status}\n{proc.log()}")
+        conn.close()
+    finally:
+        proc.stop(180)
+    summary = re.search(r"summary: (\d+)", out.read_text())
+    if summary is None:
+        raise SystemExit(f"no callgrind summary in {out}:\n{proc.log()}")
+    return int(summary.group(1))
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--shape", choices=list(SHAPES.values()), default="bench-json")
+    p.add_argument("--requests", default="100,400", help="the two request counts, A,B")
+    args = p.parse_args()
+    low, high = (int(n) for n in args.requests.split(","))
+    bench = Bench.__new__(Bench)  # only for its upstream and gateway config
+    bench.work = Path(tempfile.mkdtemp(prefix="fgw-instructions-"))
+    upstream_port = free_port()
+    upstream = Process("fake-foundry", [str(ROOT / "bench" / "upstream.py"), str(upstream_port)], log_dir=bench.work)
+    bench.upstream_url = f"http://127.0.0.1:{upstream_port}"
+    wait_port(upstream_port)
+    try:
+        rows = []
+        for name in ("minimal relay", "gateway /v1/messages", "gateway /v1/messages, telemetry removed",
+                     "gateway /v1/chat/completions"):  # fmt: skip
+            openai = name.startswith("gateway /v1/chat")
+            path = "/v1/chat/completions" if openai else "/v1/messages"
+            body = orjson.dumps(request_body(args.shape, openai=openai))
+            counts = []
+            for count in (low, high):
+                port = free_port()
+                if name == "minimal relay":
+                    command = [sys.executable, str(ROOT / "bench" / "relay.py"), str(port), bench.upstream_url]
+                    key = UPSTREAM_KEY
+                else:
+                    config = bench.gateway_config()
+                    config["server"].update(host="127.0.0.1", port=port, drain_delay_seconds=0)
+                    config_path = bench.work / "gateway.yaml"
+                    config_path.write_text(yaml.safe_dump(config))
+                    entry = ["-c", WITHOUT_TELEMETRY] if "removed" in name else ["-m", "gateway"]
+                    command = [sys.executable, *entry, "--config", str(config_path)]
+                    key = CLIENT_KEY
+                counts.append(instructions(command, port, path, body, key, count, bench.work))
+            per_request = (counts[1] - counts[0]) / (high - low)
+            rows.append((name, per_request))
+            print(f"{name:42} {per_request / 1000:7.0f} k instructions/request", flush=True)
+        relay = rows[0][1]
+        print(f"\n| target ({args.shape}) | instructions per request | relay / target |\n| --- | --- | --- |")
+        for name, per_request in rows:
+            print(f"| {name} | {per_request / 1000:.0f} k | {relay / per_request:.0%} |")
+    finally:
+        upstream.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
