@@ -8,7 +8,6 @@ flat while the client sleeps, and every event must arrive once the client reads 
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import httpx
 import pytest
@@ -18,29 +17,23 @@ from tests.integration.conftest import CLIENT_KEY, Stack
 
 WORDS = 50_000  # echoed back one delta event each: a stream of about 6 MB (native) or 9 MB (OpenAI)
 STALL_SECONDS = 3
-
-
-def request(dialect: str) -> tuple[str, dict[str, Any]]:
-    message = [{"role": "user", "content": " ".join(["w"] * WORDS)}]
-    if dialect == "anthropic":
-        return "/v1/messages", {
-            "model": "claude-sonnet-4-5",
-            "max_tokens": 2 * WORDS,
-            "stream": True,
-            "messages": message,
-        }
-    return "/v1/chat/completions", {"model": "claude-sonnet-4-5", "max_tokens": 2 * WORDS, "stream": True,
-                                    "messages": message}  # fmt: skip
+PATHS = {"anthropic": "/v1/messages", "openai": "/v1/chat/completions"}
+# The same body serves both dialects.
+BODY = {
+    "model": "claude-sonnet-4-5",
+    "max_tokens": 2 * WORDS,
+    "stream": True,
+    "messages": [{"role": "user", "content": " ".join(["w"] * WORDS)}],
+}
 
 
 @pytest.mark.parametrize("dialect", ["anthropic", "openai"])
 def test_a_stalled_reader_is_not_buffered_for_and_loses_nothing(stack: Stack, dialect: str) -> None:
-    path, body = request(dialect)
     pid = stack.gateway.popen.pid
     headers = {"authorization": f"Bearer {CLIENT_KEY}", "x-api-key": CLIENT_KEY}
     with httpx.Client(timeout=60) as client:
         before = rss_mb(pid)
-        with client.stream("POST", stack.base + path, json=body, headers=headers) as response:
+        with client.stream("POST", stack.base + PATHS[dialect], json=BODY, headers=headers) as response:
             assert response.status_code == 200
             peak = before
             deadline = time.monotonic() + STALL_SECONDS

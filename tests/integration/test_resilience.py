@@ -296,6 +296,40 @@ def test_hot_reload_applies_a_valid_config_and_refuses_a_bad_one(setup: Setup) -
     assert "config_reload_refused" in proc.log() and "nowhere" in proc.log()
 
 
+def test_a_reload_under_load_leaves_open_streams_on_their_config(setup: Setup) -> None:
+    proc, base, path = setup.gateway([{"model": "moving", "targets": [{"upstream": "a", "deployment": "before"}]}])
+    streams = 8
+    emulator_control(setup.a_url, "faults", [{"stall_after": 2, "stall": 3, "count": streams}])
+    done: list[str] = []
+
+    def stream() -> None:
+        body = {"model": "moving", "messages": HELLO, "stream": True}
+        with httpx.stream("POST", base + "/v1/chat/completions", json=body, timeout=30) as r:
+            done.append(r.read().decode())
+
+    threads = [threading.Thread(target=stream) for _ in range(streams)]
+    for t in threads:
+        t.start()
+    while len(emulator_control(setup.a_url, "requests")) < streams:  # all open, all stalled
+        time.sleep(0.05)
+    config = yaml.safe_load(path.read_text())
+    config["routes"] = [{"model": "moving", "targets": [{"upstream": "b", "deployment": "after"}]}]
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(yaml.safe_dump(config))
+    tmp.replace(path)
+    deadline = time.monotonic() + 5
+    while metric(base, 'foundry_gateway_config_reloads_total{result="applied"}') < 1:
+        assert time.monotonic() < deadline, proc.log()
+        time.sleep(0.05)
+    assert client(base).chat.completions.create(model="moving", messages=HELLO).choices[0].finish_reason == "stop"
+    assert [r["body"]["model"] for r in emulator_control(setup.b_url, "requests")] == ["after"]
+    for t in threads:
+        t.join(timeout=15)
+    assert len(done) == streams, "every open stream ended"
+    assert all(d.rstrip().endswith("data: [DONE]") for d in done), "every open stream ended whole"
+    assert {r["body"]["model"] for r in emulator_control(setup.a_url, "requests")} == {"before"}
+
+
 def test_a_route_can_carry_its_own_timeouts(setup: Setup) -> None:
     _, base, _ = setup.gateway(
         [
