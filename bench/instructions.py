@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import orjson
 import yaml
 
-from bench.run import CLIENT_KEY, ROOT, SHAPES, UPSTREAM_KEY, Bench, wait_port
+from bench.run import CLIENT_KEY, ROOT, SHAPES, UPSTREAM_KEY, gateway_config, wait_port
 from bench.streams import request_body
 from tests.harness import Process, free_port
 
@@ -69,11 +69,10 @@ def main() -> int:
     p.add_argument("--requests", default="100,400", help="the two request counts, A,B")
     args = p.parse_args()
     low, high = (int(n) for n in args.requests.split(","))
-    bench = Bench.__new__(Bench)  # only for its upstream and gateway config
-    bench.work = Path(tempfile.mkdtemp(prefix="fgw-instructions-"))
+    work = Path(tempfile.mkdtemp(prefix="fgw-instructions-"))
     upstream_port = free_port()
-    upstream = Process("fake-foundry", [str(ROOT / "bench" / "upstream.py"), str(upstream_port)], log_dir=bench.work)
-    bench.upstream_url = f"http://127.0.0.1:{upstream_port}"
+    upstream = Process("fake-foundry", [str(ROOT / "bench" / "upstream.py"), str(upstream_port)], log_dir=work)
+    upstream_url = f"http://127.0.0.1:{upstream_port}"
     wait_port(upstream_port)
     try:
         rows = []
@@ -86,17 +85,17 @@ def main() -> int:
             for count in (low, high):
                 port = free_port()
                 if name == "minimal relay":
-                    command = [sys.executable, str(ROOT / "bench" / "relay.py"), str(port), bench.upstream_url]
+                    command = [sys.executable, str(ROOT / "bench" / "relay.py"), str(port), upstream_url]
                     key = UPSTREAM_KEY
                 else:
-                    config = bench.gateway_config()
+                    config = gateway_config(upstream_url)
                     config["server"].update(host="127.0.0.1", port=port, drain_delay_seconds=0)
-                    config_path = bench.work / "gateway.yaml"
+                    config_path = work / "gateway.yaml"
                     config_path.write_text(yaml.safe_dump(config))
                     entry = ["-c", WITHOUT_TELEMETRY] if "removed" in name else ["-m", "gateway"]
                     command = [sys.executable, *entry, "--config", str(config_path)]
                     key = CLIENT_KEY
-                counts.append(instructions(command, port, path, body, key, count, bench.work))
+                counts.append(instructions(command, port, path, body, key, count, work))
             per_request = (counts[1] - counts[0]) / (high - low)
             rows.append((name, per_request))
             print(f"{name:42} {per_request / 1000:7.0f} k instructions/request", flush=True)

@@ -104,6 +104,20 @@ def table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
 
 
+def gateway_config(upstream_url: str) -> dict[str, Any]:
+    """The gateway as deployed, in front of the fake upstream: inbound API-key auth, a route per shape."""
+    models = [*SHAPES.values(), PACED, SLOW]
+    return {
+        "server": {"max_concurrent_requests": 4096},
+        "logging": {"level": "info"},
+        "inbound": {"api_keys": [{"client": "bench", "sha256": hashlib.sha256(CLIENT_KEY.encode()).hexdigest()}]},
+        "upstreams": [
+            {"name": "f", "base_url": upstream_url + "/anthropic", "auth": {"type": "api_key", "key_env": "BENCH_KEY"}}
+        ],
+        "routes": [{"model": m, "targets": [{"upstream": "f", "deployment": m}]} for m in models],
+    }
+
+
 class Bench:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
@@ -151,24 +165,9 @@ class Bench:
         pin(proc.popen.pid, 0)
         return f"http://127.0.0.1:{port}/v1/chat/completions", LITELLM_KEY, proc
 
-    def gateway_config(self) -> dict[str, Any]:
-        models = [*SHAPES.values(), PACED, SLOW]
-        return {
-            "server": {"max_concurrent_requests": 4096},
-            "logging": {"level": "info"},
-            "inbound": {"api_keys": [{"client": "bench", "sha256": hashlib.sha256(CLIENT_KEY.encode()).hexdigest()}]},
-            "upstreams": [
-                {
-                    "name": "f",
-                    "base_url": self.upstream_url + "/anthropic",
-                    "auth": {"type": "api_key", "key_env": "BENCH_KEY"},
-                }
-            ],
-            "routes": [{"model": m, "targets": [{"upstream": "f", "deployment": m}]} for m in models],
-        }
-
     def start_gateway(self) -> tuple[Process, str]:
-        proc, url, _ = start_gateway(self.gateway_config(), env={"BENCH_KEY": UPSTREAM_KEY}, log_dir=self.work)
+        config = gateway_config(self.upstream_url)
+        proc, url, _ = start_gateway(config, env={"BENCH_KEY": UPSTREAM_KEY}, log_dir=self.work)
         pin(proc.popen.pid, 0)
         return proc, url
 
@@ -277,7 +276,8 @@ class Bench:
         results = []
         for _ in range(self.args.cold_starts):
             port = free_port()
-            config = {**self.gateway_config(), "server": {"host": "127.0.0.1", "port": port, "drain_delay_seconds": 0}}
+            server = {"host": "127.0.0.1", "port": port, "drain_delay_seconds": 0}
+            config = {**gateway_config(self.upstream_url), "server": server}
             path = self.work / "cold.yaml"
             path.write_text(orjson.dumps(config).decode())
             started = time.monotonic()
