@@ -272,26 +272,32 @@ def test_sigterm_drains_open_streams(setup: Setup) -> None:
     assert proc.popen.wait(timeout=15) == 0
 
 
+def swap_config(path: Path, config: dict[str, Any]) -> None:
+    """Replace the file in one rename, as Kubernetes swaps a mounted ConfigMap."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(yaml.safe_dump(config))
+    tmp.replace(path)
+
+
+def wait_for_reload(proc: Process, base: str, result: str) -> None:
+    deadline = time.monotonic() + 5
+    while metric(base, f'foundry_gateway_config_reloads_total{{result="{result}"}}') < 1:
+        assert time.monotonic() < deadline, proc.log()
+        time.sleep(0.05)
+
+
 def test_hot_reload_applies_a_valid_config_and_refuses_a_bad_one(setup: Setup) -> None:
     proc, base, path = setup.gateway(PRIORITY)
     config = yaml.safe_load(path.read_text())
     config["routes"].append({"model": "new-route", "targets": [{"upstream": "b", "deployment": "d"}]})
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(yaml.safe_dump(config))
-    tmp.replace(path)
-    deadline = time.monotonic() + 5
-    while "new-route" not in [m.id for m in client(base).models.list()]:
-        assert time.monotonic() < deadline, proc.log()
-        time.sleep(0.1)
+    swap_config(path, config)
+    wait_for_reload(proc, base, "applied")
+    assert "new-route" in [m.id for m in client(base).models.list()]
     assert client(base).chat.completions.create(model="new-route", messages=HELLO).choices[0].finish_reason == "stop"
 
     config["routes"].append({"model": "broken", "targets": [{"upstream": "nowhere", "deployment": "d"}]})
-    tmp.write_text(yaml.safe_dump(config))
-    tmp.replace(path)
-    deadline = time.monotonic() + 5
-    while metric(base, 'foundry_gateway_config_reloads_total{result="refused"}') < 1:
-        assert time.monotonic() < deadline, proc.log()
-        time.sleep(0.1)
+    swap_config(path, config)
+    wait_for_reload(proc, base, "refused")
     assert "new-route" in [m.id for m in client(base).models.list()], "the running config stays"
     assert "config_reload_refused" in proc.log() and "nowhere" in proc.log()
 
@@ -314,13 +320,8 @@ def test_a_reload_under_load_leaves_open_streams_on_their_config(setup: Setup) -
         time.sleep(0.05)
     config = yaml.safe_load(path.read_text())
     config["routes"] = [{"model": "moving", "targets": [{"upstream": "b", "deployment": "after"}]}]
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(yaml.safe_dump(config))
-    tmp.replace(path)
-    deadline = time.monotonic() + 5
-    while metric(base, 'foundry_gateway_config_reloads_total{result="applied"}') < 1:
-        assert time.monotonic() < deadline, proc.log()
-        time.sleep(0.05)
+    swap_config(path, config)
+    wait_for_reload(proc, base, "applied")
     assert client(base).chat.completions.create(model="moving", messages=HELLO).choices[0].finish_reason == "stop"
     assert [r["body"]["model"] for r in emulator_control(setup.b_url, "requests")] == ["after"]
     for t in threads:
