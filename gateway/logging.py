@@ -34,12 +34,11 @@ def _redact_text(text: str) -> str:
     return _SECRET_TEXT.sub(lambda m: (m.group(1) or m.group(2) or "") + REDACTED, text)
 
 
-def _is_secret_key(key: str) -> bool:
-    secret = _secret_key_cache.get(key)
-    if secret is None:
-        secret = bool(_SECRET_KEYS.search(key)) and key != "token_file"
-        if len(_secret_key_cache) < 1024:  # field names are few; the bound only guards against a bug
-            _secret_key_cache[key] = secret
+def _classify_key(key: str) -> bool:
+    """Whether a field of this name holds a secret; the answer is cached (redact_secrets reads the cache)."""
+    secret = bool(_SECRET_KEYS.search(key)) and key != "token_file"
+    if len(_secret_key_cache) < 1024:  # field names are few; the bound only guards against a bug
+        _secret_key_cache[key] = secret
     return secret
 
 
@@ -47,9 +46,9 @@ def redact_secrets(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> Mut
     """Last line of defence: code must not log secrets, and this catches what slips through."""
     for key, value in event_dict.items():
         if isinstance(value, str):
-            secret = _secret_key_cache.get(key)  # the cache read inline: every access-log line comes here
+            secret = _secret_key_cache.get(key)  # read inline: every access-log line comes here
             if secret is None:
-                secret = _is_secret_key(key)
+                secret = _classify_key(key)
             if secret:
                 event_dict[key] = REDACTED
             elif len(value) >= 12:

@@ -74,12 +74,11 @@ async def _stream(
     )
     decoder = SSEDecoder()
     response = await open_sse(request, upstream_response)
-    heartbeat = request.app[RUNTIME].config.server.heartbeat_seconds
     # The last read's events wait here, to go out with [DONE] (or the error) and the end of the body.
     last = b""
     try:
         try:
-            async for chunk in relay_chunks(response, upstream_response, heartbeat):
+            async for chunk in relay_chunks(request, response, upstream_response):
                 out: list[bytes] = []
                 try:
                     for name, data in decoder.feed(chunk):

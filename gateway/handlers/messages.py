@@ -89,11 +89,10 @@ async def _stream(
     response = await open_sse(request, upstream_response)
     decoder = SSEWatcher(_WATCHED, once=_FIRST_TOKEN)
     finished = False
-    heartbeat = request.app[RUNTIME].config.server.heartbeat_seconds
     last = b""  # the final read, or the error event: sent with the end of the body in one write
     try:
         try:
-            async for chunk in relay_chunks(response, upstream_response, heartbeat, lambda: not decoder.pending):
+            async for chunk in relay_chunks(request, response, upstream_response, lambda: not decoder.pending):
                 for name, data in decoder.feed(chunk):
                     if name == "content_block_delta":
                         ctx.mark_first_token()

@@ -10,7 +10,7 @@ import aiohttp
 from aiohttp import web
 
 from gateway.errors import GatewayError
-from gateway.keys import context
+from gateway.keys import RUNTIME, context
 from gateway.translate.openai_stream import StreamError
 from gateway.upstream import relayed_headers
 
@@ -59,9 +59,9 @@ async def open_sse(request: web.Request, upstream_response: aiohttp.ClientRespon
 
 
 async def relay_chunks(
+    request: web.Request,
     response: web.StreamResponse,
     upstream_response: aiohttp.ClientResponse,
-    heartbeat: float,
     between_events: Callable[[], bool] = lambda: True,
 ) -> AsyncIterator[bytes]:
     """The upstream's chunks as they arrive; while it is quiet, heartbeat comments go to the client.
@@ -71,7 +71,7 @@ async def relay_chunks(
     the client has only part of. Silence beyond the upstream's read timeout still ends in a
     TimeoutError from aiohttp.
     """
-    beat = Heartbeat(response, heartbeat, between_events)
+    beat = Heartbeat(response, request.app[RUNTIME].config.server.heartbeat_seconds, between_events)
     try:
         content = upstream_response.content
         while chunk := await content.readany():
