@@ -20,11 +20,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import orjson
 import yaml
 
 from bench.run import CLIENT_KEY, ROOT, SHAPES, UPSTREAM_KEY, gateway_config, wait_port
-from bench.streams import request_body
+from bench.streams import prepared
 from tests.harness import Process, free_port
 
 # The gateway's module entry point, with the per-request metrics and access log taken out.
@@ -34,7 +33,9 @@ WITHOUT_TELEMETRY = (
 )
 
 
-def instructions(command: list[str], port: int, path: str, body: bytes, key: str, count: int, work: Path) -> int:
+def instructions(
+    command: list[str], port: int, path: str, request: tuple[bytes, dict[str, str]], count: int, work: Path
+) -> int:
     out = work / f"callgrind.{port}"
     proc = Process(
         "target",
@@ -47,7 +48,7 @@ def instructions(command: list[str], port: int, path: str, body: bytes, key: str
         wait_port(port, timeout=180)
         time.sleep(1)
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
-        headers = {"content-type": "application/json", "x-api-key": key, "anthropic-version": "2023-06-01"}
+        body, headers = request
         for _ in range(count):
             conn.request("POST", path, body=body, headers=headers)
             answer = conn.getresponse()
@@ -78,9 +79,7 @@ def main() -> int:
         rows = []
         for name in ("minimal relay", "gateway /v1/messages", "gateway /v1/messages, telemetry removed",
                      "gateway /v1/chat/completions"):  # fmt: skip
-            openai = name.startswith("gateway /v1/chat")
-            path = "/v1/chat/completions" if openai else "/v1/messages"
-            body = orjson.dumps(request_body(args.shape, openai=openai))
+            path = "/v1/chat/completions" if name.startswith("gateway /v1/chat") else "/v1/messages"
             counts = []
             for count in (low, high):
                 port = free_port()
@@ -95,7 +94,7 @@ def main() -> int:
                     entry = ["-c", WITHOUT_TELEMETRY] if "removed" in name else ["-m", "gateway"]
                     command = [sys.executable, *entry, "--config", str(config_path)]
                     key = CLIENT_KEY
-                counts.append(instructions(command, port, path, body, key, count, work))
+                counts.append(instructions(command, port, path, prepared(path, args.shape, key), count, work))
             per_request = (counts[1] - counts[0]) / (high - low)
             rows.append((name, per_request))
             print(f"{name:42} {per_request / 1000:7.0f} k instructions/request", flush=True)

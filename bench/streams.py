@@ -39,6 +39,12 @@ def request_body(model: str, openai: bool) -> dict[str, object]:
     return body
 
 
+def prepared(url: str, model: str, key: str) -> tuple[bytes, dict[str, str]]:
+    """The encoded body and the headers of a bench request to `url` (the dialect follows the path)."""
+    data = orjson.dumps(request_body(model, openai=url.endswith("/chat/completions")))
+    return data, {"content-type": "application/json", "anthropic-version": "2023-06-01", "x-api-key": key}
+
+
 async def one_stream(
     session: aiohttp.ClientSession, url: str, data: bytes, headers: dict[str, str], times: StreamTimes
 ) -> None:
@@ -73,8 +79,7 @@ async def one_stream(
 async def sequential(url: str, model: str, key: str, count: int) -> StreamTimes:
     """`count` streams one after another on one kept-alive connection."""
     times = StreamTimes()
-    data = orjson.dumps(request_body(model, openai=url.endswith("/chat/completions")))
-    headers = {"content-type": "application/json", "anthropic-version": "2023-06-01", "x-api-key": key}
+    data, headers = prepared(url, model, key)
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1)) as session:
         for _ in range(count):
             await one_stream(session, url, data, headers, times)
@@ -84,8 +89,7 @@ async def sequential(url: str, model: str, key: str, count: int) -> StreamTimes:
 async def concurrent(url: str, model: str, key: str, count: int, deadline: float) -> StreamTimes:
     """`count` streams open at once, each on its own connection."""
     times = StreamTimes()
-    data = orjson.dumps(request_body(model, openai=url.endswith("/chat/completions")))
-    headers = {"content-type": "application/json", "anthropic-version": "2023-06-01", "x-api-key": key}
+    data, headers = prepared(url, model, key)
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=deadline)) as session:
         await asyncio.gather(*(one_stream(session, url, data, headers, times) for _ in range(count)))

@@ -174,7 +174,8 @@ class FakeFoundry(asyncio.Protocol):
         asyncio.get_running_loop().create_task(self.paced(int(pace.group(1)), int(pace.group(2)) / 1000))
 
     async def paced(self, total: int, interval: float) -> None:
-        # Each request on this connection waits for the one before it: HTTP/1.1 has no interleaving.
+        # Nothing else writes to this connection meanwhile: a client sends its next request on it only
+        # after this stream has ended (HTTP/1.1 does not interleave responses).
         transport = self.transport
         assert transport is not None
         deltas = total - 6
