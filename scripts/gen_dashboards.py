@@ -147,7 +147,7 @@ OVERVIEW = (
         "Gateway memory (RSS) per pod",
         "bytes",
         ((f"process_resident_memory_bytes{NS} and on (instance) {GATEWAY}", "{{pod}} {{instance}}"),),
-        "Resident memory of the gateway process; idle is about 60 MB, and 1,000 open streams add about 40 MB.",
+        "Resident memory of the gateway process; idle is about 55 MB, and 1,000 open streams add about 40 MB.",
     ),
     Panel(
         "Gateway CPU per pod",
