@@ -8,7 +8,21 @@ step is a JSON parser, which takes bytes, so decoding it to text first would be 
 
 from __future__ import annotations
 
+import re
+
 import orjson
+
+# One event as Foundry frames every event: an `event:` line and one `data:` line (groups: name, data).
+FRAMED_EVENT = rb"event: ([^\n]*)\ndata: ([^\n]*)(?:\n\n|\Z)"
+_ONLY_FRAMED = re.compile(rb"(?:" + FRAMED_EVENT + rb")*+")
+
+
+def only_framed_events(complete: bytes) -> bool:
+    """True when `complete` (as `SSEDecoder.complete` returns it) holds nothing but events framed
+    as Foundry frames them, so a pattern over FRAMED_EVENT reads every byte of it, in one pass;
+    anything else (comments, multi-line data, other spacing) is left to `parse_events`."""
+    return _ONLY_FRAMED.fullmatch(complete) is not None
+
 
 # (event name or None, data): a plain tuple, because a stream decodes one per upstream event.
 SSEEvent = tuple[str | None, bytes]
@@ -23,18 +37,15 @@ class SSEDecoder:
         self._buf = b""  # everything after the last blank line: at most one unfinished event
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
-        complete = self._complete(chunk)
-        if complete is None:
-            return []
-        events = []
-        for block in complete.split(b"\n\n"):
-            event = _event(block)
-            if event is not None:
-                events.append(event)
-        return events
+        complete = self.complete(chunk)
+        return [] if complete is None else parse_events(complete)
 
-    def _complete(self, chunk: bytes) -> bytes | None:
-        """The events this chunk completes, LF-framed, without the last blank line; None if none."""
+    def complete(self, chunk: bytes) -> bytes | None:
+        """The events this chunk completes, LF-framed, without the last blank line; None if none.
+
+        For a reader that parses them its own way (the OpenAI stream translator); `feed` is this
+        and `parse_events`.
+        """
         buf = self._buf + chunk if self._buf else chunk
         if b"\r" in buf:
             # A CR at the very end may be the first half of a CRLF: keep it for the next read.
@@ -76,7 +87,7 @@ class SSEWatcher(SSEDecoder):
         self._markers = {name: name.encode() for name in only | once}
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
-        complete = self._complete(chunk)
+        complete = self.complete(chunk)
         if complete is None:
             return []
         found: dict[int, SSEEvent] = {}
@@ -95,6 +106,16 @@ class SSEWatcher(SSEDecoder):
                         break
                 at = complete.find(marker, end)
         return [found[start] for start in sorted(found)]
+
+
+def parse_events(complete: bytes) -> list[SSEEvent]:
+    """The events of LF-framed, blank-line-separated blocks, as `SSEDecoder.complete` returns them."""
+    events = []
+    for block in complete.split(b"\n\n"):
+        event = _event(block)
+        if event is not None:
+            events.append(event)
+    return events
 
 
 def _event(block: bytes) -> SSEEvent | None:

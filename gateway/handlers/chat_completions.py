@@ -79,23 +79,17 @@ async def _stream(
     try:
         try:
             async for chunk in relay_chunks(request, response, upstream_response):
+                complete = decoder.complete(chunk)
+                if complete is None:
+                    continue
                 out: list[bytes] = []
                 try:
-                    for name, data in decoder.feed(chunk):
-                        if not data:
-                            continue
-                        if name == "content_block_delta":
-                            ctx.mark_first_token()
-                        try:
-                            payload = orjson.loads(data)
-                        except orjson.JSONDecodeError:
-                            payload = None
-                        if not isinstance(payload, dict):
-                            raise StreamError("api_error", "upstream sent an event that is not a JSON object")
-                        out.append(translator.feed(name, payload))
+                    translator.translate(complete, out)
                 finally:
                     # What came before a failure in the same read still goes to the client, in order.
                     last = b"".join(out)
+                    if translator.delta_seen:
+                        ctx.mark_first_token()
                 if translator.stopped:
                     break
                 if last:

@@ -9,20 +9,39 @@ caller ends the client's stream with an error payload and no `[DONE]`.
 Chunks come out already encoded as SSE `data:` events. Text and thinking deltas, nearly
 every event of a stream, are spliced into bytes rendered once per stream at
 `message_start`, so each one costs a single JSON encode of its text.
+
+`translate` takes the events as they come off the wire. A text or thinking delta in the
+exact bytes Anthropic's API writes (compact JSON, its key order) is not parsed at all: its
+text is already a JSON string literal, which the pattern below checks is well-formed, and
+goes into the chunk as it is. Anything else, and any read not framed as Foundry frames
+events, is parsed and goes through `feed`, so the pattern decides only speed, never output.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
 import orjson
 
-from gateway.sse import encode_data
+from gateway.sse import FRAMED_EVENT, encode_data, only_framed_events, parse_events
 from gateway.translate.openai_response import finish_reason, openai_usage
 
 _SLOT = "\u2063slot\u2063"  # stands in for a delta's text while a template is rendered
 _SLOT_JSON = b'"' + _SLOT.encode() + b'"'
+
+# A JSON string as orjson.loads would accept it: no raw control character, only JSON's escapes,
+# and no escaped surrogate (orjson refuses a lone one; an event holding any is parsed instead).
+_JSON_STRING = rb'"(?:[^"\\\x00-\x1f]++|\\["\\/bfnrt]|\\u(?![dD][89a-fA-F])[0-9a-fA-F]{4})*+"'
+# Groups: delta kind (text, thinking) and its string, for a delta in Anthropic's own bytes;
+# else event name and data, for any framed event.
+_EVENTS = re.compile(
+    rb'event: content_block_delta\ndata: \{"type":"content_block_delta","index":\d+,'
+    rb'"delta":\{"type":"(text|thinking)_delta","\1":(' + _JSON_STRING + rb")\}\}(?:\n\n|\Z)"
+    rb"|" + FRAMED_EVENT
+)
+_NOT_AN_OBJECT = "upstream sent an event that is not a JSON object"
 
 
 class StreamError(Exception):
@@ -42,6 +61,7 @@ class ChatStreamTranslator:
         "_reasoning",
         "_tool_index",
         "_usage",
+        "delta_seen",
         "finish_reason",
         "started",
         "stopped",
@@ -59,6 +79,7 @@ class ChatStreamTranslator:
         self._content = self._reasoning = (b"", b"")
         self.started = False
         self.stopped = False
+        self.delta_seen = False  # a content_block_delta has come: the first token, for time to first token
         self.finish_reason: str | None = None
 
     @property
@@ -80,9 +101,41 @@ class ChatStreamTranslator:
     def _text(self, template: tuple[bytes, bytes], text: Any) -> bytes:
         return template[0] + orjson.dumps(text) + template[1]
 
+    def translate(self, complete: bytes, out: list[bytes]) -> None:
+        """Whole SSE events off the wire (`SSEDecoder.complete`) in; each one's chunk appended to
+        `out`, so what came before a StreamError in the same read is kept, in order."""
+        if not only_framed_events(complete):
+            for name, data in parse_events(complete):
+                out.append(self._parse_and_feed(name, data))
+            return
+        for kind, text, name, data in _EVENTS.findall(complete):
+            if not text:
+                out.append(self._parse_and_feed(name.decode("utf-8", "replace"), data))
+            elif not self.started:
+                raise _before_start("content_block_delta")
+            elif text.isascii() or _is_utf8(text):
+                self.delta_seen = True
+                template = self._content if kind == b"text" else self._reasoning  # set by message_start
+                out.append(template[0] + text + template[1])
+            else:
+                raise StreamError("api_error", _NOT_AN_OBJECT)
+
+    def _parse_and_feed(self, name: str | None, data: bytes) -> bytes:
+        if not data:
+            return b""
+        try:
+            payload = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            payload = None
+        if not isinstance(payload, dict):
+            raise StreamError("api_error", _NOT_AN_OBJECT)
+        return self.feed(name, payload)
+
     def feed(self, event_type: str | None, data: dict[str, Any]) -> bytes:
+        """One parsed event in, its chunk out (b"" for an event with nothing for the client)."""
         kind = data.get("type", event_type)
         if kind == "content_block_delta" and self.started:
+            self.delta_seen = True
             return self._delta(data)
         if kind == "error":
             err = data.get("error")
@@ -101,7 +154,7 @@ class ChatStreamTranslator:
         if kind == "ping" or kind is None:
             return b""
         if not self.started:
-            raise StreamError("api_error", f"upstream stream sent {kind!r} before message_start")
+            raise _before_start(kind)
         if kind == "content_block_start":
             return self._block_start(data)
         if kind == "message_delta":
@@ -169,3 +222,15 @@ class ChatStreamTranslator:
             return self._chunk({"tool_calls": [{"index": tool_index, "function": {"arguments": fragment}}]})
         # signature_delta and unknown deltas have no OpenAI counterpart.
         return b""
+
+
+def _before_start(kind: str) -> StreamError:
+    return StreamError("api_error", f"upstream stream sent {kind!r} before message_start")
+
+
+def _is_utf8(raw: bytes) -> bool:
+    try:
+        raw.decode()
+    except UnicodeDecodeError:
+        return False
+    return True

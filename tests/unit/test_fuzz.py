@@ -75,3 +75,32 @@ def test_stream_translation_raises_only_stream_errors(events: list[tuple[str, di
                     assert orjson.loads(event.removeprefix(b"data: "))["object"] == "chat.completion.chunk"
     except StreamError as exc:
         assert exc.message
+
+
+WIRE_PIECES = st.sampled_from(
+    [b"event: message_start\ndata: ", b"event: content_block_delta\ndata: ", b'{"type":"content_block_delta",',
+     b'"index":0,"delta":{"type":"text_delta","text":"', b'"thinking_delta","thinking":"', b'\\u00e9', b'\\ud800',
+     b'"}}', b"\n\n", b"\n", b"\r\n", b": c\n", b"\xff", b'"']
+) | st.binary(max_size=16)  # fmt: skip
+
+
+@settings(max_examples=300)
+@given(st.lists(WIRE_PIECES, max_size=30), st.integers(min_value=1, max_value=64))
+def test_wire_translation_raises_only_stream_errors(pieces: list[bytes], step: int) -> None:
+    """Any bytes through `translate`, which reads text deltas without parsing them: every chunk it
+    writes is a JSON chunk, and anything it cannot read is a StreamError."""
+    translator = ChatStreamTranslator(model="m", created=0, include_usage=True)
+    translator.feed("message_start", {"type": "message_start", "message": {"id": "x"}})
+    decoder = SSEDecoder()
+    wire = b"".join(pieces)
+    out: list[bytes] = []
+    try:
+        for i in range(0, len(wire), step):
+            complete = decoder.complete(wire[i : i + step])
+            if complete is not None:
+                translator.translate(complete, out)
+    except StreamError as exc:
+        assert exc.message
+    for event in b"".join(out).split(b"\n\n"):
+        if event:
+            assert orjson.loads(event.removeprefix(b"data: "))["object"] == "chat.completion.chunk"

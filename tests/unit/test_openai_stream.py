@@ -1,11 +1,19 @@
-"""Anthropic stream events -> OpenAI chunks: table-driven, raw SSE in, whole chunks out."""
+"""Anthropic stream events -> OpenAI chunks: table-driven, raw SSE in, whole chunks out.
+
+Every case runs through both readers: `translate` (wire bytes, with its unparsed lane for
+text deltas in Anthropic's own bytes) and `feed` (events parsed one by one).
+"""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gateway.sse import SSEDecoder
 from gateway.translate.openai_stream import ChatStreamTranslator, StreamError
@@ -51,13 +59,31 @@ MESSAGE_STOP = {"type": "message_stop"}
 PING = {"type": "ping"}
 
 
-def run(wire: bytes, *, include_usage: bool = False, json_tool: str | None = None) -> list[dict[str, Any]]:
+def run(
+    wire: bytes, *, include_usage: bool = False, json_tool: str | None = None, step: int = 0
+) -> list[dict[str, Any]]:
+    """The wire as the gateway reads it: in reads of `step` bytes (0: one read), through `translate`."""
+    translator = ChatStreamTranslator(model="claude", created=1, include_usage=include_usage, json_tool=json_tool)
+    decoder = SSEDecoder()
+    out: list[bytes] = []
+    for i in range(0, len(wire), step or len(wire)):
+        complete = decoder.complete(wire[i : i + (step or len(wire))])
+        if complete is not None:
+            translator.translate(complete, out)
+    return chunks_of(b"".join(out))
+
+
+def run_parsed(wire: bytes, *, include_usage: bool = False, json_tool: str | None = None) -> list[dict[str, Any]]:
+    """The same, each event parsed and fed to `feed`."""
     translator = ChatStreamTranslator(model="claude", created=1, include_usage=include_usage, json_tool=json_tool)
     decoder = SSEDecoder()
     out: list[dict[str, Any]] = []
     for name, data in decoder.feed(wire) + decoder.finish():
         out.extend(chunks_of(translator.feed(name, orjson.loads(data))))
     return out
+
+
+READERS: dict[str, Callable[..., list[dict[str, Any]]]] = {"translate": run, "feed": run_parsed}
 
 
 def chunks_of(encoded: bytes) -> list[dict[str, Any]]:
@@ -219,21 +245,102 @@ CASES: list[tuple[str, bytes, dict[str, Any], list[dict[str, Any]]]] = [
 ]
 
 
+@pytest.mark.parametrize("reader", READERS)
 @pytest.mark.parametrize(("name", "wire", "options", "expected"), CASES, ids=[c[0] for c in CASES])
-def test_stream(name: str, wire: bytes, options: dict[str, Any], expected: list[dict[str, Any]]) -> None:
-    assert run(wire, **options) == expected
+def test_stream(reader: str, name: str, wire: bytes, options: dict[str, Any], expected: list[dict[str, Any]]) -> None:
+    assert READERS[reader](wire, **options) == expected
 
 
-def test_split_reads_give_the_same_chunks() -> None:
+@pytest.mark.parametrize("step", [1, 7, 13, 64])
+def test_split_reads_give_the_same_chunks(step: int) -> None:
     wire = CASES[2][1]
-    whole = run(wire)
+    assert run(wire, step=step) == run(wire)
+
+
+def reframed(wire: bytes, how: str) -> bytes:
+    """The same events, written in a way other than Anthropic's own bytes."""
+    events = [orjson.loads(line[6:]) for line in wire.split(b"\n") if line.startswith(b"data: ")]
+    encoders: dict[str, Callable[[dict[str, Any]], bytes]] = {
+        "spaced JSON": lambda e: json.dumps(e).encode(),
+        "keys reordered": lambda e: orjson.dumps(dict(reversed(e.items()))),
+        "escaped non-ASCII": lambda e: json.dumps(e, separators=(",", ":")).encode(),
+    }
+    if how in encoders:
+        return b"".join(b"event: " + e["type"].encode() + b"\ndata: " + encoders[how](e) + b"\n\n" for e in events)
+    if how == "CRLF":
+        return wire.replace(b"\n", b"\r\n")
+    if how == "comments":
+        return wire.replace(b"\n\n", b"\n\n: keep-alive\n\n")
+    if how == "no space after the colon":
+        return wire.replace(b"data: ", b"data:")
+    if how == "no event lines":
+        return b"".join(line + b"\n" for line in wire.split(b"\n") if not line.startswith(b"event: "))
+    raise AssertionError(how)
+
+
+REFRAMINGS = ["spaced JSON", "keys reordered", "escaped non-ASCII", "CRLF", "comments", "no space after the colon",
+              "no event lines"]  # fmt: skip
+TEXTS = st.text(st.characters(codec="utf-8"), max_size=12)
+
+
+@settings(max_examples=150)
+@given(
+    st.lists(st.tuples(st.sampled_from(["text", "thinking"]), TEXTS), max_size=8),
+    st.sampled_from(["anthropic", *REFRAMINGS]),
+    st.integers(min_value=0, max_value=40),
+)
+def test_any_text_in_any_framing_and_reads_gives_what_parsing_gives(
+    deltas: list[tuple[str, str]], framing: str, step: int
+) -> None:
+    """The unparsed lane and the parsing path agree on every text, framing and split of the reads."""
+    wire = sse(
+        START,
+        block_start(0, {"type": "thinking", "thinking": ""}),
+        *(delta(0, {"type": f"{kind}_delta", kind: text}) for kind, text in deltas),
+        message_delta("end_turn", 3),
+        MESSAGE_STOP,
+    )
+    if framing != "anthropic":
+        wire = reframed(wire, framing)
+    expected = run_parsed(wire)
+    assert [c["choices"][0]["delta"] for c in expected[1:-1]] == [
+        {"content" if kind == "text" else "reasoning_content": text} for kind, text in deltas
+    ]
+    assert run(wire, step=step) == expected
+
+
+def test_anthropic_bytes_take_the_unparsed_lane() -> None:
+    # The lane copies the upstream's string as it is, escapes and all; parsing would re-encode it.
+    # This is how a test sees the lane is taken: if the pattern stopped matching, output would stay
+    # right and only speed would be lost.
+    wire = sse(START) + (
+        b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,'
+        b'"delta":{"type":"text_delta","text":"caf\\u00e9 \\/ \\"q\\""}}\n\n'
+    )
     translator = ChatStreamTranslator(model="claude", created=1, include_usage=False)
-    decoder = SSEDecoder()
-    out = []
-    for i in range(0, len(wire), 13):
-        for name, data in decoder.feed(wire[i : i + 13]):
-            out.extend(chunks_of(translator.feed(name, orjson.loads(data))))
-    assert out == whole
+    out: list[bytes] = []
+    translator.translate(wire[:-2], out)
+    assert b'"content":"caf\\u00e9 \\/ \\"q\\""' in out[-1]
+    assert chunks_of(out[-1])[0]["choices"][0]["delta"] == {"content": 'caf\u00e9 / "q"'}
+    assert translator.delta_seen
+
+
+@pytest.mark.parametrize(
+    "text",
+    [b'"caf\xe9"', b'"\xff\xfe"', b'"a\x01b"', b'"\\ud800"', b'"\\udc00"', b'"bad \\x escape"', b'"open'],
+    ids=["latin-1", "not UTF-8", "raw control", "lone high surrogate", "lone low surrogate", "bad escape", "unclosed"],
+)
+def test_a_malformed_delta_ends_the_stream_as_parsing_would(text: bytes) -> None:
+    wire = sse(START) + (
+        b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,'
+        b'"delta":{"type":"text_delta","text":' + text + b"}}\n\n"
+    )
+    translator = ChatStreamTranslator(model="claude", created=1, include_usage=False)
+    out: list[bytes] = []
+    with pytest.raises(StreamError) as info:
+        translator.translate(wire[:-2], out)
+    assert info.value.message == "upstream sent an event that is not a JSON object"
+    assert chunks_of(b"".join(out)) == [chunk(ROLE)]  # the role chunk before it is kept
 
 
 FAILURES = [
@@ -260,9 +367,10 @@ FAILURES = [
 
 
 @pytest.mark.parametrize(("name", "wire", "error_type", "fragment"), FAILURES, ids=[f[0] for f in FAILURES])
-def test_failures_raise(name: str, wire: bytes, error_type: str, fragment: str) -> None:
+@pytest.mark.parametrize("reader", READERS)
+def test_failures_raise(reader: str, name: str, wire: bytes, error_type: str, fragment: str) -> None:
     with pytest.raises(StreamError) as info:
-        run(wire)
+        READERS[reader](wire)
     assert info.value.error_type == error_type
     assert fragment in info.value.message
 
