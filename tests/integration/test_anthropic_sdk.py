@@ -78,6 +78,9 @@ def test_client_chosen_anthropic_version_is_kept_and_defaulted(stack: Stack) -> 
     sent = stack.last_request()["headers"]
     assert sent["anthropic-version"] == "2023-01-01"
     assert "authorization" not in sent and "cookie" not in sent
+    assert sent["user-agent"] == "foundry-gateway"  # the gateway names itself, not the client or aiohttp
+    # The emulator compresses JSON when asked, as HTTP allows; the gateway relays bytes, so asks for none.
+    assert sent["accept-encoding"] == "identity"
 
 
 def test_count_tokens(stack: Stack) -> None:

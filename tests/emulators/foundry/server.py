@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -278,8 +278,20 @@ async def reset(request: web.Request) -> web.Response:
     return web.json_response({"reset": True})
 
 
+@web.middleware
+async def _compress_json(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    # As HTTP lets a server, and as the CDN-fronted Anthropic API does: a JSON answer is compressed
+    # when the client's Accept-Encoding allows it. A relay that passes bytes through must ask for none.
+    response = await handler(request)
+    if not response.prepared and response.content_type == "application/json" and "/_emulator/" not in request.path:
+        response.enable_compression()
+    return response
+
+
 def create_app(state: EmulatorState) -> web.Application:
-    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app = web.Application(client_max_size=64 * 1024 * 1024, middlewares=[_compress_json])
     app[STATE] = state
     for prefix in ("/anthropic", ""):
         app.router.add_post(f"{prefix}/v1/messages", messages)
