@@ -162,6 +162,29 @@ def test_gateway_errors_on_native_paths(stack: Stack) -> None:
     assert expired.value.status_code == 503 and "expired" in expired.value.message
 
 
+def test_a_token_expiring_mid_stream_ends_no_open_stream_and_stops_new_requests(stack: Stack) -> None:
+    """Foundry checked the token when the stream opened: its expiry mid-way must not cut the stream,
+    and from then on requests are refused up front until the sidecar writes a fresh token."""
+    stack.fault(stall_after=3, stall=1.0)  # the stream pauses mid-way while the token expires
+    client = stack.anthropic()
+    try:
+        with client.messages.stream(model="claude-entra", max_tokens=50, messages=HELLO) as stream:
+            events = iter(stream)
+            assert next(events).type == "message_start"
+            write_token(stack.token_file, BEARER, -60)
+            rest = [event.type for event in events]
+            final = stream.get_final_message()
+        assert rest[-1] == "message_stop" and final.stop_reason == "end_turn" and final.content
+        with pytest.raises(anthropic.APIStatusError) as info:
+            client.messages.create(model="claude-entra", max_tokens=5, messages=HELLO)
+        assert info.value.status_code == 503 and "expired at" in info.value.message
+        assert BEARER not in info.value.message
+        assert len(stack.recorded()) == 1, "no upstream call with the expired token"
+    finally:
+        write_token(stack.token_file, BEARER, 3600)
+    assert client.messages.create(model="claude-entra", max_tokens=5, messages=HELLO).content
+
+
 @pytest.mark.parametrize(
     ("fault", "fragment"),
     [({"error_after": 4}, "Overloaded"), ({"cut_after": 4}, "connection was cut")],
