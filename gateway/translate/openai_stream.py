@@ -14,7 +14,7 @@ every event of a stream, are spliced into bytes rendered once per stream at
 exact bytes Anthropic's API writes (compact JSON, its key order) is not parsed at all: its
 text is already a JSON string literal, which the pattern below checks is well-formed, and
 goes into the chunk as it is. Anything else, and any read not framed as Foundry frames
-events, is parsed and goes through `feed`, so the pattern decides only speed, never output.
+events, is parsed and goes through `feed`: the pattern decides speed, never the text a client gets.
 """
 
 from __future__ import annotations

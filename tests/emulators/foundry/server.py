@@ -282,8 +282,8 @@ async def reset(request: web.Request) -> web.Response:
 async def _compress_json(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
-    # As HTTP lets a server, and as the CDN-fronted Anthropic API does: a JSON answer is compressed
-    # when the client's Accept-Encoding allows it. A relay that passes bytes through must ask for none.
+    # As HTTP lets any server (and Foundry's front end is free to): a JSON answer is compressed when
+    # the client's Accept-Encoding allows it. A relay that passes bytes through must ask for none.
     response = await handler(request)
     if not response.prepared and response.content_type == "application/json" and "/_emulator/" not in request.path:
         response.enable_compression()
