@@ -25,9 +25,15 @@ RELAYED_RESPONSE_HEADERS = ("retry-after", "retry-after-ms", "x-should-retry", "
 def session_for(max_connections: int) -> aiohttp.ClientSession:
     # aiohttp's default of 100 connections would silently cap concurrent streams at 100.
     connector = aiohttp.TCPConnector(limit=max_connections, limit_per_host=0, ttl_dns_cache=30, keepalive_timeout=60)
-    # A session header wins over aiohttp's own user-agent; skip_auto_headers would do the same at
+    # Answers are relayed as the bytes they are (auto_decompress off), so none may come compressed:
+    # without accept-encoding here aiohttp would offer gzip and deflate on the gateway's behalf.
+    # Session headers also win over aiohttp's own user-agent, which skip_auto_headers would do at
     # the cost of a header dictionary built and merged on every request.
-    return aiohttp.ClientSession(connector=connector, auto_decompress=False, headers={"user-agent": "foundry-gateway"})
+    return aiohttp.ClientSession(
+        connector=connector,
+        auto_decompress=False,
+        headers={"user-agent": "foundry-gateway", "accept-encoding": "identity"},
+    )
 
 
 def request_headers(
@@ -36,9 +42,6 @@ def request_headers(
     headers = {
         "content-type": "application/json",
         "accept": "text/event-stream, application/json",
-        # Answers are relayed as the bytes they are (auto_decompress is off), so none may come
-        # compressed; without this aiohttp would offer gzip and deflate on the gateway's behalf.
-        "accept-encoding": "identity",
         "anthropic-version": DEFAULT_ANTHROPIC_VERSION,
         "x-request-id": request_id,
     }
