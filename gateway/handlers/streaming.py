@@ -23,10 +23,14 @@ class ClientGone(Exception):
     """The client closed its connection; nothing more can be sent to it."""
 
 
+# What a write to a client that has closed its connection raises.
+_CLIENT_RESET = (ConnectionResetError, aiohttp.ClientConnectionResetError)
+
+
 async def write(response: web.StreamResponse, data: bytes | bytearray) -> None:
     try:
         await response.write(data)
-    except (ConnectionResetError, aiohttp.ClientConnectionResetError) as exc:
+    except _CLIENT_RESET as exc:
         raise ClientGone from exc
 
 
@@ -35,7 +39,7 @@ async def finish(response: web.StreamResponse, last: bytes) -> None:
     the costliest step of a relayed read, and a stream that ends with a separate one pays twice."""
     try:
         await response.write_eof(last)
-    except (ConnectionResetError, aiohttp.ClientConnectionResetError) as exc:
+    except _CLIENT_RESET as exc:
         raise ClientGone from exc
 
 
