@@ -23,6 +23,19 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def replace_file(path: Path, data: bytes) -> None:
+    """Write `path` in one rename, as the sidecar writes its token and Kubernetes swaps a mounted file."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)
+
+
+def write_token(path: Path, token: str, expires_in: float = 3600) -> None:
+    """A token file as the sidecar writes it, expiring `expires_in` seconds from now."""
+    token_json = {"access_token": token, "expires_on": int(time.time() + expires_in), "token_type": "Bearer"}
+    replace_file(path, orjson.dumps(token_json))
+
+
 def rss_mb(pid: int) -> float:
     """A process's resident memory now, in MB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
-import orjson
 import pytest
 from anthropic import Anthropic, AsyncAnthropic
 from openai import AsyncOpenAI, OpenAI
 
-from tests.harness import Process, emulator_control, free_port, start_foundry_emulator, start_gateway
+from tests.harness import Process, emulator_control, free_port, start_foundry_emulator, start_gateway, write_token
 
 # Test credentials, distinctive so the leak checks can search for them.
 API_KEY = "emu-api-key-7f3c9a1e5b"
@@ -56,14 +54,6 @@ class Stack:
 
     def async_anthropic(self) -> AsyncAnthropic:
         return AsyncAnthropic(base_url=self.base, api_key=CLIENT_KEY, max_retries=0, timeout=20)
-
-
-def write_token(path: Path, token: str, expires_in: float) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(
-        orjson.dumps({"access_token": token, "expires_on": int(time.time() + expires_in), "token_type": "Bearer"})
-    )
-    tmp.replace(path)
 
 
 def api_key_upstream(name: str, url: str, **extra: Any) -> dict[str, Any]:

@@ -9,7 +9,8 @@ import httpx
 import orjson
 import pytest
 
-from tests.integration.conftest import API_KEY, BEARER, CLIENT_KEY, Stack, write_token
+from tests.harness import write_token
+from tests.integration.conftest import API_KEY, BEARER, CLIENT_KEY, Stack
 
 MODEL = "claude-sonnet-4-5"
 HELLO: list[Any] = [{"role": "user", "content": "Hello relay"}]

@@ -15,7 +15,7 @@ import openai
 import pytest
 import yaml
 
-from tests.harness import Process, emulator_control, free_port, start_foundry_emulator, start_gateway
+from tests.harness import Process, emulator_control, free_port, replace_file, start_foundry_emulator, start_gateway
 
 KEY = "resilience-key-4c2e"
 HELLO: Any = [{"role": "user", "content": "a b c d e f"}]
@@ -273,10 +273,7 @@ def test_sigterm_drains_open_streams(setup: Setup) -> None:
 
 
 def swap_config(path: Path, config: dict[str, Any]) -> None:
-    """Replace the file in one rename, as Kubernetes swaps a mounted ConfigMap."""
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(yaml.safe_dump(config))
-    tmp.replace(path)
+    replace_file(path, yaml.safe_dump(config).encode())
 
 
 def wait_for_reload(proc: Process, base: str, result: str) -> None:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
-import orjson
 import pytest
 
 from gateway.config import ApiKeyAuth, EntraAuth
 from gateway.credentials import ApiKeyCredential, CredentialUnavailable, TokenFileCredential
+from tests.harness import write_token
 
 
 class Clock:
@@ -19,14 +18,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-def write_token(path: Path, token: str, expires_in: float = 3600) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(
-        orjson.dumps({"access_token": token, "expires_on": int(time.time() + expires_in), "token_type": "Bearer"})
-    )
-    os.replace(tmp, path)
 
 
 def test_reads_token_and_notices_atomic_replacement(tmp_path: Path) -> None:
