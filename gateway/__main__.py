@@ -11,11 +11,14 @@ from pathlib import Path
 
 import structlog
 from aiohttp import web
+from prometheus_client import CollectorRegistry
 
 from gateway import __version__
 from gateway.app import create_app
 from gateway.config import ConfigError, GatewayConfig, load_config
-from gateway.keys import LOAD
+from gateway.connections import ConnectionGuard
+from gateway.handlers.admin import create_admin_app
+from gateway.keys import LOAD, METRICS
 from gateway.logging import configure_logging
 
 log = structlog.get_logger("gateway")
@@ -38,24 +41,45 @@ def settle_heap() -> None:
 
 
 async def serve(config: GatewayConfig, config_path: Path) -> None:
-    app = create_app(config, config_path=config_path)
     server = config.server
+    registry = CollectorRegistry()
+    app = create_app(config, registry, config_path=config_path)
     # handler_cancellation: a client that goes away cancels its handler, and with it the upstream request.
+    # auto_decompress off: request bodies are inflated by the handler, bounded, with errors in the caller's dialect.
     runner = web.AppRunner(
         app,
         access_log=None,
         handle_signals=False,
         handler_cancellation=True,
         shutdown_timeout=server.drain_timeout_seconds,
+        keepalive_timeout=server.idle_timeout_seconds,
+        auto_decompress=False,
     )
     await runner.setup()
-    site = web.TCPSite(runner, config.server.host, config.server.port, backlog=1024)
-    await site.start()
-    port = runner.addresses[0][1] if runner.addresses else config.server.port
-    settle_heap()
-    log.info("listening", host=config.server.host, port=port, version=__version__, frozen_objects=gc.get_freeze_count())
-    stop = asyncio.Event()
+    assert runner.server is not None
+    guard = ConnectionGuard(
+        runner.server,
+        app[METRICS],
+        max_connections=server.max_connections,
+        header_timeout=server.header_timeout_seconds,
+    )
     loop = asyncio.get_running_loop()
+    listener = await loop.create_server(guard, server.host, server.port, backlog=1024, reuse_address=True)
+    port = listener.sockets[0].getsockname()[1]
+    admin = web.AppRunner(create_admin_app(app, registry), access_log=None, handle_signals=False)
+    await admin.setup()
+    await web.TCPSite(admin, server.admin_host, server.admin_port).start()
+    admin_port = admin.addresses[0][1] if admin.addresses else server.admin_port
+    settle_heap()
+    log.info(
+        "listening",
+        host=server.host,
+        port=port,
+        admin_port=admin_port,
+        version=__version__,
+        frozen_objects=gc.get_freeze_count(),
+    )
+    stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
@@ -65,7 +89,9 @@ async def serve(config: GatewayConfig, config_path: Path) -> None:
     log.info("draining", delay_s=server.drain_delay_seconds, timeout_s=server.drain_timeout_seconds,
              in_flight=app[LOAD].active)  # fmt: skip
     await asyncio.sleep(server.drain_delay_seconds)
+    listener.close()
     await runner.cleanup()
+    await admin.cleanup()
     log.info("stopped")
 
 

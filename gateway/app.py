@@ -11,9 +11,8 @@ from pathlib import Path
 
 import orjson
 import structlog
-from aiohttp import web
+from aiohttp import HttpVersion11, web
 from prometheus_client import CollectorRegistry
-from prometheus_client.aiohttp import make_aiohttp_handler
 
 from gateway import reload
 from gateway.config import GatewayConfig
@@ -21,17 +20,16 @@ from gateway.context import Load, RequestContext
 from gateway.errors import Dialect, GatewayError
 from gateway.handlers import chat_completions, info, messages
 from gateway.inbound import Inbound
-from gateway.keys import ACCESS_LOG, CONTEXT, LOAD, METRICS, RUNTIME, SESSION
+from gateway.keys import ACCESS_LOG, CONTEXT, LIVE, LOAD, METRICS, SESSION
 from gateway.logging import AccessLog
 from gateway.metrics import GatewayMetrics, TokenExpiryCollector
-from gateway.routing import Runtime
+from gateway.routing import Live, Runtime
 from gateway.upstream import session_for
 
 log = structlog.get_logger("gateway")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-_UNOBSERVED = frozenset({"/healthz", "/readyz", "/metrics"})
 _ENDPOINTS = "POST /v1/chat/completions, POST /v1/messages, POST /v1/messages/count_tokens, GET /v1/models"
 
 
@@ -61,10 +59,11 @@ def _http_error(exc: web.HTTPException, request: web.Request) -> GatewayError:
 @web.middleware
 async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Request id, errors in the caller's dialect, one access-log line and the request metrics."""
-    if request.path in _UNOBSERVED:
-        return await handler(request)
-    request_id = request.headers.get("x-request-id") or os.urandom(16).hex()
-    ctx = RequestContext(request_id=request_id[:128], dialect=dialect_of(request.path))
+    ctx = RequestContext(
+        request_id=request_id(request.headers.get("x-request-id")),
+        dialect=dialect_of(request.path),
+        runtime=request.app[LIVE].runtime,
+    )
     request[CONTEXT] = ctx
     metrics = request.app[METRICS]
     load = request.app[LOAD]
@@ -83,7 +82,7 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     response: web.StreamResponse
     try:
         try:
-            inbound = request.app[RUNTIME].inbound
+            inbound = ctx.runtime.inbound
             if inbound is not None:
                 try:
                     ctx.client = inbound.authenticate(request.headers)
@@ -108,13 +107,48 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
         raise
     finally:
         load.active -= 1
-    if not response.prepared:  # a stream has sent its id with its headers (open_sse)
+    if not response.prepared:  # a stream has sent its id with its headers (relay_stream)
         response.headers["x-request-id"] = ctx.request_id
     _record(request, ctx, response.status)
     return response
 
 
+def request_id(given: str | None) -> str:
+    """The caller's x-request-id when it is printable ASCII of a sane length, else a fresh one: it
+    goes into a response header and every log line, which bytes of any other kind would break."""
+    if given and len(given) <= 128 and given.isascii() and given.isprintable():
+        return given
+    return os.urandom(16).hex()
+
+
+async def expect_continue(request: web.Request) -> None:
+    """`Expect: 100-continue` asks whether to send the body: yes only to a caller that is known
+    and a body that fits. Otherwise no 100 is sent, and the handler answers 401 or 413 unread."""
+    if request.version != HttpVersion11 or request.headers.get("expect", "").lower() != "100-continue":
+        return  # an expectation it does not know a server may ignore (RFC 9110 10.1.1)
+    runtime = request.app[LIVE].runtime
+    if runtime.inbound is not None:
+        try:
+            runtime.inbound.authenticate(request.headers)
+        except GatewayError:
+            return
+    length = request.content_length
+    if length is not None and length > runtime.config.server.max_body_bytes:
+        return
+    await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+    request.writer.output_size = 0  # as aiohttp's own handler does: the response proper has not begun
+
+
 def _record(request: web.Request, ctx: RequestContext, status: int) -> None:
+    """The request's metrics and access-log line. Runs after the response is complete, so nothing
+    here may raise: a failure would be written into a finished response."""
+    try:
+        _record_unsafe(request, ctx, status)
+    except Exception:
+        log.exception("request_record_failed", request_id=ctx.request_id)
+
+
+def _record_unsafe(request: web.Request, ctx: RequestContext, status: int) -> None:
     metrics = request.app[METRICS]
     duration = time.perf_counter() - ctx.started
     dialect = ctx.dialect.value
@@ -169,10 +203,10 @@ def _record(request: web.Request, ctx: RequestContext, status: int) -> None:
 def create_app(
     config: GatewayConfig, registry: CollectorRegistry | None = None, config_path: Path | None = None
 ) -> web.Application:
+    """The API application. Its health and metrics are served by `create_admin_app(app, registry)`."""
     registry = registry or CollectorRegistry()
-    runtime = Runtime(config)
     app = web.Application(middlewares=[observe], client_max_size=config.server.max_body_bytes)
-    app[RUNTIME] = runtime
+    app[LIVE] = Live(Runtime(config))
     app[METRICS] = GatewayMetrics(registry)
     app[LOAD] = Load(config.server.max_concurrent_requests)
     app[ACCESS_LOG] = AccessLog(config.logging.level, config.logging.format)
@@ -180,7 +214,7 @@ def create_app(
     app[METRICS].in_flight.set_function(lambda: app[LOAD].active)
     registry.register(
         TokenExpiryCollector(
-            lambda: [(name, u.credential.status().expires_on) for name, u in app[RUNTIME].upstreams.items()]
+            lambda: [(name, u.credential.status().expires_on) for name, u in app[LIVE].runtime.upstreams.items()]
         )
     )
 
@@ -201,14 +235,11 @@ def create_app(
 
         app.cleanup_ctx.append(config_watcher)
     for path in ("/v1/chat/completions", "/chat/completions"):
-        app.router.add_post(path, chat_completions.chat_completions)
+        app.router.add_post(path, chat_completions.chat_completions, expect_handler=expect_continue)
     for prefix in ("", "/anthropic"):
-        app.router.add_post(f"{prefix}/v1/messages", messages.messages)
-        app.router.add_post(f"{prefix}/v1/messages/count_tokens", messages.count_tokens)
+        app.router.add_post(f"{prefix}/v1/messages", messages.messages, expect_handler=expect_continue)
+        app.router.add_post(f"{prefix}/v1/messages/count_tokens", messages.count_tokens, expect_handler=expect_continue)
     app.router.add_get("/v1/models", info.list_models)
     app.router.add_get("/models", info.list_models)
     app.router.add_get("/v1/models/{model}", info.get_model)
-    app.router.add_get("/healthz", info.healthz)
-    app.router.add_get("/readyz", info.readyz)
-    app.router.add_get("/metrics", make_aiohttp_handler(registry))
     return app

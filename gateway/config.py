@@ -55,6 +55,39 @@ class ServerConfig(_Model):
     drain_timeout_seconds: float = Field(
         100, ge=0, description="After the delay: in-flight requests and streams get this long to finish."
     )
+    admin_host: str = Field("0.0.0.0", description="Address of the admin listener (/healthz, /readyz, /metrics).")
+    admin_port: int = Field(
+        9090,
+        ge=0,
+        le=65535,
+        description="Admin listener port: probes and Prometheus only, off the API port (0 picks a free one).",
+    )
+    max_connections: int = Field(
+        10000,
+        ge=1,
+        description="Client connections open at once on the API port; more are answered 503 and closed.",
+    )
+    header_timeout_seconds: float = Field(
+        10, gt=0, description="A new connection that has not sent a whole request head by then is closed."
+    )
+    idle_timeout_seconds: float = Field(
+        75, gt=0, description="A keep-alive connection idle (or part-way through a request head) this long is closed."
+    )
+    max_upstream_body_bytes: int = Field(
+        64 * 1024 * 1024,
+        ge=1024,
+        description="Largest non-streamed answer read from Foundry; a larger one is a 502.",
+    )
+    max_upstream_error_bytes: int = Field(
+        64 * 1024,
+        ge=1024,
+        description="Most of an upstream error body read for its message; the rest is not read.",
+    )
+    max_upstream_event_bytes: int = Field(
+        4 * 1024 * 1024,
+        ge=1024,
+        description="Largest single server-sent event accepted from Foundry; a larger one ends the stream in error.",
+    )
 
 
 class RetryConfig(_Model):
@@ -76,6 +109,11 @@ class RetryConfig(_Model):
     cooldown_failures: int = Field(3, ge=1, description="Consecutive failures that put a target in cooldown.")
     cooldown_seconds: float = Field(
         10, gt=0, description="How long a failing target is skipped before it is probed again."
+    )
+    cooldown_max_seconds: float = Field(
+        60,
+        gt=0,
+        description="Longest pause a retry-after can put on a target; longer (or unreadable) hints are clamped.",
     )
 
 

@@ -8,13 +8,14 @@ from typing import Any
 
 from gateway.errors import Dialect
 from gateway.inbound import Client
-from gateway.routing import OTHER_ROUTE, Target
+from gateway.routing import OTHER_ROUTE, Runtime, Target
 
 
 @dataclass(slots=True)
 class RequestContext:
     request_id: str
     dialect: Dialect
+    runtime: Runtime  # the config this request started with, kept to its end whatever a reload does
     started: float = field(default_factory=time.perf_counter)
     route: str = OTHER_ROUTE
     target: Target | None = None

@@ -21,11 +21,12 @@ from typing import Protocol
 
 import orjson
 
+from gateway import scrub
 from gateway.config import ApiKeyAuth, EntraAuth, UpstreamAuth
 
 
 class WorldReadable(OSError):
-    """A credential file anyone on the node could read: refused, so the mistake is noticed."""
+    """A credential file anyone on the node could read or write: refused, so the mistake is noticed."""
 
 
 class CredentialUnavailable(Exception):
@@ -84,9 +85,11 @@ class WatchedFile:
         identity = file_identity(st)
         if identity == self._identity and not force:
             return None
-        if self._secret and st.st_mode & stat.S_IROTH:
+        # Readable by anyone leaks the secret; writable by anyone lets them swap in their own.
+        if self._secret and st.st_mode & (stat.S_IROTH | stat.S_IWOTH):
             self._identity = None
-            raise WorldReadable(f"mode {stat.S_IMODE(st.st_mode):04o}")
+            which = "world-readable" if st.st_mode & stat.S_IROTH else "world-writable"
+            raise WorldReadable(f"{which} (mode {stat.S_IMODE(st.st_mode):04o})")
         content = self.path.read_bytes()
         self._identity = identity
         return content
@@ -127,7 +130,7 @@ class TokenFileCredential:
             self._set_problem(f"token file {path} does not exist; is the token sidecar running?")
             return
         except WorldReadable as exc:
-            self._set_problem(f"token file {path} is world-readable ({exc}); it must not be, the sidecar writes 0640")
+            self._set_problem(f"token file {path} is {exc}; it must be neither (the sidecar writes 0640)")
             return
         except OSError as exc:
             self._set_problem(f"token file {path} cannot be read: {exc.strerror or type(exc).__name__}")
@@ -146,6 +149,7 @@ class TokenFileCredential:
             self._set_problem(f"token file {path} lacks access_token or a numeric expires_on")
             self._file.invalidate_identity()
             return
+        scrub.remember(token)
         self._headers = {"authorization": f"Bearer {token}"}
         self._expires_on = float(expires_on)
         self._problem = None
@@ -192,6 +196,7 @@ class ApiKeyCredential:
         if self._env is not None:
             key = os.environ.get(self._env, "").strip()
             if key:
+                scrub.remember(key)
                 self._headers = {"x-api-key": key, "api-key": key}
             else:
                 self._problem = f"environment variable {self._env} (auth.key_env) is not set or empty"
@@ -207,7 +212,7 @@ class ApiKeyCredential:
             content = self._file.changed(force)
         except WorldReadable as exc:
             self._headers = None
-            self._problem = f"API key file {self._file.path} is world-readable ({exc}); it must not be"
+            self._problem = f"API key file {self._file.path} is {exc}; it must be neither world-readable nor -writable"
             return
         except OSError as exc:
             self._headers = None
@@ -217,6 +222,7 @@ class ApiKeyCredential:
             return
         key = content.decode("utf-8", "replace").strip()
         if key:
+            scrub.remember(key)
             self._headers = {"x-api-key": key, "api-key": key}
             self._problem = None
         else:

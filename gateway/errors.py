@@ -48,6 +48,29 @@ _OPENAI_TYPES: Mapping[str, str] = {
 }
 
 
+# The types Anthropic documents. An upstream's own type outside this set is not passed on: it
+# would become a metric label (unbounded series) and a client's error class (unknown to its SDK).
+KNOWN_ERROR_TYPES = frozenset(ANTHROPIC_ERROR_TYPES.values())
+
+# Longest piece of a caller's input quoted back in an error or a log line: enough to recognise
+# it, never the whole of a 30 MB string.
+ECHO_LIMIT = 200
+# Longest message a client sees or a log line holds.
+MESSAGE_LIMIT = 4096
+
+
+def echo(value: object, limit: int = ECHO_LIMIT) -> str:
+    """`value` as quoted in an error message, cut to `limit` characters."""
+    text = value if isinstance(value, str) else repr(value)
+    if len(text) > limit:
+        return repr(text[:limit]) + f" (cut; {len(text)} characters in all)"
+    return repr(text)
+
+
+def known_error_type(kind: object) -> str | None:
+    return kind if isinstance(kind, str) and kind in KNOWN_ERROR_TYPES else None
+
+
 def anthropic_type_for(status: int) -> str:
     if status in ANTHROPIC_ERROR_TYPES:
         return ANTHROPIC_ERROR_TYPES[status]
@@ -68,6 +91,11 @@ class GatewayError(Exception):
     headers: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        # Every message may quote a caller's input or an upstream's text: none is passed on whole.
+        if len(self.message) > MESSAGE_LIMIT:
+            self.message = self.message[:MESSAGE_LIMIT] + " … (cut)"
+        if self.param is not None and len(self.param) > ECHO_LIMIT:
+            self.param = self.param[:ECHO_LIMIT]
         super().__init__(self.message)
 
     @property
@@ -95,6 +123,19 @@ class GatewayError(Exception):
         return self.openai_body() if dialect is Dialect.OPENAI else self.anthropic_body(request_id)
 
 
+class StreamError(Exception):
+    """An upstream stream that cannot go on: an error event, events out of order, an unreadable event.
+
+    `before` holds what the client is still owed from the same read, in order, ahead of the error.
+    """
+
+    def __init__(self, error_type: str, message: str) -> None:
+        super().__init__(message)
+        self.error_type = error_type
+        self.message = message
+        self.before = b""
+
+
 def invalid_request(message: str, param: str | None = None) -> GatewayError:
     return GatewayError(400, message, param=param)
 
@@ -113,10 +154,9 @@ def upstream_error_message(body: Any) -> tuple[str | None, str]:
         err = body.get("error")
         if isinstance(err, Mapping):
             message = err.get("message")
-            kind = err.get("type")
-            if not isinstance(kind, str):
+            kind = known_error_type(err.get("type"))
+            if kind is None:
                 code = err.get("code")
-                kind = None
                 if isinstance(code, str) and message:
                     message = f"{code}: {message}"
             if isinstance(message, str) and message:

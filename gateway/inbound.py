@@ -47,6 +47,15 @@ class TokenBucket:
         self._refill()
         self.level -= amount  # may go below zero: a long answer is paid for by the requests after it
 
+    def carried_into(self, per_minute: int) -> TokenBucket:
+        """This bucket under a reloaded limit: what the client has used stays used."""
+        if per_minute == self.capacity:
+            return self
+        bucket = TokenBucket(per_minute, self._clock)
+        self._refill()
+        bucket.level = min(bucket.capacity, self.level)
+        return bucket
+
 
 @dataclass
 class Client:
@@ -71,12 +80,32 @@ def _looks_like_jwt(value: str) -> bool:
     return value.startswith("eyJ") and value.count(".") == 2
 
 
+def _client(key: InboundApiKey | ServiceAccountClient, old: Client | None, clock: Callable[[], float]) -> Client:
+    """A configured client; `old` is the same-named client of the config a reload replaces."""
+    return Client(
+        key.client,
+        frozenset(key.routes) if key.routes is not None else None,
+        _bucket(key.requests_per_minute, old.requests if old else None, clock),
+        _bucket(key.tokens_per_minute, old.tokens if old else None, clock),
+    )
+
+
+def _bucket(per_minute: int | None, old: TokenBucket | None, clock: Callable[[], float]) -> TokenBucket | None:
+    if not per_minute:
+        return None
+    return old.carried_into(per_minute) if old is not None else TokenBucket(per_minute, clock)
+
+
 class Inbound:
-    def __init__(self, config: InboundConfig, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, config: InboundConfig, clock: Callable[[], float] = time.monotonic, previous: Inbound | None = None
+    ) -> None:
         self._by_digest: dict[str, Client] = {}
+        carried = previous.clients if previous is not None else {}
         clients: dict[str, Client] = {}
+        self.clients: dict[str, Client] = clients  # by name: what a reload carries each client's buckets by
         for key in config.api_keys:
-            client = clients.get(key.client) or self._client(key, clock)
+            client = clients.get(key.client) or _client(key, carried.get(key.client), clock)
             clients[key.client] = client
             self._by_digest[key.sha256] = client
         self._service_accounts: ServiceAccounts | None = None
@@ -85,19 +114,10 @@ class Inbound:
 
             by_account = {}
             for sa in config.service_accounts.clients:
-                client = clients.get(sa.client) or self._client(sa, clock)
+                client = clients.get(sa.client) or _client(sa, carried.get(sa.client), clock)
                 clients[sa.client] = client
                 by_account[(sa.namespace, sa.service_account)] = client
             self._service_accounts = ServiceAccounts(config.service_accounts, by_account)
-
-    @staticmethod
-    def _client(key: InboundApiKey | ServiceAccountClient, clock: Callable[[], float]) -> Client:
-        return Client(
-            key.client,
-            frozenset(key.routes) if key.routes is not None else None,
-            TokenBucket(key.requests_per_minute, clock) if key.requests_per_minute else None,
-            TokenBucket(key.tokens_per_minute, clock) if key.tokens_per_minute else None,
-        )
 
     def authenticate(self, headers: Mapping[str, str]) -> Client:
         key = presented_key(headers)
@@ -105,7 +125,8 @@ class Inbound:
             raise unauthenticated("Missing API key: send it as Authorization: Bearer <key>, x-api-key or api-key")
         if self._service_accounts is not None and _looks_like_jwt(key):
             return self._service_accounts.verify(key)
-        client = self._by_digest.get(hashlib.sha256(key.encode()).hexdigest())
+        # surrogateescape: a key with bytes that are not UTF-8 is a wrong key (401), not a 500.
+        client = self._by_digest.get(hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest())
         if client is None:
             raise unauthenticated("Invalid API key")
         return client

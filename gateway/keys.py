@@ -11,9 +11,10 @@ if TYPE_CHECKING:
     from gateway.context import Load, RequestContext
     from gateway.logging import AccessLog
     from gateway.metrics import GatewayMetrics
-    from gateway.routing import Runtime
+    from gateway.routing import Live
 
-RUNTIME: web.AppKey[Runtime] = web.AppKey("runtime")
+# The runtime new requests take; a reload swaps what it holds, never the application's keys.
+LIVE: web.AppKey[Live] = web.AppKey("live")
 METRICS: web.AppKey[GatewayMetrics] = web.AppKey("metrics")
 SESSION: web.AppKey[aiohttp.ClientSession] = web.AppKey("session")
 LOAD: web.AppKey[Load] = web.AppKey("load")

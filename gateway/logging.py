@@ -12,6 +12,8 @@ from typing import Any, BinaryIO
 import orjson
 import structlog
 
+from gateway import scrub
+
 _SECRET_KEYS = re.compile(r"(authorization|api[-_]?key|secret|password|token$|access_token|cookie)", re.I)
 # Bearer tokens, JWTs and key-like headers inside free text (exception messages, say).
 _SECRET_TEXT = re.compile(
@@ -56,6 +58,14 @@ def redact_secrets(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> Mut
     return event_dict
 
 
+def redact_known_secrets(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """Every value the gateway holds as a secret, wherever it appears in a line (an upstream's echo)."""
+    for key, value in event_dict.items():
+        if isinstance(value, str):
+            event_dict[key] = scrub.scrub(value)
+    return event_dict
+
+
 _LINE = orjson.OPT_UTC_Z | orjson.OPT_APPEND_NEWLINE
 
 
@@ -82,12 +92,25 @@ class AccessLog:
             self._console.info("request", **fields)
             return
         redact_secrets(None, "info", fields)
+        error = fields.get("error")
+        if error is not None:  # the one field that may quote an upstream (errors are already scrubbed: a backstop)
+            fields["error"] = scrub.scrub(error)
         fields["event"] = "request"
         fields["level"] = "info"
         # orjson writes a UTC datetime as TimeStamper(fmt="iso", utc=True) does, in a fraction of its time.
         fields["timestamp"] = datetime.now(UTC)
-        self._stream.write(orjson.dumps(fields, option=_LINE))
+        try:
+            line = orjson.dumps(fields, option=_LINE)
+        except orjson.JSONEncodeError:
+            # A caller's bytes that are not UTF-8 (a header, a path) reach here as lone surrogates,
+            # which JSON cannot hold: escaped, the line is still written. Every request has its line.
+            line = orjson.dumps({k: _printable(v) for k, v in fields.items()}, option=_LINE)
+        self._stream.write(line)
         self._stream.flush()
+
+
+def _printable(value: Any) -> Any:
+    return value.encode("utf-8", "backslashreplace").decode("utf-8") if isinstance(value, str) else value
 
 
 def configure_logging(level: str = "info", fmt: str = "json") -> None:
@@ -98,6 +121,7 @@ def configure_logging(level: str = "info", fmt: str = "json") -> None:
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.format_exc_info,
         redact_secrets,
+        redact_known_secrets,
     ]
     if fmt == "json":
         renderer: Any = structlog.processors.JSONRenderer(serializer=orjson.dumps)
@@ -115,7 +139,7 @@ def configure_logging(level: str = "info", fmt: str = "json") -> None:
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
-            foreign_pre_chain=[*shared[:-1], structlog.stdlib.add_logger_name, redact_secrets],
+            foreign_pre_chain=[*shared[:-2], structlog.stdlib.add_logger_name, redact_secrets, redact_known_secrets],
             processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, _stdlib_renderer(fmt)],
         )
     )

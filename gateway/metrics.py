@@ -118,6 +118,22 @@ class GatewayMetrics:
             ["upstream", "deployment"],
             registry=registry,
         )
+        self.unusable_answers = Counter(
+            "foundry_gateway_upstream_unusable_answers",
+            "Upstream answers refused and answered 502: redirect, unexpected_status, too_large, not_a_message.",
+            ["upstream", "reason"],
+            registry=registry,
+        )
+        self.open_connections = Gauge(
+            "foundry_gateway_open_connections", "Client connections open on the API port.", registry=registry
+        )
+        self.connections_closed = Counter(
+            "foundry_gateway_connections_closed",
+            "Client connections the gateway closed: limit (over server.max_connections, answered 503), "
+            "header_timeout (no request head within server.header_timeout_seconds).",
+            ["reason"],
+            registry=registry,
+        )
         self.concurrency_rejections = Counter(
             "foundry_gateway_concurrency_rejections",
             "Requests answered 429 at once because the pod was at max_concurrent_requests.",

@@ -14,7 +14,7 @@ from aiohttp import web
 
 from gateway.config import ConfigError, load_config
 from gateway.credentials import file_identity
-from gateway.keys import METRICS, RUNTIME
+from gateway.keys import LIVE, METRICS
 from gateway.routing import Runtime
 
 log = structlog.get_logger("gateway")
@@ -37,12 +37,13 @@ async def reload_once(app: web.Application, path: Path) -> bool:
         metrics.config_reloads.labels("refused").inc()
         log.error("config_reload_refused", path=str(path), problems=[f"{k}: {r}" for k, r in exc.problems])
         return False
-    old = app[RUNTIME].config
+    live = app[LIVE]
+    old = live.runtime.config
     if config == old:
         return True
     if config.server != old.server:
         log.warning("config_reload_server_unchanged", reason="server settings take effect at the next restart")
-    app[RUNTIME] = Runtime(config)
+    live.runtime = Runtime(config, previous=live.runtime)
     metrics.config_reloads.labels("applied").inc()
     log.info("config_reloaded", path=str(path), routes=sorted(r.model for r in config.routes))
     return True

@@ -7,6 +7,7 @@ decide when to ask.
 from __future__ import annotations
 
 import email.utils
+import math
 import time
 from collections.abc import Callable, Mapping
 
@@ -45,6 +46,12 @@ class RetryBudget:
         live = [i for i, stamp in enumerate(self._stamps) if stamp > oldest]
         return sum(self._requests[i] for i in live), sum(self._retries[i] for i in live)
 
+    def configure(self, ratio: float, min_per_second: float) -> RetryBudget:
+        """New settings from a reloaded config; the window's counts carry over."""
+        self._ratio = ratio
+        self._floor = min_per_second * self._window
+        return self
+
     def record_request(self) -> None:
         self._requests[self._slot()] += 1
 
@@ -69,6 +76,12 @@ class TargetHealth:
         self.failures = 0
         self.cooling_until = 0.0
         self.cooling_status = 503  # what to answer while it cools: 429 when Foundry asked for the pause
+
+    def configure(self, threshold: int, cooldown: float) -> TargetHealth:
+        """New settings from a reloaded config; the target's failures and cooldown carry over."""
+        self._threshold = threshold
+        self._cooldown = cooldown
+        return self
 
     def available(self) -> bool:
         # Past its cooldown a target is tried again (half-open): one success closes it, a failure reopens it.
@@ -96,23 +109,36 @@ class TargetHealth:
         return False
 
 
-def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) -> float | None:
-    """Seconds from `retry-after-ms`, else `retry-after` (seconds or an HTTP date), as Anthropic's SDK reads them."""
+def retry_after_seconds(headers: Mapping[str, str], cap: float, now: float | None = None) -> float | None:
+    """Seconds from `retry-after-ms`, else `retry-after` (seconds or an HTTP date), as Anthropic's SDK reads them.
+
+    An upstream's hint pauses a target for every caller, so it is not taken on trust: a value
+    that is not a finite, non-negative number (inf, nan, -5, garbage, a date before now) is
+    ignored, and the target cools as for any failure; a finite one is clamped to `cap`.
+    """
     ms = headers.get("retry-after-ms")
     if ms:
-        try:
-            return max(0.0, float(ms) / 1000)
-        except ValueError:
-            pass
+        seconds = _finite(ms)
+        if seconds is not None:
+            return min(seconds / 1000, cap)
     value = headers.get("retry-after")
     if not value:
         return None
+    seconds = _finite(value)
+    if seconds is None:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+            seconds = when.timestamp() - (time.time() if now is None else now)
+        except (TypeError, ValueError, OverflowError, IndexError):
+            return None
+        if not math.isfinite(seconds) or seconds < 0:
+            return None
+    return min(seconds, cap)
+
+
+def _finite(text: str) -> float | None:
     try:
-        return max(0.0, float(value))
+        value = float(text)
     except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
         return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+    return value if math.isfinite(value) and value >= 0 else None

@@ -21,7 +21,7 @@ import orjson
 
 from gateway.config import GatewayConfig, TargetConfig, UpstreamConfig, UpstreamTimeouts
 from gateway.credentials import Credential, CredentialUnavailable, credential_for
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, echo
 from gateway.inbound import Client, Inbound
 from gateway.resilience import RetryBudget, TargetHealth
 
@@ -64,11 +64,16 @@ class Route:
 
 
 class Runtime:
+    """One config, ready to serve. `previous` is the runtime it replaces on a reload: each target's
+    health, the retry budget and each client's rate-limit buckets carry over by name, so a reload
+    that only adds a route neither forgives a throttled client nor un-pauses a failing target."""
+
     def __init__(
         self,
         config: GatewayConfig,
         credentials: Mapping[str, Credential] | None = None,
         rng: random.Random | None = None,
+        previous: Runtime | None = None,
     ) -> None:
         self.config = config
         self.created = int(time.time())
@@ -87,13 +92,27 @@ class Runtime:
             for r in config.routes
         }
         retries = config.retries
-        self._health = {
-            (t.upstream.name, t.deployment): TargetHealth(retries.cooldown_failures, retries.cooldown_seconds)
-            for route in self.routes.values()
-            for t in route.targets
-        }
-        self.budget = RetryBudget(retries.budget_ratio, retries.budget_min_per_second)
-        self.inbound = Inbound(config.inbound) if config.inbound is not None else None
+        carried = previous._health if previous is not None else {}
+        self._health: dict[tuple[str, str], TargetHealth] = {}
+        for route in self.routes.values():
+            for t in route.targets:
+                key = (t.upstream.name, t.deployment)
+                old = carried.get(key)
+                self._health[key] = (
+                    old.configure(retries.cooldown_failures, retries.cooldown_seconds)
+                    if old is not None
+                    else TargetHealth(retries.cooldown_failures, retries.cooldown_seconds)
+                )
+        self.budget: RetryBudget = (
+            previous.budget.configure(retries.budget_ratio, retries.budget_min_per_second)
+            if previous is not None
+            else RetryBudget(retries.budget_ratio, retries.budget_min_per_second)
+        )
+        self.inbound: Inbound | None = (
+            Inbound(config.inbound, previous=previous.inbound if previous is not None else None)
+            if config.inbound is not None
+            else None
+        )
         self.models_body = orjson.dumps(
             {
                 "object": "list",
@@ -110,7 +129,7 @@ class Runtime:
         if route is None:
             available = ", ".join(sorted(m for m in self.routes if client is None or client.may_use(m)))
             raise GatewayError(
-                404, f"The model {model!r} does not exist on this gateway. Available models: {available}", "model"
+                404, f"The model {echo(model)} does not exist on this gateway. Available models: {available}", "model"
             )
         return route
 
@@ -168,6 +187,16 @@ class Runtime:
             routes[name] = "ok" if ok else "no target with usable credentials"
         upstreams = {name: "ok" if s.usable else s.reason for name, s in states.items()}
         return ready, {"status": "ready" if ready else "not ready", "routes": routes, "upstreams": upstreams}
+
+
+class Live:
+    """The runtime new requests take. A reload swaps what it holds: the application is started
+    (and frozen) by then, and a request keeps the runtime it began with to its end."""
+
+    __slots__ = ("runtime",)
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
 
 
 def credential_headers(upstream: Upstream) -> Mapping[str, str]:

@@ -12,6 +12,8 @@ import re
 
 import orjson
 
+from gateway.errors import StreamError
+
 # One event as Foundry frames every event: an `event:` line and one `data:` line (groups: name, data).
 FRAMED_EVENT = rb"event: ([^\n]*)\ndata: ([^\n]*)(?:\n\n|\Z)"
 _ONLY_FRAMED = re.compile(rb"(?:" + FRAMED_EVENT + rb")*+")
@@ -28,13 +30,23 @@ def only_framed_events(complete: bytes) -> bool:
 SSEEvent = tuple[str | None, bytes]
 
 
+# The default bound on one event: far above any event Claude sends (deltas are small; a tool's
+# input arrives in pieces), far below what would hurt the pod.
+MAX_EVENT_BYTES = 4 * 1024 * 1024
+
+
 class SSEDecoder:
-    """Push decoder: bytes in as they arrive, whole events out."""
+    """Push decoder: bytes in as they arrive, whole events out.
 
-    __slots__ = ("_buf",)
+    An unfinished event is held until its blank line, up to `max_event_bytes`: a stream with no
+    blank lines would otherwise grow the buffer until the total timeout.
+    """
 
-    def __init__(self) -> None:
+    __slots__ = ("_buf", "_max")
+
+    def __init__(self, max_event_bytes: int = MAX_EVENT_BYTES) -> None:
         self._buf = b""  # everything after the last blank line: at most one unfinished event
+        self._max = max_event_bytes
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
         complete = self.complete(chunk)
@@ -54,9 +66,14 @@ class SSEDecoder:
             buf = body.replace(b"\r\n", b"\n").replace(b"\r", b"\n") + (b"\r" if hold else b"")
         end = buf.rfind(b"\n\n")
         if end < 0:
+            if len(buf) > self._max:
+                raise StreamError("api_error", f"upstream sent an event over {self._max} bytes without ending it")
             self._buf = buf
             return None
-        self._buf = buf[end + 2 :]
+        rest = buf[end + 2 :]
+        if len(rest) > self._max:
+            raise StreamError("api_error", f"upstream sent an event over {self._max} bytes without ending it")
+        self._buf = rest
         return buf[:end]
 
     def finish(self) -> list[SSEEvent]:
@@ -81,8 +98,10 @@ class SSEWatcher(SSEDecoder):
 
     __slots__ = ("_markers", "_once")
 
-    def __init__(self, only: frozenset[str], once: frozenset[str] = frozenset()) -> None:
-        super().__init__()
+    def __init__(
+        self, only: frozenset[str], once: frozenset[str] = frozenset(), max_event_bytes: int = MAX_EVENT_BYTES
+    ) -> None:
+        super().__init__(max_event_bytes)
         self._once = set(once)
         self._markers = {name: name.encode() for name in only | once}
 

@@ -1,4 +1,9 @@
-"""The gateway's only outbound I/O: requests to Foundry, and turning their failures into client errors."""
+"""The gateway's only outbound I/O: requests to Foundry, and turning their failures into client errors.
+
+An upstream is trusted with the prompt, not with the gateway's behaviour: redirects are never
+followed (they would carry the credential and the prompt to another host), every body is read
+to a bound, and what an upstream says in an error is scrubbed of the gateway's own secrets.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ import aiohttp
 import orjson
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from gateway import scrub
 from gateway.errors import GatewayError, upstream_error_message
 from gateway.routing import Target, Upstream, credential_headers
 
@@ -69,9 +75,9 @@ def relayed_headers(upstream_headers: CIMultiDictProxy[str]) -> CIMultiDict[str]
 async def post(
     session: aiohttp.ClientSession, target: Target, url: str, body: bytes, headers: Mapping[str, str]
 ) -> aiohttp.ClientResponse:
-    """POST to Foundry; connection failures and timeouts become 502 and 504."""
+    """POST to Foundry; connection failures and timeouts become 502 and 504. Redirects are answers, not followed."""
     try:
-        return await session.post(url, data=body, headers=headers, timeout=target.client_timeout)
+        return await session.post(url, data=body, headers=headers, timeout=target.client_timeout, allow_redirects=False)
     except TimeoutError:
         raise upstream_timeout(target) from None
     except aiohttp.ClientError as exc:
@@ -92,13 +98,63 @@ def upstream_unreachable(upstream: Upstream, exc: BaseException) -> GatewayError
     return GatewayError(502, f"upstream {upstream.name} is unreachable: {type(exc).__name__}: {exc}")
 
 
-async def read_body(response: aiohttp.ClientResponse, target: Target) -> bytes:
+class UnusableAnswer(GatewayError):
+    """An upstream answer the gateway will not pass on (a redirect, an oversized or malformed body).
+
+    Always a 502 to the client; `reason` is the bounded label it is counted under.
+    """
+
+    def __init__(self, upstream: Upstream, reason: str, message: str) -> None:
+        super().__init__(502, f"upstream {upstream.name} {message}")
+        self.reason = reason
+
+
+def unusable_status(upstream: Upstream, status: int) -> UnusableAnswer | None:
+    """None for 200 and for real errors (4xx, 5xx); an UnusableAnswer for any other status."""
+    if status == 200 or 400 <= status <= 599:
+        return None
+    if 300 <= status < 400:
+        return UnusableAnswer(upstream, "redirect", f"answered a redirect (HTTP {status}), which is never followed")
+    return UnusableAnswer(upstream, "unexpected_status", f"answered HTTP {status}, not 200 or an error")
+
+
+async def read_body(response: aiohttp.ClientResponse, target: Target, limit: int) -> bytes:
+    """The whole body of a 200 answer, at most `limit` bytes; a larger one is an UnusableAnswer."""
+    length = response.content_length
     try:
-        return await response.read()
+        if length is not None and length <= limit:
+            return await response.read()  # the common case: framed by its length, one read
+        if length is None:
+            body = bytearray()
+            async for chunk in response.content.iter_any():
+                body += chunk
+                if len(body) > limit:
+                    break
+            else:
+                return bytes(body)
     except TimeoutError:
         raise upstream_timeout(target) from None
     except aiohttp.ClientError as exc:
         raise upstream_unreachable(target.upstream, exc) from None
+    response.close()  # the rest is not read: the connection cannot be reused
+    raise UnusableAnswer(target.upstream, "too_large", f"answered with a body over the {limit} bytes the gateway reads")
+
+
+async def read_error_body(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    """The first `limit` bytes of an error answer: enough for its message; the rest is never read."""
+    length = response.content_length
+    try:
+        if length is not None and length <= limit:
+            return await response.read()
+        body = bytearray()
+        async for chunk in response.content.iter_any():
+            body += chunk
+            if len(body) >= limit:
+                response.close()
+                break
+        return bytes(body[:limit])
+    except (TimeoutError, aiohttp.ClientError):
+        return b""  # the status still says what happened
 
 
 def error_from_upstream(status: int, body: bytes, upstream: Upstream, headers: CIMultiDictProxy[str]) -> GatewayError:
@@ -113,4 +169,5 @@ def error_from_upstream(status: int, body: bytes, upstream: Upstream, headers: C
         message = f"upstream answered HTTP {status}: {body[:200].decode('utf-8', 'replace')}"
     if status in (401, 403):
         message = f"upstream {upstream.name} refused the gateway's credentials ({status}): {message}"
-    return GatewayError(status, message, error_type=error_type, headers=dict(relayed_headers(headers)))
+    # An upstream may echo what it was sent, the gateway's key or token included.
+    return GatewayError(status, scrub.scrub(message), error_type=error_type, headers=dict(relayed_headers(headers)))

@@ -85,6 +85,10 @@ def schema() -> dict[str, Any]:
             "gateway": obj(
                 {
                     "port": PORT,
+                    "adminPort": PORT,
+                    "maxConnections": {"type": "integer", "minimum": 1},
+                    "headerTimeoutSeconds": {"type": "number", "exclusiveMinimum": 0},
+                    "idleTimeoutSeconds": {"type": "number", "exclusiveMinimum": 0},
                     "logLevel": {"enum": ["debug", "info", "warning", "error"]},
                     "logFormat": {"enum": ["json", "console"]},
                     "maxBodyBytes": {"type": "integer", "minimum": 1024},

@@ -64,6 +64,7 @@ class Process:
     ) -> None:
         """Runs `python ARGS` (the project's modules), or `executable` for another program."""
         self.name = name
+        self.admin = ""  # a gateway's admin listener (/healthz, /readyz, /metrics), once started
         log_dir = log_dir or Path(tempfile.mkdtemp(prefix="fgw-"))
         log_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = log_dir / f"{name}.log"
@@ -134,16 +135,17 @@ def start_gateway(
     """
     log_dir = log_dir or Path(tempfile.mkdtemp(prefix="fgw-"))
     log_dir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port, admin_port = free_port(), free_port()
     # No drain delay unless a test asks: there are no endpoints to propagate here, and every stop would wait.
-    server = {"drain_delay_seconds": 0, **config.get("server", {}), "host": "127.0.0.1", "port": port}
+    server = {"drain_delay_seconds": 0, **config.get("server", {})}
+    server |= {"host": "127.0.0.1", "port": port, "admin_host": "127.0.0.1", "admin_port": admin_port}
     config = {**config, "server": server}
     path = log_dir / "gateway.yaml"
     path.write_text(yaml.safe_dump(config))
     proc = Process("gateway", ["-m", "gateway", "--config", str(path)], env=env, log_dir=log_dir)
-    base = f"http://127.0.0.1:{port}"
-    wait_http(base + "/healthz", proc=proc)
-    return proc, base, path
+    proc.admin = f"http://127.0.0.1:{admin_port}"
+    wait_http(proc.admin + "/healthz", proc=proc)
+    return proc, f"http://127.0.0.1:{port}", path
 
 
 def emulator_control(base_url: str, path: str, payload: Any = None) -> Any:

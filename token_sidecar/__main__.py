@@ -48,7 +48,10 @@ async def serve(config: SidecarConfig) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    tasks = [asyncio.create_task(r.run(stop)) for r in refreshers]
+    tasks = []
+    for r in refreshers:
+        r.task = asyncio.create_task(r.run(stop))
+        tasks.append(r.task)
     await stop.wait()
     # The token file stays: the gateway may still be draining its streams.
     log.info("stopping", token_files_kept=[str(s.output) for s in config.tokens])

@@ -35,6 +35,11 @@ def create_health_app(
     refreshers: Sequence[TokenRefresher], margin: float, registry: CollectorRegistry
 ) -> web.Application:
     async def healthz(_: web.Request) -> web.Response:
+        # Alive while every refresh loop runs: one that has ended will never refresh its token again,
+        # and only a restart brings it back.
+        stopped = [r.spec.name for r in refreshers if r.task is not None and r.task.done()]
+        if stopped:
+            return web.json_response({"status": "refresh loop stopped", "tokens": stopped}, status=503)
         return web.json_response({"status": "ok"})
 
     async def readyz(_: web.Request) -> web.Response:

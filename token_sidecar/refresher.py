@@ -47,6 +47,7 @@ class TokenRefresher:
         self._rng = rng or random.Random()  # jitter, not security
         self.failures = 0
         self.last_error: str | None = None
+        self.task: asyncio.Task[None] | None = None  # the running refresh loop, once started
         self.current: Token | None = read_token(spec.output)
         metrics.init_token(spec.name)
         if self.current is not None:
@@ -112,13 +113,22 @@ class TokenRefresher:
         )
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Refresh until `stop` is set; failures only lengthen the wait, they never end the loop."""
+        """Refresh until `stop` is set; failures only lengthen the wait, they never end the loop.
+
+        Whatever goes wrong in an iteration, the token's own failure or a bug in scheduling it, is
+        logged and waited out: a loop that ended would leave the last token to expire unrefreshed.
+        (If it ends all the same, /healthz fails and the kubelet restarts the container.)
+        """
         while not stop.is_set():
             try:
                 await self.refresh_once()
                 succeeded = True
             except Exception:
-                succeeded = False
-            delay = self.next_delay(succeeded)
+                succeeded = False  # refresh_once has counted and logged it
+            try:
+                delay = self.next_delay(succeeded)
+            except Exception:
+                log.exception("token_refresh_schedule_failed", token_name=self.spec.name)
+                delay = self._config.retry_max_seconds
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=delay)

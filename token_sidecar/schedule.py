@@ -25,7 +25,12 @@ def refresh_delay(
     return max(wait, MIN_DELAY)
 
 
+# 2 ** 60 times any sane initial delay is past any maximum; a larger exponent would only
+# overflow the float (after some 1,025 failures: 64 hours into an Entra outage).
+_MAX_EXPONENT = 60
+
+
 def backoff_delay(failures: int, *, initial: float, maximum: float, draw: float) -> float:
     """Capped exponential backoff with equal jitter: half fixed, half random."""
-    ceiling = min(maximum, initial * 2 ** max(failures - 1, 0))
+    ceiling = min(maximum, initial * 2.0 ** min(max(failures - 1, 0), _MAX_EXPONENT))
     return float(ceiling / 2 + ceiling / 2 * draw)

@@ -3,29 +3,37 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
-import aiohttp
 import orjson
 from aiohttp import web
 
 from gateway.context import RequestContext
-from gateway.errors import GatewayError
-from gateway.handlers.forward import admit, model_of, open_exchange, read_json_object
-from gateway.handlers.streaming import ClientGone, cut_stream, finish, open_sse, relay_chunks, stream_failure
-from gateway.handlers.streaming import write as _write
-from gateway.keys import RUNTIME, context
+from gateway.errors import GatewayError, StreamError
+from gateway.handlers.forward import (
+    admit,
+    is_message,
+    model_of,
+    not_an_answer,
+    open_exchange,
+    read_answer,
+    read_json_object,
+)
+from gateway.handlers.streaming import relay_stream
+from gateway.keys import context
 from gateway.routing import Target
 from gateway.sse import DONE, SSEDecoder, encode_data
-from gateway.translate.openai_request import TranslatedRequest, chat_to_messages
+from gateway.translate.openai_request import chat_to_messages
 from gateway.translate.openai_response import message_to_completion
-from gateway.translate.openai_stream import ChatStreamTranslator, StreamError
-from gateway.upstream import read_body, relayed_headers
+from gateway.translate.openai_stream import ChatStreamTranslator
+from gateway.translate.usage import merge_usage
+from gateway.upstream import relayed_headers
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
     ctx = context(request)
-    runtime = request.app[RUNTIME]
-    body = await read_json_object(request)
+    runtime = ctx.runtime
+    body = await read_json_object(request, ctx)
     model = model_of(body)
     route = runtime.route(model, ctx.client)
     ctx.route = route.name
@@ -41,18 +49,21 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     created = int(time.time())
     try:
         if translated.stream:
-            return await _stream(request, ctx, upstream_response, translated, model, created)
-        assert ctx.target is not None
-        raw = await read_body(upstream_response, ctx.target)
+            translator = ChatStreamTranslator(
+                model=model, created=created, include_usage=translated.include_usage, json_tool=translated.json_tool
+            )
+            dialect = ChatStream(ctx, translator, runtime.config.server.max_upstream_event_bytes)
+            return await relay_stream(request, ctx, upstream_response, dialect)
+        raw = await read_answer(request, ctx, upstream_response, runtime)
     finally:
         upstream_response.release()
     try:
         message = orjson.loads(raw)
     except orjson.JSONDecodeError:
         message = None
-    if not isinstance(message, dict):
-        raise GatewayError(502, "upstream answered 200 with a body that is not a Messages API message")
-    ctx.usage = message.get("usage") or {}
+    if not is_message(message):
+        raise not_an_answer(request, ctx, "a Messages API message")
+    merge_usage(ctx.usage, message.get("usage"))
     completion = message_to_completion(message, model=model, created=created, json_tool=translated.json_tool)
     return web.Response(
         body=orjson.dumps(completion),
@@ -61,53 +72,43 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     )
 
 
-async def _stream(
-    request: web.Request,
-    ctx: RequestContext,
-    upstream_response: aiohttp.ClientResponse,
-    translated: TranslatedRequest,
-    model: str,
-    created: int,
-) -> web.StreamResponse:
-    translator = ChatStreamTranslator(
-        model=model, created=created, include_usage=translated.include_usage, json_tool=translated.json_tool
-    )
-    decoder = SSEDecoder()
-    response = await open_sse(request, upstream_response)
-    # The last read's events wait here, to go out with [DONE] (or the error) and the end of the body.
-    last = b""
-    try:
+class ChatStream:
+    """The Chat Completions dialect for the relay: whole upstream events in, chunks out."""
+
+    __slots__ = ("_ctx", "_decoder", "_translator")
+
+    pending = False  # only whole chunks are written: a heartbeat never lands inside one
+
+    def __init__(self, ctx: RequestContext, translator: ChatStreamTranslator, max_event_bytes: int) -> None:
+        self._ctx = ctx
+        self._translator = translator
+        self._decoder = SSEDecoder(max_event_bytes)
+
+    @property
+    def done(self) -> bool:
+        return self._translator.stopped
+
+    @property
+    def usage(self) -> dict[str, Any]:
+        return dict(self._translator.usage)
+
+    def feed(self, chunk: bytes) -> bytes:
+        complete = self._decoder.complete(chunk)
+        if complete is None:
+            return b""
+        out: list[bytes] = []
         try:
-            async for chunk in relay_chunks(request, response, upstream_response):
-                complete = decoder.complete(chunk)
-                if complete is None:
-                    continue
-                out: list[bytes] = []
-                try:
-                    translator.translate(complete, out)
-                finally:
-                    # What came before a failure in the same read still goes to the client, in order.
-                    last = b"".join(out)
-                    if translator.delta_seen:
-                        ctx.mark_first_token()
-                if translator.stopped:
-                    break
-                if last:
-                    await _write(response, last)
-                    last = b""
-            if not translator.stopped:
-                raise cut_stream()
-            last += DONE
+            self._translator.translate(complete, out)
         except StreamError as exc:
-            ctx.stream_error = exc.error_type
-            last += encode_data({"error": stream_failure(exc).openai_body()["error"]})
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            failure = stream_failure(exc)
-            ctx.stream_error = failure.anthropic_type
-            last += encode_data(failure.openai_body())
+            exc.before = b"".join(out)  # what came before the failure in the same read still goes, in order
+            raise
         finally:
-            ctx.usage = dict(translator.usage)
-        await finish(response, last)
-    except ClientGone:
-        ctx.client_disconnected = True
-    return response
+            if self._translator.delta_seen:
+                self._ctx.mark_first_token()
+        return b"".join(out)
+
+    def ending(self) -> bytes:
+        return DONE
+
+    def error(self, failure: GatewayError) -> bytes:
+        return encode_data(failure.openai_body())

@@ -4,25 +4,49 @@ from __future__ import annotations
 
 import asyncio
 import time
+import zlib
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeGuard
 
 import aiohttp
 import orjson
+import structlog
 from aiohttp import web
 
 from gateway.context import RequestContext
-from gateway.errors import GatewayError, invalid_request
+from gateway.errors import GatewayError, echo, invalid_request
 from gateway.inbound import Inbound
-from gateway.keys import METRICS, RUNTIME, SESSION
+from gateway.keys import METRICS, SESSION
 from gateway.metrics import GatewayMetrics
 from gateway.resilience import RETRYABLE_STATUSES, retry_after_seconds
 from gateway.routing import Route, Runtime, Target, Upstream
-from gateway.upstream import error_from_upstream, post, read_body, request_headers
+from gateway.upstream import (
+    UnusableAnswer,
+    error_from_upstream,
+    post,
+    read_body,
+    read_error_body,
+    request_headers,
+    unusable_status,
+)
+
+log = structlog.get_logger("gateway")
 
 
-async def read_json_object(request: web.Request) -> dict[str, Any]:
-    server = request.app[RUNTIME].config.server
+# orjson writes at most this many levels of nesting; the gateway re-encodes every body it forwards.
+MAX_JSON_DEPTH = 254
+
+# Bodies at least this large are decompressed off the event loop.
+_INLINE_DECOMPRESS_BYTES = 256 * 1024
+
+
+async def read_json_object(request: web.Request, ctx: RequestContext) -> dict[str, Any]:
+    server = ctx.runtime.config.server
+    length = request.content_length
+    if length is not None and length > server.max_body_bytes:
+        raise _too_large(
+            server.max_body_bytes
+        )  # before reading a byte of it (and, with Expect: 100-continue, before it is sent)
     try:
         if request.content.is_eof():
             raw = await request.read()  # all here already (the common case): no timer to arm
@@ -34,22 +58,83 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
             408, f"Request body not received within {server.body_read_timeout_seconds:g} s", error_type="timeout_error"
         ) from None
     except web.HTTPRequestEntityTooLarge:
-        raise GatewayError(
-            413,
-            f"Request body is larger than the {server.max_body_bytes} bytes this gateway accepts",
-            error_type="request_too_large",
-        ) from None
+        raise _too_large(server.max_body_bytes) from None
+    encoding = request.headers.get("content-encoding")
+    if encoding is not None:
+        raw = await _decoded(raw, encoding, server.max_body_bytes)
     if not raw:
         raise invalid_request("Request body is empty; send a JSON object")
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
+        if str(exc).startswith("depth limit exceeded"):
+            raise too_deep() from None
         raise invalid_request(f"Request body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
         raise invalid_request("Request body must be a JSON object")
     messages = body.get("messages")
     if isinstance(messages, list) and len(messages) > server.max_messages:
         raise invalid_request(f"'messages' holds {len(messages)} messages; this gateway accepts {server.max_messages}")
+    return body
+
+
+def _too_large(limit: int) -> GatewayError:
+    return GatewayError(
+        413, f"Request body is larger than the {limit} bytes this gateway accepts", error_type="request_too_large"
+    )
+
+
+def too_deep() -> GatewayError:
+    return invalid_request(
+        f"Request body nests JSON more than {MAX_JSON_DEPTH} levels deep, the most this gateway forwards"
+    )
+
+
+async def _decoded(raw: bytes, encoding: str, limit: int) -> bytes:
+    """A compressed request body, inflated to at most `limit` bytes (a small bomb must not become a large body)."""
+    name = encoding.strip().lower()
+    if name in ("", "identity"):
+        return raw
+    if name not in ("gzip", "x-gzip", "deflate"):
+        raise GatewayError(
+            415,
+            f"Content-Encoding {echo(encoding)} is not supported; send the body uncompressed, or as gzip or deflate",
+            error_type="invalid_request_error",
+        )
+    inflate = _inflate_gzip if name != "deflate" else _inflate_deflate
+    try:
+        if len(raw) < _INLINE_DECOMPRESS_BYTES:
+            body = inflate(raw, limit)
+        else:
+            body = await asyncio.to_thread(inflate, raw, limit)
+    except zlib.error as exc:
+        raise invalid_request(
+            f"Request body is not valid {name} ({exc}); send it uncompressed or fix the encoding"
+        ) from None
+    if body is None:
+        raise _too_large(limit)
+    return body
+
+
+def _inflate_gzip(raw: bytes, limit: int) -> bytes | None:
+    return _inflate(zlib.decompressobj(16 + zlib.MAX_WBITS), raw, limit)
+
+
+def _inflate_deflate(raw: bytes, limit: int) -> bytes | None:
+    # HTTP's deflate is the zlib format, but some clients send raw deflate: accept both, as browsers do.
+    try:
+        return _inflate(zlib.decompressobj(zlib.MAX_WBITS), raw, limit)
+    except zlib.error:
+        return _inflate(zlib.decompressobj(-zlib.MAX_WBITS), raw, limit)
+
+
+def _inflate(inflater: Any, raw: bytes, limit: int) -> bytes | None:
+    """None when the body inflates past `limit`; zlib.error when it is not what it claims to be."""
+    body: bytes = inflater.decompress(raw, limit + 1)
+    if len(body) > limit or inflater.unconsumed_tail:
+        return None
+    if not inflater.eof:
+        raise zlib.error("the compressed data ends early")
     return body
 
 
@@ -117,14 +202,21 @@ async def open_exchange(
         if response.status == 200:
             runtime.health(target).succeeded()
             return response
+        unusable = unusable_status(target.upstream, response.status)
+        if unusable is not None:
+            response.close()
+            note_unusable(metrics, ctx, unusable)
+            failure = unusable
+            _failed(runtime, metrics, target, None, None)
+            continue
         try:
-            error_body = await read_body(response, target)
+            error_body = await read_error_body(response, runtime.config.server.max_upstream_error_bytes)
         finally:
             response.release()
         failure = error_from_upstream(response.status, error_body, target.upstream, response.headers)
         if response.status not in RETRYABLE_STATUSES:
             raise failure
-        retry_after = retry_after_seconds(response.headers)
+        retry_after = retry_after_seconds(response.headers, settings.cooldown_max_seconds)
         _failed(runtime, metrics, target, response.status, retry_after if settings.retry_after_cooldown else None)
         if len(targets) == 1 and retry_after is not None:
             # A lone target: wait out a short retry-after ourselves, hand a long one back to the client.
@@ -134,6 +226,44 @@ async def open_exchange(
             runtime.health(target).cooling_until = 0.0
     assert failure is not None
     raise failure
+
+
+async def read_answer(
+    request: web.Request, ctx: RequestContext, response: aiohttp.ClientResponse, runtime: Runtime
+) -> bytes:
+    """The body of a 200 answer, bounded by server.max_upstream_body_bytes."""
+    assert ctx.target is not None
+    try:
+        return await read_body(response, ctx.target, runtime.config.server.max_upstream_body_bytes)
+    except UnusableAnswer as exc:
+        note_unusable(request.app[METRICS], ctx, exc)
+        raise
+
+
+def is_message(answer: Any) -> TypeGuard[dict[str, Any]]:
+    """A Messages API message, as far as a relay must know: an object of type message with its content list."""
+    return isinstance(answer, dict) and answer.get("type") == "message" and isinstance(answer.get("content"), list)
+
+
+def not_an_answer(request: web.Request, ctx: RequestContext, what: str) -> UnusableAnswer:
+    """A 200 whose body is not `what` the client asked for: counted, logged, and a 502 to raise."""
+    assert ctx.target is not None
+    exc = UnusableAnswer(ctx.target.upstream, "not_a_message", f"answered 200 with a body that is not {what}")
+    note_unusable(request.app[METRICS], ctx, exc)
+    return exc
+
+
+def note_unusable(metrics: GatewayMetrics, ctx: RequestContext, exc: UnusableAnswer) -> None:
+    """Count and log an upstream answer the gateway refused to pass on."""
+    metrics.unusable_answers.labels(ctx.upstream or "unknown", exc.reason).inc()
+    log.warning(
+        "upstream_answer_refused",
+        request_id=ctx.request_id,
+        upstream=ctx.upstream,
+        deployment=ctx.deployment,
+        upstream_status=ctx.upstream_status,
+        reason=exc.reason,
+    )
 
 
 def _failed(
@@ -156,7 +286,10 @@ async def _attempt(
     upstream = target.upstream
     ctx.target = target
     ctx.upstream, ctx.deployment = upstream.name, target.deployment
-    body = body_for(target)
+    try:
+        body = body_for(target)
+    except orjson.JSONEncodeError:
+        raise too_deep() from None  # parsed (orjson reads 1024 levels), but not re-encoded
     headers = request_headers(upstream, request.headers, ctx.request_id, native=native)
     url = upstream.count_tokens_url if count_tokens else upstream.messages_url
     metrics = request.app[METRICS]

@@ -1,17 +1,17 @@
-"""GET endpoints: the model list, liveness, readiness."""
+"""GET /v1/models and /v1/models/{model}: the models a client may send."""
 
 from __future__ import annotations
 
 import orjson
 from aiohttp import web
 
-from gateway.errors import GatewayError
-from gateway.keys import LOAD, RUNTIME, context
+from gateway.errors import GatewayError, echo
+from gateway.keys import context
 
 
 async def list_models(request: web.Request) -> web.Response:
-    runtime = request.app[RUNTIME]
-    client = context(request).client
+    ctx = context(request)
+    runtime, client = ctx.runtime, ctx.client
     if client is None or client.routes is None:
         return web.Response(body=runtime.models_body, content_type="application/json")
     # A client sees only the models it may use.
@@ -24,23 +24,11 @@ def _model(created: int, name: str) -> dict[str, object]:
 
 
 async def get_model(request: web.Request) -> web.Response:
-    runtime = request.app[RUNTIME]
-    client = context(request).client
+    ctx = context(request)
+    runtime, client = ctx.runtime, ctx.client
     name = request.match_info["model"]
     if client is not None and not client.may_use(name):
         # A model the client may not use does not exist for it.
-        raise GatewayError(404, f"The model {name!r} does not exist on this gateway", "model")
+        raise GatewayError(404, f"The model {echo(name)} does not exist on this gateway", "model")
     route = runtime.route(name, client)
     return web.Response(body=orjson.dumps(_model(runtime.created, route.name)), content_type="application/json")
-
-
-async def healthz(_: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
-
-
-async def readyz(request: web.Request) -> web.Response:
-    if request.app[LOAD].draining:
-        # Fails at once on SIGTERM, so endpoints drop the pod while it still serves.
-        return web.Response(body=b'{"status":"draining"}', status=503, content_type="application/json")
-    ready, detail = request.app[RUNTIME].readiness()
-    return web.Response(body=orjson.dumps(detail), status=200 if ready else 503, content_type="application/json")

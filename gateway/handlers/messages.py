@@ -9,27 +9,29 @@ stream never looks complete.
 
 from __future__ import annotations
 
-import aiohttp
+from typing import Any, TypeGuard
+
 import orjson
 from aiohttp import web
 
+from gateway import scrub
 from gateway.context import RequestContext
-from gateway.errors import Dialect
-from gateway.handlers.forward import admit, model_of, open_exchange, read_json_object
-from gateway.handlers.streaming import (
-    ClientGone,
-    cut_stream,
-    finish,
-    open_sse,
-    relay_chunks,
-    stream_failure,
-    write,
+from gateway.errors import Dialect, GatewayError, StreamError
+from gateway.handlers.forward import (
+    admit,
+    is_message,
+    model_of,
+    not_an_answer,
+    open_exchange,
+    read_answer,
+    read_json_object,
 )
-from gateway.keys import RUNTIME, context
+from gateway.handlers.streaming import relay_stream
+from gateway.keys import context
 from gateway.routing import Target
 from gateway.sse import SSEWatcher, encode_event
-from gateway.translate.openai_stream import StreamError
-from gateway.upstream import read_body, relayed_headers
+from gateway.translate.usage import merge_usage
+from gateway.upstream import relayed_headers
 
 # The only events the relay decodes: usage comes in message_start and message_delta, the end
 # in message_stop or error; the first content_block_delta is the time to first token.
@@ -47,8 +49,8 @@ async def count_tokens(request: web.Request) -> web.StreamResponse:
 
 async def _relay(request: web.Request, *, count_tokens: bool) -> web.StreamResponse:
     ctx = context(request)
-    runtime = request.app[RUNTIME]
-    body = await read_json_object(request)
+    runtime = ctx.runtime
+    body = await read_json_object(request, ctx)
     route = runtime.route(model_of(body), ctx.client)
     ctx.route = route.name
     admit(request, ctx, route)
@@ -64,17 +66,21 @@ async def _relay(request: web.Request, *, count_tokens: bool) -> web.StreamRespo
     )
     try:
         if stream:
-            return await _stream(request, ctx, upstream_response)
-        assert ctx.target is not None
-        raw = await read_body(upstream_response, ctx.target)
+            dialect = NativeStream(ctx, runtime.config.server.max_upstream_event_bytes)
+            return await relay_stream(request, ctx, upstream_response, dialect)
+        raw = await read_answer(request, ctx, upstream_response, runtime)
     finally:
         upstream_response.release()
+    # Relayed as the bytes it is, but only once it is known to be what the client asked for:
+    # an HTML page, an array or `{}` with a 200 would reach an SDK as a broken success.
+    try:
+        answer = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        answer = None
+    if not _is_answer(answer, count_tokens):
+        raise not_an_answer(request, ctx, "a token count" if count_tokens else "a Messages API message")
     if not count_tokens:
-        try:
-            usage = orjson.loads(raw).get("usage")
-        except (orjson.JSONDecodeError, AttributeError):
-            usage = None
-        ctx.usage = usage if isinstance(usage, dict) else {}
+        merge_usage(ctx.usage, answer.get("usage"))
     return web.Response(
         body=raw,
         status=upstream_response.status,
@@ -83,53 +89,68 @@ async def _relay(request: web.Request, *, count_tokens: bool) -> web.StreamRespo
     )
 
 
-async def _stream(
-    request: web.Request, ctx: RequestContext, upstream_response: aiohttp.ClientResponse
-) -> web.StreamResponse:
-    response = await open_sse(request, upstream_response)
-    decoder = SSEWatcher(_WATCHED, once=_FIRST_TOKEN)
-    finished = False
-    last = b""  # the final read, or the error event: sent with the end of the body in one write
-    try:
+class NativeStream:
+    """The native dialect for the relay: the upstream's bytes go to the client untouched; only the
+    events that carry usage, the end or the first token are decoded."""
+
+    __slots__ = ("_ctx", "_decoder", "_torn", "done", "usage")
+
+    def __init__(self, ctx: RequestContext, max_event_bytes: int) -> None:
+        self._ctx = ctx
+        self._decoder = SSEWatcher(_WATCHED, once=_FIRST_TOKEN, max_event_bytes=max_event_bytes)
+        self._torn = False  # the client got part of an event the decoder then refused
+        self.done = False
+        self.usage: dict[str, Any] = {}
+
+    @property
+    def pending(self) -> bool:
+        return self._decoder.pending
+
+    def feed(self, chunk: bytes) -> bytes:
         try:
-            async for chunk in relay_chunks(request, response, upstream_response, lambda: not decoder.pending):
-                for name, data in decoder.feed(chunk):
-                    if name == "content_block_delta":
-                        ctx.mark_first_token()
-                    else:
-                        finished = _watch(ctx, name, data) or finished
-                if finished:
-                    last = chunk
-                    break
-                await write(response, chunk)
-            if not finished:
-                raise cut_stream()
-        except (StreamError, TimeoutError, aiohttp.ClientError) as exc:
-            failure = stream_failure(exc)
-            ctx.stream_error = failure.anthropic_type
-            # A fresh event after a blank line, whatever partial event came before it.
-            error = encode_event("error", failure.body(Dialect.ANTHROPIC, ctx.upstream_request_id))
-            last = b"\n\n" + error if decoder.pending else error
-        await finish(response, last)
-    except ClientGone:
-        ctx.client_disconnected = True
-    return response
+            events = self._decoder.feed(chunk)
+        except StreamError:
+            self._torn = True
+            raise
+        for name, data in events:
+            if name == "content_block_delta":
+                self._ctx.mark_first_token()
+            elif name == "message_stop":
+                self.done = True
+            elif name == "error":
+                self._ctx.stream_error = "upstream_error_event"
+                self.done = True
+                # Passed on as the upstream wrote it, less anything of the gateway's own it echoes.
+                chunk = scrub.scrub_bytes(chunk)
+            else:
+                _watch(self.usage, name, data)
+        return chunk
+
+    def ending(self) -> bytes:
+        return b""
+
+    def error(self, failure: GatewayError) -> bytes:
+        error = encode_event("error", failure.body(Dialect.ANTHROPIC, self._ctx.upstream_request_id))
+        # A fresh event after a blank line, whatever partial event came before it.
+        return b"\n\n" + error if self._torn or self._decoder.pending else error
 
 
-def _watch(ctx: RequestContext, event: str | None, data: bytes) -> bool:
-    """Note usage; True once the stream has ended, by message_stop or by an upstream error event."""
-    if event == "message_stop":
-        return True
-    if event == "error":
-        ctx.stream_error = "upstream_error_event"
-        return True
+def _is_answer(answer: Any, count_tokens: bool) -> TypeGuard[dict[str, Any]]:
+    if count_tokens:
+        return isinstance(answer, dict) and type(answer.get("input_tokens")) is int
+    return is_message(answer)
+
+
+def _watch(usage: dict[str, Any], event: str | None, data: bytes) -> None:
+    """Note the usage in message_start and message_delta."""
     try:
         payload = orjson.loads(data)
     except orjson.JSONDecodeError:
-        return False
+        return
     if not isinstance(payload, dict):
-        return False
-    usage = (payload.get("message") or {}).get("usage") if event == "message_start" else payload.get("usage")
-    if isinstance(usage, dict):
-        ctx.usage.update({k: v for k, v in usage.items() if v is not None})
-    return False
+        return
+    if event == "message_start":
+        message = payload.get("message")
+        merge_usage(usage, message.get("usage") if isinstance(message, dict) else None)
+    else:
+        merge_usage(usage, payload.get("usage"))

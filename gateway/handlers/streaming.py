@@ -1,18 +1,30 @@
-"""What the two streaming relays share: response headers, client writes, and mid-stream failures."""
+"""The one stream relay every dialect uses: upstream chunks in, the dialect's bytes out to the client.
+
+A dialect supplies a `StreamDialect` (bytes in, bytes out, and its own ending and error
+event); this module owns everything else once the client's response has started: its
+headers, the writes, heartbeats, a client that goes away, and how a stream ends. Once the
+response has started, every failure, whatever raised it, ends the stream with an error event
+in the caller's dialect and a well-formed end of the chunked body: never an HTTP response
+written inside it, never a stream that just stops.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import aiohttp
+import structlog
 from aiohttp import web
 
-from gateway.errors import GatewayError
-from gateway.keys import RUNTIME, context
-from gateway.translate.openai_stream import StreamError
+from gateway import scrub
+from gateway.context import RequestContext
+from gateway.errors import GatewayError, StreamError
 from gateway.upstream import relayed_headers
+
+log = structlog.get_logger("gateway")
 
 HEARTBEAT = b": keep-alive\n\n"
 
@@ -27,6 +39,119 @@ class ClientGone(Exception):
 _CLIENT_RESET = (ConnectionResetError, aiohttp.ClientConnectionResetError)
 
 
+class StreamDialect(Protocol):
+    """What a dialect gives the relay. `feed` may raise StreamError, with `before` what it still owes."""
+
+    @property
+    def done(self) -> bool:
+        """The upstream's stream has ended (message_stop, or an error event already passed on)."""
+        ...
+
+    @property
+    def pending(self) -> bool:
+        """The client holds part of an event: a heartbeat now would land inside it."""
+        ...
+
+    @property
+    def usage(self) -> dict[str, Any]: ...
+
+    def feed(self, chunk: bytes) -> bytes:
+        """The client's bytes for one upstream chunk (b"" when it completes nothing)."""
+        ...
+
+    def ending(self) -> bytes:
+        """What ends a complete stream ([DONE] for OpenAI; nothing for Anthropic)."""
+        ...
+
+    def error(self, failure: GatewayError) -> bytes:
+        """The dialect's error event for a stream that cannot finish."""
+        ...
+
+
+def stream_failure(exc: BaseException) -> GatewayError:
+    """The error a client sees when its stream breaks after the response has started."""
+    if isinstance(exc, StreamError):
+        # The message may quote an upstream's error event, which may echo what it was sent.
+        return GatewayError(502, f"upstream stream failed: {scrub.scrub(exc.message)}", error_type=exc.error_type)
+    if isinstance(exc, TimeoutError | asyncio.TimeoutError):
+        return GatewayError(504, "upstream stream stalled: no data within the read timeout", error_type="timeout_error")
+    if isinstance(exc, aiohttp.ClientError):
+        return GatewayError(
+            502, f"upstream stream failed: the connection was cut ({type(exc).__name__})", error_type="api_error"
+        )
+    return GatewayError(500, "the gateway failed while relaying the stream", error_type="api_error")
+
+
+def cut_stream() -> StreamError:
+    return StreamError("api_error", "upstream stream ended before message_stop: the connection was cut")
+
+
+async def relay_stream(
+    request: web.Request, ctx: RequestContext, upstream_response: aiohttp.ClientResponse, dialect: StreamDialect
+) -> web.StreamResponse:
+    """Open the client's event stream and relay the upstream's into it, translated by `dialect`."""
+    response = web.StreamResponse(headers={**SSE_HEADERS, **relayed_headers(upstream_response.headers)})
+    response.headers["x-request-id"] = ctx.request_id
+    await response.prepare(request)
+    client = ClientStream(response, ctx.runtime.config.server.heartbeat_seconds, dialect)
+    last = b""  # the final read's bytes and the ending: sent with the end of the body in one write
+    try:
+        try:
+            content = upstream_response.content
+            while chunk := await content.readany():
+                client.heartbeat.busy = True
+                out = dialect.feed(chunk)
+                if dialect.done:
+                    last = out
+                    break
+                if out:
+                    await client.write(out)
+                client.heartbeat.busy = False
+            if not dialect.done:
+                raise cut_stream()
+            last += dialect.ending()
+        except ClientGone:
+            raise
+        except Exception as exc:
+            failure = stream_failure(exc)
+            ctx.stream_error = exc.error_type if isinstance(exc, StreamError) else failure.anthropic_type
+            if not isinstance(exc, StreamError | TimeoutError | aiohttp.ClientError):
+                ctx.stream_error = "internal_error"
+                log.exception("stream_relay_failed", request_id=ctx.request_id)
+            last = (exc.before if isinstance(exc, StreamError) else last) + dialect.error(failure)
+        finally:
+            client.heartbeat.stop()
+            ctx.usage = dialect.usage
+        await client.finish(last)
+    except ClientGone:
+        ctx.client_disconnected = True
+    return response
+
+
+class ClientStream:
+    """The client's side of a stream: its writes, and the heartbeats between them."""
+
+    __slots__ = ("heartbeat", "response")
+
+    def __init__(self, response: web.StreamResponse, heartbeat_seconds: float, dialect: StreamDialect) -> None:
+        self.response = response
+        self.heartbeat = Heartbeat(response, heartbeat_seconds, lambda: not dialect.pending)
+
+    async def write(self, data: bytes) -> None:
+        await write(self.response, data)
+        # Heartbeats follow what the client has received: an upstream that drips a byte a second
+        # keeps the gateway reading, but until an event is whole the client sees nothing.
+        self.heartbeat.last = self.heartbeat.loop.time()
+
+    async def finish(self, last: bytes) -> None:
+        """The stream's last bytes and the end of its chunked body, in one write: a socket write is
+        the costliest step of a relayed read, and a stream that ends with a separate one pays twice."""
+        try:
+            await self.response.write_eof(last)
+        except _CLIENT_RESET as exc:
+            raise ClientGone from exc
+
+
 async def write(response: web.StreamResponse, data: bytes | bytearray) -> None:
     try:
         await response.write(data)
@@ -34,64 +159,13 @@ async def write(response: web.StreamResponse, data: bytes | bytearray) -> None:
         raise ClientGone from exc
 
 
-async def finish(response: web.StreamResponse, last: bytes) -> None:
-    """The stream's last bytes and the end of its chunked body, in one write: a socket write is
-    the costliest step of a relayed read, and a stream that ends with a separate one pays twice."""
-    try:
-        await response.write_eof(last)
-    except _CLIENT_RESET as exc:
-        raise ClientGone from exc
-
-
-def stream_failure(exc: BaseException) -> GatewayError:
-    """The error a client sees when its stream breaks after the response has started."""
-    if isinstance(exc, StreamError):
-        return GatewayError(502, f"upstream stream failed: {exc.message}", error_type=exc.error_type)
-    if isinstance(exc, TimeoutError | asyncio.TimeoutError):
-        return GatewayError(504, "upstream stream stalled: no data within the read timeout", error_type="timeout_error")
-    return GatewayError(
-        502, f"upstream stream failed: the connection was cut ({type(exc).__name__})", error_type="api_error"
-    )
-
-
-async def open_sse(request: web.Request, upstream_response: aiohttp.ClientResponse) -> web.StreamResponse:
-    """The client's event stream, with the upstream's retry hints and request ids."""
-    response = web.StreamResponse(headers={**SSE_HEADERS, **relayed_headers(upstream_response.headers)})
-    response.headers["x-request-id"] = context(request).request_id
-    await response.prepare(request)
-    return response
-
-
-async def relay_chunks(
-    request: web.Request,
-    response: web.StreamResponse,
-    upstream_response: aiohttp.ClientResponse,
-    between_events: Callable[[], bool] = lambda: True,
-) -> AsyncIterator[bytes]:
-    """The upstream's chunks as they arrive; while it is quiet, heartbeat comments go to the client.
-
-    A heartbeat is written only while the caller is waiting for the upstream (not while it is
-    still writing a chunk to a slow client) and, per `between_events`, never inside an event
-    the client has only part of. Silence beyond the upstream's read timeout still ends in a
-    TimeoutError from aiohttp.
-    """
-    beat = Heartbeat(response, request.app[RUNTIME].config.server.heartbeat_seconds, between_events)
-    try:
-        content = upstream_response.content
-        while chunk := await content.readany():
-            beat.busy = True
-            yield chunk
-            beat.busy = False
-            beat.last = beat.loop.time()
-    finally:
-        beat.stop()
-
-
 class Heartbeat:
-    """Writes an SSE comment to the client each time the upstream has been quiet for `interval`.
+    """Writes an SSE comment to the client each time it has been sent nothing for `interval`.
 
-    A timer per stream, re-armed from the time of the last chunk, rather than a timeout around
-    every read: reads are the hot path, and a quiet stream is the rare case.
+    A timer per stream, re-armed from the time of the last write, rather than a timeout around
+    every read: reads are the hot path, and a quiet stream is the rare case. A beat is written
+    only while the relay is waiting for the upstream (not while it is translating or writing
+    a chunk) and, per `between_events`, never inside an event the client has only part of.
     """
 
     __slots__ = ("_between_events", "_timer", "_writing", "busy", "interval", "last", "loop", "response")
@@ -126,7 +200,3 @@ class Heartbeat:
         self._timer.cancel()
         if self._writing is not None:
             self._writing.cancel()
-
-
-def cut_stream() -> StreamError:
-    return StreamError("api_error", "upstream stream ended before message_stop: the connection was cut")

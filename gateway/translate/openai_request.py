@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from gateway.errors import invalid_request
+from gateway.errors import echo, invalid_request
 
 # The forced tool that carries response_format: Foundry's Azure-hosted Claude deployments
 # reject native structured outputs, so JSON answers come back as this tool's input.
@@ -131,7 +131,7 @@ def _refuse_unsupported(body: Mapping[str, Any]) -> None:
             raise invalid_request(f"'{name}' is not supported by this gateway{hint}", name)
     for name in body:
         if name not in _MAPPED and name not in _IGNORED:
-            raise invalid_request(f"Unrecognized request argument supplied: {name}", name)
+            raise invalid_request(f"Unrecognized request argument supplied: {echo(name)}", name)
 
 
 def _text_of(content: Any, param: str) -> str:
@@ -315,7 +315,7 @@ def _tool_choice(choice: Any) -> dict[str, Any]:
         mapped = {"auto": "auto", "required": "any", "none": "none"}.get(choice)
         if mapped is None:
             raise invalid_request(
-                f"'tool_choice' must be auto, required, none or a named function, got {choice!r}", "tool_choice"
+                f"'tool_choice' must be auto, required, none or a named function, got {echo(choice)}", "tool_choice"
             )
         return {"type": mapped}
     _expect(choice, dict, "tool_choice", "a string or an object")

@@ -25,8 +25,10 @@ from typing import Any
 
 import orjson
 
+from gateway.errors import StreamError, echo, known_error_type
 from gateway.sse import FRAMED_EVENT, encode_data, only_framed_events, parse_events
 from gateway.translate.openai_response import finish_reason, openai_usage
+from gateway.translate.usage import merge_usage
 
 _SLOT = "\u2063slot\u2063"  # stands in for a delta's text while a template is rendered
 _SLOT_JSON = b'"' + _SLOT.encode() + b'"'
@@ -42,13 +44,6 @@ _EVENTS = re.compile(
     rb"|" + FRAMED_EVENT
 )
 _NOT_AN_OBJECT = "upstream sent an event that is not a JSON object"
-
-
-class StreamError(Exception):
-    def __init__(self, error_type: str, message: str) -> None:
-        super().__init__(message)
-        self.error_type = error_type
-        self.message = message
 
 
 class ChatStreamTranslator:
@@ -140,14 +135,17 @@ class ChatStreamTranslator:
         if kind == "error":
             err = data.get("error")
             err = err if isinstance(err, dict) else {}
-            raise StreamError(str(err.get("type", "api_error")), str(err.get("message", "upstream stream error")))
+            message = err.get("message")
+            raise StreamError(
+                known_error_type(err.get("type")) or "api_error",
+                message if isinstance(message, str) and message else "upstream stream error",
+            )
         if kind == "message_start":
             message = data.get("message")
             message = message if isinstance(message, dict) else {}
-            self._base["id"] = message.get("id", "")
-            usage = message.get("usage")
-            if isinstance(usage, dict):
-                self._usage.update(usage)
+            message_id = message.get("id")
+            self._base["id"] = message_id if isinstance(message_id, str) else ""
+            merge_usage(self._usage, message.get("usage"))
             self.started = True
             self._content, self._reasoning = self._template("content"), self._template("reasoning_content")
             return self._chunk({"role": "assistant", "content": ""})
@@ -159,9 +157,7 @@ class ChatStreamTranslator:
             return self._block_start(data)
         if kind == "message_delta":
             delta = data.get("delta")
-            usage = data.get("usage")
-            if isinstance(usage, dict):
-                self._usage.update({k: v for k, v in usage.items() if v is not None})
+            merge_usage(self._usage, data.get("usage"))
             stop_reason = delta.get("stop_reason") if isinstance(delta, dict) else None
             self.finish_reason = finish_reason(stop_reason, self._json_tool)
             return self._chunk({}, self.finish_reason)
@@ -225,7 +221,7 @@ class ChatStreamTranslator:
 
 
 def _before_start(kind: str) -> StreamError:
-    return StreamError("api_error", f"upstream stream sent {kind!r} before message_start")
+    return StreamError("api_error", f"upstream stream sent {echo(kind)} before message_start")
 
 
 def _is_utf8(raw: bytes) -> bool:

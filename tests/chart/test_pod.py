@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 import openai
 import yaml
 
@@ -20,7 +21,7 @@ def test_rendered_pod_serves_a_request_through_the_service_port(tmp_path: Path) 
     values = {
         "upstreams": [{"name": "local", "base_url": foundry_url, "auth": {"type": "entra"}}],
         "routes": [{"model": "claude-sonnet-4-5", "targets": [{"upstream": "local", "deployment": "sonnet"}]}],
-        "gateway": {"port": free_port()},
+        "gateway": {"port": free_port(), "adminPort": free_port()},
         "service": {"port": 80},
         "sidecar": {
             "healthPort": free_port(),
@@ -51,6 +52,10 @@ def test_rendered_pod_serves_a_request_through_the_service_port(tmp_path: Path) 
         )
         assert reply.choices[0].message.content == "You said: hi pod"
         assert [m.id for m in client.models.list()] == ["claude-sonnet-4-5"]
+        assert httpx.get(base.removesuffix("/v1") + "/metrics").status_code == 404, "metrics are off the API port"
+        metrics_port = next(p for p in service["spec"]["ports"] if p["name"] == "metrics")["targetPort"]
+        metrics = httpx.get(f"http://127.0.0.1:{pod.port('gateway', metrics_port)}/metrics").text
+        assert 'foundry_gateway_requests_total{dialect="openai",route="claude-sonnet-4-5",status="200"}' in metrics
 
         config = yaml.safe_load(gateway_config(objects)["data"]["config.yaml"])
         assert config["upstreams"][0]["auth"]["token_file"] == "/var/run/foundry-token/token.json"

@@ -41,7 +41,7 @@ def test_custom_resources(tmp_path: Path) -> None:
     objects = render(CHART / "ci" / "monitoring-values.yaml")
     monitor = one(objects, "ServiceMonitor")
     assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
-    assert [e["port"] for e in monitor["spec"]["endpoints"]] == ["http", "sidecar-metrics"]
+    assert [e["port"] for e in monitor["spec"]["endpoints"]] == ["metrics", "sidecar-metrics"]
     service_ports = {p["name"] for p in one(objects, "Service")["spec"]["ports"]}
     assert {e["port"] for e in monitor["spec"]["endpoints"]} <= service_ports
     rule = one(objects, "PrometheusRule")
@@ -134,7 +134,7 @@ def test_chart_created_secret_and_single_replica() -> None:
 def test_api_keys_without_sidecar() -> None:
     objects = render(CHART / "ci" / "api-key-values.yaml")
     assert list(containers(objects)) == ["gateway"]
-    assert [p["name"] for p in one(objects, "Service")["spec"]["ports"]] == ["http"]
+    assert [p["name"] for p in one(objects, "Service")["spec"]["ports"]] == ["http", "metrics"]
 
 
 def test_autoscaling_and_disruption_budget() -> None:
@@ -153,6 +153,7 @@ def test_network_policy_and_dashboards_slot() -> None:
         for f in policy["spec"]["ingress"][0]["from"]
     ]
     assert allowed == ["team-a", "team-b"]
+    assert [p["port"] for p in policy["spec"]["ingress"][0]["ports"]] == ["http"], "callers reach the API only"
     egress_ports = sorted(p["port"] for rule in policy["spec"]["egress"] for p in rule["ports"])
     assert egress_ports == [53, 53, 443]
     dashboards = [o for o in by_kind(objects, "ConfigMap") if o["metadata"].get("labels", {}).get("grafana_dashboard")]

@@ -88,11 +88,16 @@ def test_images_run_as_non_root_and_serve_a_request(images: dict[str, str], tmp_
     config_dir = tmp_path / "config"
     config_dir.mkdir(mode=0o755)  # the gateway runs as 10001; its config is no secret
     config_dir.chmod(0o755)
-    gateway_port, sidecar_port = free_port(), free_port()
+    gateway_port, admin_port, sidecar_port = free_port(), free_port(), free_port()
     (config_dir / "config.yaml").write_text(
         yaml.safe_dump(
             {
-                "server": {"host": "127.0.0.1", "port": gateway_port},
+                "server": {
+                    "host": "127.0.0.1",
+                    "port": gateway_port,
+                    "admin_host": "127.0.0.1",
+                    "admin_port": admin_port,
+                },
                 "upstreams": [{"name": "local", "base_url": foundry_url, "auth": {"type": "entra"}}],
                 "routes": [{"model": "claude-sonnet-4-5", "targets": [{"upstream": "local", "deployment": "sonnet"}]}],
             }
@@ -128,7 +133,7 @@ def test_images_run_as_non_root_and_serve_a_request(images: dict[str, str], tmp_
             [f"{config_dir}:/etc/foundry-gateway/config:ro", f"{token_dir}:/run/foundry-token:ro"],
         )  # fmt: skip
         containers.append(gateway)
-        wait_http(f"http://127.0.0.1:{gateway_port}/readyz", timeout=60, proc=gateway.process)
+        wait_http(f"http://127.0.0.1:{admin_port}/readyz", timeout=60, proc=gateway.process)
         client = openai.OpenAI(base_url=f"http://127.0.0.1:{gateway_port}/v1", api_key="x", max_retries=0)
         reply = client.chat.completions.create(
             model="claude-sonnet-4-5", messages=[{"role": "user", "content": "hi image"}]

@@ -41,7 +41,17 @@ class Stack:
         emulator_control(self.foundry, "faults", [spec])
 
     def metrics(self) -> str:
-        return httpx.get(self.base + "/metrics").text
+        return httpx.get(self.gateway.admin + "/metrics").text
+
+    def metric(self, sample: str) -> float:
+        """One sample's value (0 when absent), e.g. 'foundry_gateway_requests_total{...}'."""
+        for line in self.metrics().splitlines():
+            if line.startswith(sample + " "):
+                return float(line.rsplit(" ", 1)[1])
+        return 0.0
+
+    def canary_hits(self) -> list[dict[str, Any]]:
+        return list(emulator_control(self.foundry, "canary_hits"))
 
     def openai(self) -> OpenAI:
         return OpenAI(base_url=self.base + "/v1", api_key=CLIENT_KEY, max_retries=0, timeout=20)
@@ -74,7 +84,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     expired_file = work / "token" / "expired.json"
     write_token(expired_file, BEARER, -60)
     config = {
-        "server": {"max_body_bytes": 256 * 1024},
+        "server": {
+            "max_body_bytes": 256 * 1024,
+            # Small upstream bounds, so the hostile-upstream tests need not send hundreds of megabytes.
+            "max_upstream_body_bytes": 1024 * 1024,
+            "max_upstream_error_bytes": 4096,
+            "max_upstream_event_bytes": 64 * 1024,
+        },
         # One attempt: these tests check how each upstream answer reaches the client; the
         # resilience tests cover retries and fallbacks.
         "retries": {"max_attempts": 1, "retry_after_cooldown": False, "cooldown_failures": 1000},

@@ -104,7 +104,7 @@ def test_both_sdks_authenticate_with_their_own_header(gateway: tuple[Process, st
 
 
 def test_missing_or_wrong_keys_are_401_in_each_dialect(gateway: tuple[Process, str]) -> None:
-    _, base = gateway
+    proc, base = gateway
     with pytest.raises(openai.AuthenticationError, match="Invalid API key"):
         oai(base, "sk-wrong").chat.completions.create(model="open-model", messages=HELLO)
     missing = httpx.post(base + "/v1/messages", json={"model": "open-model", "max_tokens": 5, "messages": HELLO})
@@ -114,7 +114,8 @@ def test_missing_or_wrong_keys_are_401_in_each_dialect(gateway: tuple[Process, s
         "message": "Missing API key: send it as Authorization: Bearer <key>, x-api-key or api-key",
     }
     assert httpx.get(base + "/v1/models").status_code == 401
-    assert httpx.get(base + "/healthz").status_code == 200, "probes need no key"
+    assert httpx.get(proc.admin + "/healthz").status_code == 200, "probes need no key"
+    assert httpx.get(base + "/healthz").status_code == 401, "the API port serves the API only"
 
 
 def test_a_client_sees_and_uses_only_its_routes(gateway: tuple[Process, str]) -> None:
@@ -152,7 +153,7 @@ def test_token_rate_limit(gateway: tuple[Process, str]) -> None:
 def test_client_names_in_logs_and_metrics_keys_nowhere(gateway: tuple[Process, str], tmp_path: Path) -> None:
     proc, base = gateway
     oai(base, KEYS["team-a"]).chat.completions.create(model="open-model", messages=HELLO)
-    metrics = httpx.get(base + "/metrics").text
+    metrics = httpx.get(proc.admin + "/metrics").text
     assert 'foundry_gateway_client_requests_total{client="team-a",route="open-model",status="200"}' in metrics
     assert 'foundry_gateway_inbound_rejections_total{reason="unauthenticated"}' in metrics
     log = proc.log()

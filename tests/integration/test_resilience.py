@@ -46,6 +46,7 @@ class Setup:
         }
         proc, base, path = start_gateway(config, env={"RES_KEY": KEY}, log_dir=self.work / f"gw{len(self.gateways)}")
         self.gateways.append(proc)
+        ADMIN[base] = proc.admin
         return proc, base, path
 
     def served(self) -> tuple[int, int]:
@@ -78,8 +79,12 @@ def client(base: str) -> openai.OpenAI:
     return openai.OpenAI(base_url=base + "/v1", api_key="x", max_retries=0, timeout=30)
 
 
+# The admin listener (/metrics, /readyz) of each gateway started here, by its API base URL.
+ADMIN: dict[str, str] = {}
+
+
 def metric(base: str, line_prefix: str) -> float:
-    for line in httpx.get(base + "/metrics").text.splitlines():
+    for line in httpx.get(ADMIN[base] + "/metrics").text.splitlines():
         if line.startswith(line_prefix):
             return float(line.rsplit(" ", 1)[1])
     return 0.0
@@ -263,7 +268,7 @@ def test_sigterm_drains_open_streams(setup: Setup) -> None:
     time.sleep(0.3)
     os.kill(proc.popen.pid, signal.SIGTERM)
     time.sleep(0.2)
-    assert httpx.get(base + "/readyz").status_code == 503, "unready at once"
+    assert httpx.get(proc.admin + "/readyz").status_code == 503, "unready at once"
     assert client(base).chat.completions.create(model="a", messages=HELLO).choices[0].finish_reason == "stop", (
         "still serving during the drain delay"
     )

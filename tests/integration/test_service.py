@@ -31,8 +31,8 @@ def test_models_list_the_routes(stack: Stack) -> None:
 
 
 def test_health_and_readiness(stack: Stack) -> None:
-    assert httpx.get(stack.base + "/healthz").json() == {"status": "ok"}
-    ready = httpx.get(stack.base + "/readyz")
+    assert httpx.get(stack.gateway.admin + "/healthz").json() == {"status": "ok"}
+    ready = httpx.get(stack.gateway.admin + "/readyz")
     assert ready.status_code == 503, "a route whose only token is expired makes the pod unready"
     detail = ready.json()
     assert detail["routes"]["claude-expired"] == "no target with usable credentials"
@@ -42,14 +42,14 @@ def test_health_and_readiness(stack: Stack) -> None:
 
 def test_ready_gateway(stack: Stack, tmp_path: Path) -> None:
     config = {"upstreams": [api_key_upstream("f", stack.foundry)], "routes": [route("m", "f", "d")]}
-    gateway, base, _ = start_gateway(config, env={"FOUNDRY_TEST_KEY": API_KEY}, log_dir=tmp_path)
+    gateway, _, _ = start_gateway(config, env={"FOUNDRY_TEST_KEY": API_KEY}, log_dir=tmp_path)
     try:
-        assert httpx.get(base + "/readyz").json()["status"] == "ready"
+        assert httpx.get(gateway.admin + "/readyz").json()["status"] == "ready"
     finally:
         gateway.stop()
-    unready, base, _ = start_gateway(config, env={"FOUNDRY_TEST_KEY": ""}, log_dir=tmp_path)
+    unready, _, _ = start_gateway(config, env={"FOUNDRY_TEST_KEY": ""}, log_dir=tmp_path)
     try:
-        response = httpx.get(base + "/readyz")
+        response = httpx.get(unready.admin + "/readyz")
         assert response.status_code == 503 and "FOUNDRY_TEST_KEY" in response.json()["upstreams"]["f"]
     finally:
         unready.stop()
@@ -120,7 +120,7 @@ def test_no_secret_in_logs_metrics_or_errors(stack: Stack) -> None:
     with pytest.raises(openai.AuthenticationError) as auth:
         client.chat.completions.create(model="claude-sonnet-4-5", messages=[{"role": "user", "content": "hi"}])
     bodies.append(auth.value.response.text)
-    bodies.append(httpx.get(stack.base + "/readyz").text)
+    bodies.append(httpx.get(stack.gateway.admin + "/readyz").text)
     seen = "\n".join([stack.gateway.log(), stack.metrics(), *bodies])
     assert "request" in stack.gateway.log(), "the access log was written"
     for secret in (API_KEY, BEARER, CLIENT_KEY):

@@ -79,6 +79,7 @@ class Stack:
             ],
         }
         gateway, self.gateway_url, _ = start_gateway(config, env={"OBS_KEY": "k"}, log_dir=work)
+        self.gateway_admin_url = gateway.admin
         self.procs.append(gateway)
         self.prometheus_url = self._start_prometheus(work)
 
@@ -91,7 +92,7 @@ class Stack:
             "scrape_configs": [
                 {
                     "job_name": "foundry-gateway",
-                    "static_configs": [{"targets": [self.gateway_url.removeprefix("http://")]}],
+                    "static_configs": [{"targets": [self.gateway_admin_url.removeprefix("http://")]}],
                 },
                 {
                     "job_name": "token-sidecar",

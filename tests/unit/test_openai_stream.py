@@ -15,8 +15,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gateway.errors import StreamError
 from gateway.sse import SSEDecoder
-from gateway.translate.openai_stream import ChatStreamTranslator, StreamError
+from gateway.translate.openai_stream import ChatStreamTranslator
 
 START = {
     "type": "message_start",

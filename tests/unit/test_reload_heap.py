@@ -13,7 +13,7 @@ import yaml
 from gateway.__main__ import settle_heap
 from gateway.app import create_app
 from gateway.config import load_config
-from gateway.keys import RUNTIME
+from gateway.keys import LIVE
 from gateway.reload import reload_once
 
 
@@ -47,7 +47,7 @@ async def test_reloads_do_not_grow_the_heap(tmp_path: Path, monkeypatch: pytest.
             for version in range(start, start + times):
                 path.write_text(yaml.safe_dump(config(10, version)))
                 assert await reload_once(app, path)
-                assert app[RUNTIME].config.routes[0].targets[0].deployment == f"deployment-0-v{version}"
+                assert app[LIVE].runtime.config.routes[0].targets[0].deployment == f"deployment-0-v{version}"
 
         await reload(20, 1)  # the frozen start-up config replaced
         tracemalloc.start()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -53,6 +54,17 @@ class Fault:
     stall: float = 3600.0
     malformed_after: int | None = None  # stream: a broken event after N events
     body: str | None = None  # answer 200 with this raw body instead
+    # Hostile upstreams: what a broken proxy, a compromised endpoint or a bug in front of Foundry may do.
+    redirect: int | None = None  # answer this 3xx, Location: the emulator's own /_emulator/canary
+    bare_status: int | None = None  # answer this status (201, 204, 418, ...) with `body` (or nothing)
+    huge_body: int | None = None  # answer 200 with this many bytes, chunked (no content-length)
+    huge_error: int | None = None  # answer 500 with this many bytes of error text
+    echo_credential: bool = False  # a 400 whose message quotes the credential the emulator received
+    error_type_value: str | None = None  # a 400 whose error.type is this (an upstream-chosen label)
+    raw_after: int | None = None  # stream: after N events, write `raw` instead of the rest
+    raw: str = ""
+    drip_after: int | None = None  # stream: after N events, send the next one a byte at a time
+    drip_interval: float = 0.05
     count: int = 1
 
 
@@ -65,6 +77,7 @@ class EmulatorState:
     faults: list[Fault] = field(default_factory=list)
     requests: list[dict[str, Any]] = field(default_factory=list)
     prompt_cache: set[str] = field(default_factory=set)
+    canary_hits: list[dict[str, Any]] = field(default_factory=list)
 
     def next_fault(self) -> Fault | None:
         if not self.faults:
@@ -154,8 +167,36 @@ async def _fault_response(request: web.Request, fault: Fault) -> web.StreamRespo
         assert request.transport is not None
         request.transport.abort()
         raise asyncio.CancelledError
+    if fault.redirect is not None:
+        location = f"http://{request.host}/_emulator/canary"
+        return web.Response(status=fault.redirect, headers={"Location": location, **_ids()})
+    if fault.bare_status is not None:
+        raw = fault.body.encode() if fault.body is not None and fault.bare_status != 204 else None
+        return web.Response(status=fault.bare_status, body=raw, content_type="application/json", headers=_ids())
     if fault.body is not None:
         return web.Response(status=200, body=fault.body.encode(), content_type="application/json", headers=_ids())
+    if fault.huge_body is not None or fault.huge_error is not None:
+        size = fault.huge_body if fault.huge_body is not None else fault.huge_error
+        assert size is not None
+        response = web.StreamResponse(status=200 if fault.huge_body is not None else 500, headers=_ids())
+        response.content_type = "application/json"
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        piece = b"x" * 65536
+        sent = 0
+        try:
+            while sent < size:
+                await response.write(piece[: size - sent])
+                sent += len(piece)
+            await response.write_eof()
+        except ConnectionError:
+            pass  # the gateway stopped reading, as it should
+        return response
+    if fault.echo_credential:
+        sent_credential = request.headers.get("x-api-key") or request.headers.get("authorization", "")
+        return anthropic_error(400, f"invalid request; you sent {sent_credential}, which we log")
+    if fault.error_type_value is not None:
+        return anthropic_error(400, "an error with an upstream-chosen type", fault.error_type_value)
     if fault.status is not None:
         headers = {}
         if fault.retry_after is not None:
@@ -252,11 +293,44 @@ async def _stream(
                 await asyncio.sleep(fault.stall)
             if fault.malformed_after == sent:
                 await response.write(b"event: content_block_delta\ndata: {not json\n\n")
+            if fault.raw_after == sent:
+                with contextlib.suppress(ConnectionError):
+                    await response.write(fault.raw.encode())
+                    await response.write_eof()
+                return response
+            if fault.drip_after == sent:
+                event = b"event: " + name.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
+                for i in range(len(event)):
+                    await response.write(event[i : i + 1])
+                    await asyncio.sleep(fault.drip_interval)
+                continue
         if state.event_delay:
             await asyncio.sleep(state.event_delay)
         await response.write(b"event: " + name.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n")
     await response.write_eof()
     return response
+
+
+async def canary(request: web.Request) -> web.Response:
+    """Where a redirect points: records what arrived and answers like a real Messages endpoint would,
+    so a gateway that follows redirects would hand this answer to its client as a success."""
+    state = request.app[STATE]
+    state.canary_hits.append({"headers": {str(k).lower(): v for k, v in request.headers.items()}})
+    message = {
+        "id": "msg_canary",
+        "type": "message",
+        "role": "assistant",
+        "model": "canary",
+        "content": [{"type": "text", "text": "answered by the redirect target"}],
+        "stop_reason": "end_turn",
+        "stop_sequence": None,
+        "usage": {"input_tokens": 1, "output_tokens": 1},
+    }
+    return web.json_response(message)
+
+
+async def canary_hits(request: web.Request) -> web.Response:
+    return web.Response(body=orjson.dumps(request.app[STATE].canary_hits), content_type="application/json")
 
 
 async def add_faults(request: web.Request) -> web.Response:
@@ -275,6 +349,7 @@ async def reset(request: web.Request) -> web.Response:
     state.requests.clear()
     state.faults.clear()
     state.prompt_cache.clear()
+    state.canary_hits.clear()
     return web.json_response({"reset": True})
 
 
@@ -297,6 +372,8 @@ def create_app(state: EmulatorState) -> web.Application:
         app.router.add_post(f"{prefix}/v1/messages", messages)
         app.router.add_post(f"{prefix}/v1/messages/count_tokens", count_tokens)
     app.router.add_post("/_emulator/faults", add_faults)
+    app.router.add_route("*", "/_emulator/canary", canary)
+    app.router.add_get("/_emulator/canary_hits", canary_hits)
     app.router.add_get("/_emulator/requests", recorded)
     app.router.add_post("/_emulator/reset", reset)
     return app

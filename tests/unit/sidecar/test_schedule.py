@@ -35,9 +35,11 @@ BACKOFF = [
     (3, 0.5, 6.0),
     (10, 1.0, 300.0),
     (50, 0.0, 150.0),
+    (1_025, 1.0, 300.0),  # 2 ** 1024 overflows a float: the loop once died here
+    (10**6, 0.0, 150.0),
 ]
 
 
 @pytest.mark.parametrize(("failures", "draw", "expected"), BACKOFF)
 def test_backoff_is_exponential_capped_and_jittered(failures: int, draw: float, expected: float) -> None:
-    assert backoff_delay(failures, initial=2, maximum=300, draw=draw) == pytest.approx(expected)
+    assert backoff_delay(failures, initial=2.0, maximum=300.0, draw=draw) == pytest.approx(expected)

@@ -1,0 +1,17 @@
+"""Anthropic usage, read once the same way for every dialect: counts that are whole numbers, nothing else.
+
+An upstream's usage is data from outside. A list, a string or a negative count where a number
+belongs must not reach the metrics, the rate limiter or the access log, nor break a stream.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def merge_usage(into: dict[str, Any], usage: object) -> None:
+    """Copy the non-negative integer counts of `usage` (a message's, or an event's cumulative ones) into `into`."""
+    if isinstance(usage, dict):
+        for key, value in usage.items():
+            if type(value) is int and value >= 0:  # bool is an int too, and is no count
+                into[key] = value

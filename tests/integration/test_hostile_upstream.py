@@ -1,0 +1,209 @@
+"""A broken or hostile upstream: redirects, odd statuses, bodies that are not answers, unbounded
+bodies and events, echoed secrets, its own error types. None of it reaches a client as a success,
+breaks a started stream, or leaks a key: each is a 502 (or an error event) in the caller's dialect.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from tests.harness import rss_mb
+from tests.integration.conftest import API_KEY, BEARER, Stack
+
+MODEL = "claude-sonnet-4-5"
+HELLO: list[Any] = [{"role": "user", "content": "Hello hostile"}]
+DIALECTS = ["openai", "anthropic"]
+
+
+def post(stack: Stack, dialect: str, *, model: str = MODEL, stream: bool = False, path: str = "") -> httpx.Response:
+    if dialect == "openai":
+        url, body = "/v1/chat/completions", {"model": model, "messages": HELLO, "stream": stream}
+    else:
+        url, body = path or "/v1/messages", {"model": model, "max_tokens": 50, "messages": HELLO, "stream": stream}
+    return httpx.post(stack.base + url, json=body, timeout=20)
+
+
+def error_of(response: httpx.Response, dialect: str) -> dict[str, Any]:
+    """The error object, after checking the body has the dialect's error shape."""
+    body = response.json()
+    if dialect == "anthropic":
+        assert body["type"] == "error" and set(body["error"]) == {"type", "message"}, body
+    else:
+        assert set(body["error"]) == {"message", "type", "param", "code"}, body
+    error: dict[str, Any] = body["error"]
+    return error
+
+
+def unusable(stack: Stack, reason: str) -> float:
+    return stack.metric(f'foundry_gateway_upstream_unusable_answers_total{{reason="{reason}",upstream="foundry"}}')
+
+
+def events(raw: str) -> list[str]:
+    return [block for block in raw.strip().split("\n\n") if block]
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+@pytest.mark.parametrize("status", [301, 302, 307, 308])
+def test_a_redirect_is_never_followed(stack: Stack, dialect: str, status: int) -> None:
+    before = unusable(stack, "redirect")
+    stack.fault(redirect=status)
+    response = post(stack, dialect)
+    assert response.status_code == 502
+    assert f"redirect (HTTP {status})" in error_of(response, dialect)["message"]
+    assert stack.canary_hits() == [], "the redirect target was never asked, so it saw neither key nor prompt"
+    assert unusable(stack, "redirect") == before + 1
+    assert '"event":"upstream_answer_refused"' in stack.gateway.log()
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+@pytest.mark.parametrize("status", [201, 204, 206])
+def test_a_success_other_than_200_is_a_502_not_the_clients_status(stack: Stack, dialect: str, status: int) -> None:
+    message = {"id": "m", "type": "message", "role": "assistant", "content": [], "stop_reason": "end_turn"}
+    stack.fault(bare_status=status, body=orjson.dumps(message).decode())
+    response = post(stack, dialect)
+    assert response.status_code == 502
+    assert f"answered HTTP {status}" in error_of(response, dialect)["message"]
+
+
+NOT_ANSWERS = ["<html><body>Gateway Timeout</body></html>", "[]", "{}", '{"type": "message"}', '"text"']
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+@pytest.mark.parametrize("body", NOT_ANSWERS)
+def test_a_200_whose_body_is_not_an_answer_is_a_502(stack: Stack, dialect: str, body: str) -> None:
+    before = unusable(stack, "not_a_message")
+    stack.fault(body=body)
+    response = post(stack, dialect)
+    assert response.status_code == 502
+    assert "not a Messages API message" in error_of(response, dialect)["message"]
+    assert unusable(stack, "not_a_message") == before + 1
+
+
+def test_a_token_count_that_is_not_one_is_a_502(stack: Stack) -> None:
+    stack.fault(body='{"tokens": "many"}')
+    response = post(stack, "anthropic", path="/v1/messages/count_tokens")
+    assert response.status_code == 502 and "not a token count" in error_of(response, "anthropic")["message"]
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_an_oversized_answer_is_refused_not_buffered(stack: Stack, dialect: str) -> None:
+    before = unusable(stack, "too_large")
+    stack.fault(huge_body=8 * 1024 * 1024)  # the stack reads at most 1 MiB
+    response = post(stack, dialect)
+    assert response.status_code == 502
+    assert "over the 1048576 bytes" in error_of(response, dialect)["message"]
+    assert unusable(stack, "too_large") == before + 1
+
+
+def test_a_huge_error_body_is_read_only_as_far_as_its_message(stack: Stack) -> None:
+    pid = stack.gateway.popen.pid
+    before = rss_mb(pid)
+    stack.fault(huge_error=256 * 1024 * 1024)
+    started = time.monotonic()
+    response = post(stack, "anthropic")
+    elapsed = time.monotonic() - started
+    assert response.status_code == 500
+    message = error_of(response, "anthropic")["message"]
+    assert message.startswith("upstream answered HTTP 500: xxxx") and len(message) < 300
+    assert elapsed < 5, "256 MB were not read"
+    assert rss_mb(pid) - before < 20
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_an_event_that_never_ends_is_bounded(stack: Stack, dialect: str) -> None:
+    endless = "event: content_block_delta\ndata: " + "x" * 200_000  # no blank line, ever
+    stack.fault(raw_after=2, raw=endless)
+    response = post(stack, dialect, stream=True)
+    assert response.status_code == 200
+    last = events(response.text)[-1]
+    if dialect == "anthropic":
+        assert last.startswith("event: error\ndata: ")
+    else:
+        assert last.startswith('data: {"error"')
+    assert "over 65536 bytes" in last
+
+
+def hostile_stream(message_start: Any, usage: Any) -> str:
+    """A whole stream whose message_start and message_delta carry shapes the gateway cannot use."""
+    blocks = [
+        ("message_start", {"type": "message_start", "message": message_start}),
+        ("content_block_start", {"type": "content_block_start", "index": 0, "content_block": "not a block"}),
+        ("content_block_start", {"type": "content_block_start", "index": 0,
+                                 "content_block": {"type": "text", "text": ""}}),
+        ("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                 "delta": {"type": "text_delta", "text": "hi there"}}),
+        ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+        ("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": usage}),
+        ("message_stop", {"type": "message_stop"}),
+    ]  # fmt: skip
+    return "".join(f"event: {name}\ndata: {orjson.dumps(data).decode()}\n\n" for name, data in blocks)
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+@pytest.mark.parametrize(
+    ("message_start", "usage"),
+    [
+        ("a string, not a message", {"output_tokens": 3}),
+        ({"id": "msg_1", "usage": [1, 2]}, [4, 5]),
+        ({"id": ["not", "a", "string"], "usage": {"input_tokens": "many", "output_tokens": -3}}, "lots"),
+    ],
+    ids=["message-is-a-string", "usage-is-a-list", "ids-and-counts-of-the-wrong-type"],
+)
+def test_unusable_event_shapes_never_corrupt_a_started_stream(
+    stack: Stack, dialect: str, message_start: Any, usage: Any
+) -> None:
+    stack.fault(raw_after=0, raw=hostile_stream(message_start, usage))
+    response = post(stack, dialect, stream=True)
+    assert response.status_code == 200
+    raw = response.text
+    assert "HTTP/1.1" not in raw, "no response written inside the stream"
+    if dialect == "openai":
+        assert events(raw)[-1] == "data: [DONE]"
+        assert "hi there" in raw
+    else:
+        assert events(raw)[-1] == 'event: message_stop\ndata: {"type":"message_stop"}'
+    line = [line for line in stack.gateway.log().splitlines() if '"event":"request"' in line][-1]
+    logged = orjson.loads(line)
+    assert logged["status"] == 200
+    assert all(isinstance(logged.get(k, 0), int) for k in ("input_tokens", "output_tokens"))
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+@pytest.mark.parametrize(("model", "secret"), [(MODEL, API_KEY), ("claude-entra", BEARER)])
+def test_an_upstream_echoing_the_gateways_credential_is_scrubbed(
+    stack: Stack, dialect: str, model: str, secret: str
+) -> None:
+    stack.fault(echo_credential=True)
+    response = post(stack, dialect, model=model)
+    assert response.status_code == 400
+    message = error_of(response, dialect)["message"]
+    assert "[redacted]" in message and secret not in response.text
+    assert secret not in stack.gateway.log()
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_an_echo_in_a_stream_error_event_is_scrubbed(stack: Stack, dialect: str) -> None:
+    error = {"type": "error", "error": {"type": "overloaded_error", "message": f"key {API_KEY} is overloaded"}}
+    stack.fault(raw_after=3, raw=f"event: error\ndata: {orjson.dumps(error).decode()}\n\n")
+    response = post(stack, dialect, stream=True)
+    assert "is overloaded" in response.text and "[redacted]" in response.text
+    assert API_KEY not in response.text and API_KEY not in stack.gateway.log()
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_upstream_error_types_are_not_passed_on_or_counted_as_labels(stack: Stack, dialect: str) -> None:
+    stack.fault(error_type_value="evil_type_7f1c")
+    response = post(stack, dialect)
+    assert response.status_code == 400
+    error = error_of(response, dialect)
+    assert error["type"] == "invalid_request_error"
+    error = {"type": "error", "error": {"type": "evil_stream_type_3b9a", "message": "odd"}}
+    stack.fault(raw_after=3, raw=f"event: error\ndata: {orjson.dumps(error).decode()}\n\n")
+    post(stack, dialect, stream=True)
+    metrics = stack.metrics()
+    assert "evil_type_7f1c" not in metrics and "evil_stream_type_3b9a" not in metrics
