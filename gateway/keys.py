@@ -20,10 +20,9 @@ SESSION: web.AppKey[aiohttp.ClientSession] = web.AppKey("session")
 LOAD: web.AppKey[Load] = web.AppKey("load")
 ACCESS_LOG: web.AppKey[AccessLog] = web.AppKey("access_log")
 
-# Per request: aiohttp keeps request storage as a plain str-keyed mapping.
-CONTEXT = "foundry_gateway.context"
+# Per request.
+CONTEXT: web.RequestKey[RequestContext] = web.RequestKey("context")
 
 
 def context(request: web.Request) -> RequestContext:
-    ctx: RequestContext = request[CONTEXT]
-    return ctx
+    return request[CONTEXT]

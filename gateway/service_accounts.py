@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import jwt
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from gateway.config import ServiceAccountAuth
 from gateway.credentials import WatchedFile
@@ -56,7 +57,9 @@ class ServiceAccounts:
             claims = jwt.decode(
                 token,
                 key,
-                algorithms=["RS256", "ES256"],
+                # The algorithm follows the key, never the token's header: an ES256 header over an
+                # RSA key (or the reverse) is a token that does not verify, not a crash.
+                algorithms=["ES256"] if isinstance(key, ec.EllipticCurvePublicKey) else ["RS256"],
                 audience=self._config.audience,
                 issuer=self._config.issuer,
                 options={"require": ["exp", "iss", "aud", "sub"]},
@@ -67,7 +70,8 @@ class ServiceAccounts:
             raise unauthenticated(f"Service-account token audience must be {self._config.audience!r}") from None
         except jwt.InvalidIssuerError:
             raise unauthenticated("Service-account token is from another issuer") from None
-        except jwt.InvalidTokenError as exc:
+        except (jwt.InvalidTokenError, jwt.PyJWKError, ValueError, TypeError) as exc:
+            # Every verification failure is a 401, whatever the library raised for it.
             raise unauthenticated(f"Service-account token does not verify ({type(exc).__name__})") from None
         parts = str(claims["sub"]).split(":")
         if len(parts) != 4 or parts[:2] != ["system", "serviceaccount"]:

@@ -7,6 +7,7 @@ to a bound, and what an upstream says in an error is scrubbed of the gateway's o
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -16,6 +17,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 
 from gateway import scrub
 from gateway.errors import GatewayError, upstream_error_message
+from gateway.resilience import retry_after_seconds
 from gateway.routing import Target, Upstream, credential_headers
 
 DEFAULT_ANTHROPIC_VERSION = "2023-06-01"
@@ -69,6 +71,10 @@ def relayed_headers(upstream_headers: CIMultiDictProxy[str]) -> CIMultiDict[str]
         value = upstream_headers.get(name)
         if value is not None:
             out[name] = value
+    # A retry hint no client could act on (inf, nan, -5, garbage) is not passed on as one.
+    for name in ("retry-after", "retry-after-ms"):
+        if name in out and retry_after_seconds({name: out[name]}, math.inf) is None:
+            del out[name]
     return out
 
 

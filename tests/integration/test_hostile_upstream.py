@@ -11,7 +11,12 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 
+from gateway.app import create_app
+from gateway.config import parse_config
+from gateway.handlers.chat_completions import ChatStream
+from gateway.handlers.messages import NativeStream
 from tests.harness import rss_mb
 from tests.integration.conftest import API_KEY, BEARER, Stack
 
@@ -207,3 +212,46 @@ def test_upstream_error_types_are_not_passed_on_or_counted_as_labels(stack: Stac
     post(stack, dialect, stream=True)
     metrics = stack.metrics()
     assert "evil_type_7f1c" not in metrics and "evil_stream_type_3b9a" not in metrics
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("dialect", DIALECTS)
+async def test_a_failure_of_the_gateway_itself_mid_stream_ends_in_an_error_event(
+    stack: Stack, dialect: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The catch-all: whatever raises once the response has started (here, a bug planted in the
+    dialect's translation), the client gets an error event in its dialect and a whole body."""
+    monkeypatch.setenv("FOUNDRY_TEST_KEY", API_KEY)
+    config = parse_config(
+        {
+            "upstreams": [{"name": "foundry", "base_url": stack.foundry,
+                           "auth": {"type": "api_key", "key_env": "FOUNDRY_TEST_KEY"}}],
+            "routes": [{"model": MODEL, "targets": [{"upstream": "foundry", "deployment": "d"}]}],
+        }
+    )  # fmt: skip
+    dialect_class = ChatStream if dialect == "openai" else NativeStream
+    real_feed = dialect_class.feed
+
+    def planted(self: Any, chunk: bytes) -> bytes:
+        if b"text_delta" in chunk:  # once the response has started: message_start comes first
+            raise KeyError("a bug")
+        return real_feed(self, chunk)
+
+    monkeypatch.setattr(dialect_class, "feed", planted)
+    client = TestClient(TestServer(create_app(config)))
+    await client.start_server()
+    try:
+        path = "/v1/chat/completions" if dialect == "openai" else "/v1/messages"
+        body = {"model": MODEL, "messages": HELLO, "max_tokens": 20, "stream": True}
+        response = await client.post(path, json=body)
+        assert response.status == 200
+        raw = (await response.read()).decode()
+    finally:
+        await client.close()
+    last = events(raw)[-1]
+    if dialect == "openai":
+        assert last.startswith('data: {"error"')
+    else:
+        assert last.startswith("event: error\ndata: ")
+    assert "the gateway failed while relaying the stream" in last
+    assert "HTTP/1.1" not in raw

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 import json
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,8 +16,10 @@ import anthropic
 import httpx
 import jwt
 import openai
+import orjson
 import pytest
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from tests.harness import Process, start_foundry_emulator, start_gateway
 
@@ -200,3 +205,92 @@ def test_issuer_key_rotation_is_picked_up(gateway: tuple[Process, str], issuer: 
         except openai.AuthenticationError:
             assert time.monotonic() < deadline, "the new JWKS was not read"
             time.sleep(0.5)
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def test_a_token_whose_header_picks_another_algorithm_is_a_401(
+    gateway: tuple[Process, str], issuer: ClusterIssuer
+) -> None:
+    """Algorithm confusion: whatever the header claims, the issuer's RSA key verifies RS256 only."""
+    proc, base = gateway
+    claims = jwt.decode(issuer.token(), options={"verify_signature": False})
+    forged = {
+        "ES256 signed by another key": jwt.encode(
+            claims, ec.generate_private_key(ec.SECP256R1()), algorithm="ES256", headers={"kid": issuer.kid}
+        ),
+        "none": jwt.encode(claims, "", algorithm="none", headers={"kid": issuer.kid}),
+    }
+    # HS256 keyed with the issuer's public key: the classic confusion of a public key for a shared secret.
+    public_pem = issuer.key.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
+    signing_input = _b64(orjson.dumps({"alg": "HS256", "kid": issuer.kid})) + "." + _b64(orjson.dumps(claims))
+    mac = hmac.new(public_pem, signing_input.encode(), hashlib.sha256).digest()
+    forged["HS256 keyed with the public key"] = signing_input + "." + _b64(mac)
+    for name, token in forged.items():
+        response = httpx.post(
+            base + "/v1/messages",
+            headers={"authorization": f"Bearer {token}"},
+            json={"model": "open-model", "max_tokens": 5, "messages": HELLO},
+        )
+        assert response.status_code == 401, name
+        assert response.json()["error"]["type"] == "authentication_error", name
+    assert "Traceback" not in proc.log()
+
+
+def test_a_key_that_is_not_utf8_is_a_401(gateway: tuple[Process, str]) -> None:
+    _, base = gateway
+    for header in ("x-api-key", "authorization"):
+        value = b"\xff\xfe\xfd-not-utf8" if header == "x-api-key" else b"Bearer \xff\xfe\xfd"
+        response = httpx.post(
+            base + "/v1/chat/completions",
+            headers={header.encode(): value},
+            json={"model": "open-model", "messages": HELLO},
+        )
+        assert response.status_code == 401, header
+        assert response.json()["error"]["code"] == "authentication_error"
+
+
+def raw_exchange(base: str, head: bytes, body: bytes = b"", *, send_body_after_100: bool = False) -> bytes:
+    """One request on a raw socket; everything the gateway wrote back until it is done."""
+    host, port = base.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(head)
+        received = b""
+        if send_body_after_100:
+            while b"\r\n\r\n" not in received:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    return received
+                received += chunk
+            if received.startswith(b"HTTP/1.1 100 Continue"):
+                sock.sendall(body)
+        while True:
+            try:
+                chunk = sock.recv(65536)
+            except TimeoutError:
+                break
+            if not chunk:
+                break
+            received += chunk
+            if b'"error"' in received or b'"choices"' in received:
+                break
+        return received
+
+
+def test_expect_100_continue_only_after_authentication(gateway: tuple[Process, str]) -> None:
+    _, base = gateway
+    body = orjson.dumps({"model": "open-model", "messages": HELLO})
+
+    def head(key: str) -> bytes:
+        return (
+            f"POST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\n"
+            f"Authorization: Bearer {key}\r\nExpect: 100-continue\r\nContent-Length: {len(body)}\r\n\r\n"
+        ).encode()
+
+    refused = raw_exchange(base, head("sk-wrong"), body, send_body_after_100=True)
+    assert refused.startswith(b"HTTP/1.1 401"), refused[:80]
+    assert b"100 Continue" not in refused
+    accepted = raw_exchange(base, head(KEYS["team-a"]), body, send_body_after_100=True)
+    assert accepted.startswith(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200"), accepted[:80]

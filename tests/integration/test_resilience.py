@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import threading
@@ -281,9 +282,9 @@ def swap_config(path: Path, config: dict[str, Any]) -> None:
     replace_file(path, yaml.safe_dump(config).encode())
 
 
-def wait_for_reload(proc: Process, base: str, result: str) -> None:
+def wait_for_reload(proc: Process, base: str, result: str, count: int = 1) -> None:
     deadline = time.monotonic() + 5
-    while metric(base, f'foundry_gateway_config_reloads_total{{result="{result}"}}') < 1:
+    while metric(base, f'foundry_gateway_config_reloads_total{{result="{result}"}}') < count:
         assert time.monotonic() < deadline, proc.log()
         time.sleep(0.05)
 
@@ -351,3 +352,60 @@ def test_a_route_can_carry_its_own_timeouts(setup: Setup) -> None:
     assert info.value.status_code == 504
     emulator_control(setup.a_url, "faults", [{"delay": 1}])
     assert client(base).chat.completions.create(model="patient", messages=HELLO).choices[0].finish_reason == "stop"
+
+
+def test_heartbeats_follow_what_the_client_received_not_what_the_upstream_dripped(setup: Setup) -> None:
+    _, base, _ = setup.gateway(PRIORITY, server={"heartbeat_seconds": 0.3})
+    # One event, a byte every 20 ms: some 3 s in which the gateway reads but the client gets nothing.
+    emulator_control(setup.a_url, "faults", [{"drip_after": 3, "drip_interval": 0.02}])
+    body = {"model": "a", "messages": HELLO, "stream": True}
+    with httpx.stream("POST", base + "/v1/chat/completions", json=body, timeout=30) as response:
+        raw = response.read().decode()
+    assert raw.rstrip().endswith("data: [DONE]")
+    assert raw.count(": keep-alive") >= 4
+
+
+@pytest.mark.parametrize("hint", ["inf", "nan", "-5", "1e308", "Fri, 31 Dec 9999 23:59:59 GMT", "soon"])
+def test_a_retry_after_no_one_could_wait_out_never_pauses_a_target_for_long(setup: Setup, hint: str) -> None:
+    _, base, _ = setup.gateway(
+        PRIORITY, retries={"max_attempts": 1, "cooldown_max_seconds": 1, "retry_after_cap_seconds": 0}
+    )
+    emulator_control(setup.a_url, "faults", [{"status": 429, "retry_after": hint}])
+    with pytest.raises(openai.RateLimitError):
+        client(base).chat.completions.create(model="a", messages=HELLO)
+    try:
+        client(base).chat.completions.create(model="a", messages=HELLO)
+    except openai.RateLimitError as paused:  # a finite hint: paused, but for cooldown_max_seconds at most
+        assert int(paused.response.headers["retry-after"]) <= 1
+        time.sleep(1.1)
+        client(base).chat.completions.create(model="a", messages=HELLO)
+
+
+def test_a_reload_keeps_each_clients_rate_limit_and_each_targets_pause(setup: Setup) -> None:
+    key = "sk-reload-client-8b2e"
+    inbound = {"api_keys": [{"client": "steady", "sha256": hashlib.sha256(key.encode()).hexdigest(),
+                             "requests_per_minute": 2}]}  # fmt: skip
+    proc, base, path = setup.gateway(PRIORITY, inbound=inbound)
+    limited = openai.OpenAI(base_url=base + "/v1", api_key=key, max_retries=0, timeout=30)
+    limited.chat.completions.create(model="ab", messages=HELLO)
+    emulator_control(setup.a_url, "faults", [{"status": 429, "retry_after": "30"}])
+    with pytest.raises(openai.RateLimitError):
+        limited.chat.completions.create(model="a", messages=HELLO)
+    with pytest.raises(openai.RateLimitError, match="over its rate limit"):
+        limited.chat.completions.create(model="ab", messages=HELLO)
+
+    config = yaml.safe_load(path.read_text())
+    config["routes"].append({"model": "added", "targets": [{"upstream": "b", "deployment": "d"}]})
+    swap_config(path, config)
+    wait_for_reload(proc, base, "applied")
+    assert "added" in proc.log()
+    with pytest.raises(openai.RateLimitError, match="over its rate limit"):
+        limited.chat.completions.create(model="added", messages=HELLO)
+    config["inbound"]["api_keys"].append(
+        {"client": "other", "sha256": hashlib.sha256(b"sk-other-client-1f").hexdigest()}
+    )
+    swap_config(path, config)
+    wait_for_reload(proc, base, "applied", count=2)
+    other = openai.OpenAI(base_url=base + "/v1", api_key="sk-other-client-1f", max_retries=0, timeout=30)
+    with pytest.raises(openai.RateLimitError, match="paused because Foundry asked to slow down"):
+        other.chat.completions.create(model="a", messages=HELLO)

@@ -37,7 +37,7 @@ def refresher(tmp_path: Path, **settings: Any) -> TokenRefresher:
         spec,
         config,
         SidecarMetrics(CollectorRegistry()),
-        credential_factory=lambda *_: Unreachable(),  # type: ignore[arg-type,return-value]
+        credential_factory=lambda *_: Unreachable(),  # type: ignore[arg-type]
         rng=random.Random(1),
     )
 
