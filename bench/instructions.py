@@ -88,7 +88,7 @@ def main() -> int:
                     key = UPSTREAM_KEY
                 else:
                     config = gateway_config(upstream_url)
-                    config["server"].update(host="127.0.0.1", port=port, drain_delay_seconds=0)
+                    config["server"].update(host="127.0.0.1", port=port, admin_port=0, drain_delay_seconds=0)
                     config_path = work / "gateway.yaml"
                     config_path.write_text(yaml.safe_dump(config))
                     entry = ["-c", WITHOUT_TELEMETRY] if "removed" in name else ["-m", "gateway"]

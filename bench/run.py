@@ -276,7 +276,8 @@ class Bench:
         results = []
         for _ in range(self.args.cold_starts):
             port = free_port()
-            server = {"host": "127.0.0.1", "port": port, "drain_delay_seconds": 0}
+            server = {"host": "127.0.0.1", "port": port, "admin_host": "127.0.0.1", "admin_port": 0,
+                      "drain_delay_seconds": 0}  # fmt: skip
             config = {**gateway_config(self.upstream_url), "server": server}
             path = self.work / "cold.yaml"
             path.write_text(orjson.dumps(config).decode())

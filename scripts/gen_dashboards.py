@@ -132,7 +132,33 @@ OVERVIEW = (
             ),
         ),
     ),
+    Panel(
+        "Upstream answers refused",
+        "reqps",
+        (
+            (
+                f"sum by (upstream, reason) (rate(foundry_gateway_upstream_unusable_answers_total{NS}[{RI}]))",
+                "{{upstream}} {{reason}}",
+            ),
+        ),
+        "Answered 502 instead: redirects (never followed), statuses other than 200, bodies over the limit or "
+        "not a Messages API answer. Anything here is a misconfigured or misbehaving upstream (or what is in front "
+        "of it); alert FoundryGatewayUpstreamAnswersRefused.",
+    ),
     Panel("In-flight requests", "short", ((f"sum(foundry_gateway_in_flight_requests{NS})", "in flight"),)),
+    Panel(
+        "Client connections",
+        "short",
+        (
+            (f"sum(foundry_gateway_open_connections{NS})", "open"),
+            (
+                f"sum by (reason) (rate(foundry_gateway_connections_closed_total{NS}[{RI}]))",
+                "closed by the gateway: {{reason}} (/s)",
+            ),
+        ),
+        "limit: refused at server.max_connections (alert FoundryGatewayConnectionLimit); header_timeout: no "
+        "request head within server.header_timeout_seconds (slow or idle clients).",
+    ),
     Panel(
         "Streams ended by an error",
         "reqps",

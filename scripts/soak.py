@@ -1,8 +1,10 @@
 """make soak: many concurrent streaming clients for a bounded time, with random upstream faults.
 
-Loopback only; stops by itself. Every request must end complete ([DONE] / message_stop, or a
-whole JSON answer) or with a clear error (an error status, an error event); anything else
-is lost, and lost must be 0. Prints the gateway's memory at the start and the end.
+Loopback only; stops by itself. The faults include a hostile upstream's: redirects, odd statuses,
+bodies that are not answers, oversized bodies and events, echoed keys. Every request must end
+complete ([DONE] / message_stop, or a whole JSON answer) or with a clear error (an error status,
+an error event); anything else is lost, and lost must be 0, as must answers or log lines that
+carry the upstream key. Prints the gateway's memory at the start and the end.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ import orjson
 
 from tests.harness import emulator_control, rss_mb, start_foundry_emulator, start_gateway, stopping
 
+KEY = "soak-key-5d0c8e2f"
+
 FAULTS = [
     {"status": 529},
     {"status": 429, "retry_after": "1"},
@@ -31,6 +35,19 @@ FAULTS = [
     {"stall_after": 3, "stall": 0.5},
     {"delay": 0.3},
     {"reset": True},
+    # A hostile or broken upstream (tests/integration/test_hostile_upstream.py has one test each).
+    {"redirect": 302},
+    {"bare_status": 204},
+    {"body": "<html><body>504 Gateway Time-out</body></html>"},
+    {"body": "{}"},
+    {"huge_body": 3 * 1024 * 1024},
+    {"huge_error": 8 * 1024 * 1024},
+    {"echo_credential": True},
+    {"error_type_value": "hostile_type"},
+    {"status": 429, "retry_after": "inf"},
+    {"raw_after": 3, "raw": "event: content_block_delta\ndata: " + "x" * 100_000},
+    {"raw_after": 0, "raw": 'event: message_start\ndata: {"type":"message_start","message":"str"}\n\n'},
+    {"drip_after": 2, "drip_interval": 0.002},
 ]
 
 
@@ -48,11 +65,18 @@ async def one(session: aiohttp.ClientSession, base: str, native: bool, stream: b
             raw = await resp.read()
     except aiohttp.ClientError:
         return "lost"
+    if KEY.encode() in raw:
+        return "leaked"
     if resp.status != 200:
         return "error" if b'"error"' in raw else "lost"
     text = raw.decode("utf-8", "replace").rstrip()
     if not stream:
-        data = orjson.loads(raw)
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return "lost"  # a 200 whose body is not even JSON
+        if not isinstance(data, dict):
+            return "lost"
         return "complete" if data.get("choices") or data.get("content") is not None else "lost"
     if text.endswith("data: [DONE]") or text.endswith('data: {"type":"message_stop"}'):
         return "complete"
@@ -75,7 +99,7 @@ async def fault_loop(foundry: str, deadline: float, rng: random.Random) -> None:
 
 async def soak(base: str, foundry: str, seconds: float, clients: int, seed: int) -> dict[str, int]:
     rng = random.Random(seed)
-    counts = {"complete": 0, "error": 0, "lost": 0}
+    counts = {"complete": 0, "error": 0, "lost": 0, "leaked": 0}
     deadline = time.monotonic() + seconds
     await asyncio.gather(
         fault_loop(foundry, deadline, rng),
@@ -90,14 +114,15 @@ def main() -> int:
     p.add_argument("--clients", type=int, default=50)
     p.add_argument("--seed", type=int, default=7)
     args = p.parse_args()
-    emulator, foundry = start_foundry_emulator("--api-key", "soak-key", "--event-delay", "0.005")
+    emulator, foundry = start_foundry_emulator("--api-key", KEY, "--event-delay", "0.005")
     config = {
         "logging": {"level": "warning"},
+        "server": {"max_upstream_body_bytes": 1024 * 1024, "max_upstream_event_bytes": 64 * 1024},
         "upstreams": [{"name": "f", "base_url": foundry, "auth": {"type": "api_key", "key_env": "SOAK_KEY"}}],
         "routes": [{"model": "claude", "targets": [{"upstream": "f", "deployment": "d"}]}],
         "retries": {"cooldown_failures": 1000, "retry_after_cooldown": False},
     }
-    gateway, base, _ = start_gateway(config, env={"SOAK_KEY": "soak-key"})
+    gateway, base, _ = start_gateway(config, env={"SOAK_KEY": KEY})
     with stopping(gateway, emulator):
         start_rss = rss_mb(gateway.popen.pid)
         started = time.monotonic()
@@ -106,9 +131,14 @@ def main() -> int:
         end_rss = rss_mb(gateway.popen.pid)
     total = sum(counts.values())
     print(f"soak: {total} requests in {elapsed:.0f} s with {args.clients} clients and random faults")
-    print(f"  completed {counts['complete']}, failed with a clear error {counts['error']}, lost {counts['lost']}")
+    print(
+        f"  completed {counts['complete']}, failed with a clear error {counts['error']}, lost {counts['lost']}, "
+        f"leaked the upstream key {counts['leaked']}"
+    )
     print(f"  gateway RSS: {start_rss:.1f} MB at start, {end_rss:.1f} MB at end ({end_rss - start_rss:+.1f} MB)")
-    return 1 if counts["lost"] else 0
+    leaked_to_log = KEY in gateway.log()
+    print(f"  upstream key in the gateway's log: {'yes' if leaked_to_log else 'no'}")
+    return 1 if counts["lost"] or counts["leaked"] or leaked_to_log else 0
 
 
 if __name__ == "__main__":
