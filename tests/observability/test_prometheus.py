@@ -6,6 +6,7 @@ import contextlib
 import json
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -77,6 +78,7 @@ class Stack:
                 {"model": "claude-sonnet-4-5", "targets": [{"upstream": "entra", "deployment": "sonnet"}]},
                 {"model": "claude-dead", "targets": [{"upstream": "dead", "deployment": "x"}]},
             ],
+            "server": {"header_timeout_seconds": 0.5},
         }
         gateway, self.gateway_url, _ = start_gateway(config, env={"OBS_KEY": "k"}, log_dir=work)
         self.gateway_admin_url = gateway.admin
@@ -141,6 +143,15 @@ class Stack:
         for model in ("nope", "claude-dead"):
             with contextlib.suppress(openai.APIError):
                 oa.chat.completions.create(model=model, messages=hello)
+        # A misbehaving upstream (a redirect) and a caller that never sends its request head.
+        emulator_control(self.foundry_url, "faults", [{"redirect": 302}])
+        with contextlib.suppress(openai.APIError):
+            oa.chat.completions.create(model="claude-sonnet-4-5", messages=hello)
+        host, port = self.gateway_url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=5) as silent:
+            silent.settimeout(5)
+            with contextlib.suppress(OSError):
+                silent.recv(1)  # returns once the gateway closes it, after the header timeout
 
     def wait_for_scrapes(self, samples: int = 4, timeout: float = 60) -> None:
         """Until both targets have been scraped a few more times since now: rates need two samples."""
@@ -211,7 +222,7 @@ def test_alert_expressions_evaluate_and_rules_are_healthy(stack: Stack) -> None:
             break
         assert time.monotonic() < deadline, rules
         time.sleep(0.5)
-    assert len(rules) == 5
+    assert len(rules) == 7
 
 
 def test_dashboards_and_alerts_name_only_emitted_metrics() -> None:
