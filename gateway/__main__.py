@@ -19,7 +19,7 @@ from gateway.config import ConfigError, GatewayConfig, load_config
 from gateway.connections import ConnectionGuard
 from gateway.handlers.admin import create_admin_app
 from gateway.keys import LOAD, METRICS
-from gateway.logging import configure_logging
+from gateway.observability.logging import configure_logging
 
 log = structlog.get_logger("gateway")
 

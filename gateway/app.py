@@ -19,12 +19,12 @@ from gateway.config import GatewayConfig
 from gateway.context import Load, RequestContext
 from gateway.errors import Dialect, GatewayError
 from gateway.handlers import chat_completions, info, messages
-from gateway.inbound import Inbound
+from gateway.inbound.clients import Inbound
 from gateway.keys import ACCESS_LOG, CONTEXT, LIVE, LOAD, METRICS, SESSION
-from gateway.logging import AccessLog
-from gateway.metrics import GatewayMetrics, TokenExpiryCollector
-from gateway.routing import Live, Runtime
-from gateway.upstream import session_for
+from gateway.observability.logging import AccessLog
+from gateway.observability.metrics import GatewayMetrics, TokenExpiryCollector
+from gateway.runtime import Live, Runtime
+from gateway.upstream.client import session_for
 
 log = structlog.get_logger("gateway")
 

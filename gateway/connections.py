@@ -22,7 +22,7 @@ from typing import Any, cast
 import structlog
 from aiohttp import web
 
-from gateway.metrics import GatewayMetrics
+from gateway.observability.metrics import GatewayMetrics
 
 log = structlog.get_logger("gateway")
 

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.errors import Dialect
-from gateway.inbound import Client
-from gateway.routing import OTHER_ROUTE, Runtime, Target
+from gateway.inbound.clients import Client
+from gateway.runtime import OTHER_ROUTE, Runtime, Target
 
 
 @dataclass(slots=True)

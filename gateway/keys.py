@@ -9,9 +9,9 @@ from aiohttp import web
 
 if TYPE_CHECKING:
     from gateway.context import Load, RequestContext
-    from gateway.logging import AccessLog
-    from gateway.metrics import GatewayMetrics
-    from gateway.routing import Live
+    from gateway.observability.logging import AccessLog
+    from gateway.observability.metrics import GatewayMetrics
+    from gateway.runtime import Live
 
 # The runtime new requests take; a reload swaps what it holds, never the application's keys.
 LIVE: web.AppKey[Live] = web.AppKey("live")

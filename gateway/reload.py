@@ -13,9 +13,9 @@ import structlog
 from aiohttp import web
 
 from gateway.config import ConfigError, load_config
-from gateway.credentials import file_identity
 from gateway.keys import LIVE, METRICS
-from gateway.routing import Runtime
+from gateway.runtime import Runtime
+from gateway.upstream.credentials import file_identity
 
 log = structlog.get_logger("gateway")
 

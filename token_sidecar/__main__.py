@@ -10,7 +10,7 @@ import structlog
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from gateway.logging import configure_logging
+from gateway.observability.logging import configure_logging
 from token_sidecar import __version__
 from token_sidecar.config import SidecarConfig, SidecarConfigError, load
 from token_sidecar.health import create_health_app

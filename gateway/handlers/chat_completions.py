@@ -21,13 +21,13 @@ from gateway.handlers.forward import (
 )
 from gateway.handlers.streaming import relay_stream
 from gateway.keys import context
-from gateway.routing import Target
+from gateway.runtime import Target
 from gateway.sse import DONE, SSEDecoder, encode_data
-from gateway.translate.openai_request import chat_to_messages
-from gateway.translate.openai_response import message_to_completion
-from gateway.translate.openai_stream import ChatStreamTranslator
+from gateway.translate.chat_request import chat_to_messages
+from gateway.translate.chat_response import message_to_completion
+from gateway.translate.chat_stream import ChatStreamTranslator
 from gateway.translate.usage import merge_usage
-from gateway.upstream import relayed_headers
+from gateway.upstream.client import relayed_headers
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:

@@ -15,12 +15,11 @@ from aiohttp import web
 
 from gateway.context import RequestContext
 from gateway.errors import GatewayError, echo, invalid_request
-from gateway.inbound import Inbound
+from gateway.inbound.clients import Inbound
 from gateway.keys import METRICS, SESSION
-from gateway.metrics import GatewayMetrics
-from gateway.resilience import RETRYABLE_STATUSES, retry_after_seconds
-from gateway.routing import Route, Runtime, Target, Upstream
-from gateway.upstream import (
+from gateway.observability.metrics import GatewayMetrics
+from gateway.runtime import Route, Runtime, Target, Upstream
+from gateway.upstream.client import (
     UnusableAnswer,
     error_from_upstream,
     post,
@@ -29,6 +28,7 @@ from gateway.upstream import (
     request_headers,
     unusable_status,
 )
+from gateway.upstream.retry import RETRYABLE_STATUSES, retry_after_seconds
 
 log = structlog.get_logger("gateway")
 

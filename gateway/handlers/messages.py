@@ -14,7 +14,6 @@ from typing import Any, TypeGuard
 import orjson
 from aiohttp import web
 
-from gateway import scrub
 from gateway.context import RequestContext
 from gateway.errors import Dialect, GatewayError, StreamError
 from gateway.handlers.forward import (
@@ -28,10 +27,11 @@ from gateway.handlers.forward import (
 )
 from gateway.handlers.streaming import relay_stream
 from gateway.keys import context
-from gateway.routing import Target
+from gateway.runtime import Target
 from gateway.sse import SSEWatcher, encode_event
 from gateway.translate.usage import merge_usage
-from gateway.upstream import relayed_headers
+from gateway.upstream import scrub
+from gateway.upstream.client import relayed_headers
 
 # The only events the relay decodes: usage comes in message_start and message_delta, the end
 # in message_stop or error; the first content_block_delta is the time to first token.

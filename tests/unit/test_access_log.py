@@ -11,7 +11,7 @@ import orjson
 import pytest
 import structlog
 
-from gateway.logging import REDACTED, AccessLog, redact_secrets
+from gateway.observability.logging import REDACTED, AccessLog, redact_secrets
 
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{6})?Z$")
 JWT = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ0ZXN0LXN1YmplY3QifQ.c2lnbmF0dXJlLXBhcnQ"

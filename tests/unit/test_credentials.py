@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from gateway.config import ApiKeyAuth, EntraAuth
-from gateway.credentials import ApiKeyCredential, CredentialUnavailable, TokenFileCredential
+from gateway.upstream.credentials import ApiKeyCredential, CredentialUnavailable, TokenFileCredential
 from tests.harness import write_token
 
 

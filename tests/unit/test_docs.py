@@ -9,7 +9,7 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
-from gateway.metrics import GatewayMetrics, TokenExpiryCollector
+from gateway.observability.metrics import GatewayMetrics, TokenExpiryCollector
 from token_sidecar.metrics import SidecarMetrics
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 
 from gateway.errors import GatewayError, StreamError
 from gateway.sse import SSEDecoder
-from gateway.translate.openai_request import chat_to_messages
-from gateway.translate.openai_stream import ChatStreamTranslator
+from gateway.translate.chat_request import chat_to_messages
+from gateway.translate.chat_stream import ChatStreamTranslator
 
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from gateway.errors import GatewayError
-from gateway.translate.openai_request import JSON_TOOL_NAME, chat_to_messages
+from gateway.translate.chat_request import JSON_TOOL_NAME, chat_to_messages
 
 USER_HI = [{"role": "user", "content": "Hi"}]
 ANTHROPIC_HI = [{"role": "user", "content": [{"type": "text", "text": "Hi"}]}]

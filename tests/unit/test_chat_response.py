@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from gateway.translate.openai_response import finish_reason, message_to_completion, openai_usage
+from gateway.translate.chat_response import finish_reason, message_to_completion, openai_usage
 
 USAGE = {"input_tokens": 10, "output_tokens": 5, "cache_read_input_tokens": 3, "cache_creation_input_tokens": 2}
 OPENAI_USAGE = {

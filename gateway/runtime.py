@@ -20,10 +20,10 @@ import aiohttp
 import orjson
 
 from gateway.config import GatewayConfig, TargetConfig, UpstreamConfig, UpstreamTimeouts
-from gateway.credentials import Credential, CredentialUnavailable, credential_for
 from gateway.errors import GatewayError, echo
-from gateway.inbound import Client, Inbound
-from gateway.resilience import RetryBudget, TargetHealth
+from gateway.inbound.clients import Client, Inbound
+from gateway.upstream.credentials import Credential, CredentialUnavailable, credential_for
+from gateway.upstream.retry import RetryBudget, TargetHealth
 
 OTHER_ROUTE = "other"  # metric label for a model name that matches no route
 

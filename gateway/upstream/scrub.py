@@ -1,6 +1,6 @@
 """The secret values the gateway holds, and scrubbing them out of text it relays or logs.
 
-Pattern redaction (gateway.logging) catches what looks like a secret; an upstream that
+Pattern redaction (gateway.observability.logging) catches what looks like a secret; an upstream that
 echoes the gateway's own key or token back in an error message need not make it look like
 one. So every credential registers its values here as it loads them, and text that came
 from an upstream is scrubbed of them before it reaches a client or a log line.

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from gateway.errors import StreamError
 from gateway.sse import SSEDecoder
-from gateway.translate.openai_stream import ChatStreamTranslator
+from gateway.translate.chat_stream import ChatStreamTranslator
 
 START = {
     "type": "message_start",

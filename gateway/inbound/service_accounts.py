@@ -13,11 +13,11 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from gateway.config import ServiceAccountAuth
-from gateway.credentials import WatchedFile
 from gateway.errors import GatewayError, unauthenticated
+from gateway.upstream.credentials import WatchedFile
 
 if TYPE_CHECKING:
-    from gateway.inbound import Client
+    from gateway.inbound.clients import Client
 
 
 class ServiceAccounts:

@@ -27,7 +27,7 @@ import orjson
 
 from gateway.errors import StreamError, echo, known_error_type
 from gateway.sse import FRAMED_EVENT, encode_data, only_framed_events, parse_events
-from gateway.translate.openai_response import finish_reason, openai_usage
+from gateway.translate.chat_response import finish_reason, openai_usage
 from gateway.translate.usage import merge_usage
 
 _SLOT = "\u2063slot\u2063"  # stands in for a delta's text while a template is rendered

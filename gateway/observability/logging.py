@@ -12,7 +12,7 @@ from typing import Any, BinaryIO
 import orjson
 import structlog
 
-from gateway import scrub
+from gateway.upstream import scrub
 
 _SECRET_KEYS = re.compile(r"(authorization|api[-_]?key|secret|password|token$|access_token|cookie)", re.I)
 # Bearer tokens, JWTs and key-like headers inside free text (exception messages, say).

@@ -20,7 +20,7 @@ from gateway.config import InboundApiKey, InboundConfig, ServiceAccountClient
 from gateway.errors import GatewayError, unauthenticated
 
 if TYPE_CHECKING:
-    from gateway.service_accounts import ServiceAccounts
+    from gateway.inbound.service_accounts import ServiceAccounts
 
 
 class TokenBucket:
@@ -110,7 +110,7 @@ class Inbound:
             self._by_digest[key.sha256] = client
         self._service_accounts: ServiceAccounts | None = None
         if config.service_accounts is not None:
-            from gateway.service_accounts import ServiceAccounts  # PyJWT only when it is needed
+            from gateway.inbound.service_accounts import ServiceAccounts  # PyJWT only when it is needed
 
             by_account = {}
             for sa in config.service_accounts.clients:

@@ -21,8 +21,8 @@ from typing import Protocol
 
 import orjson
 
-from gateway import scrub
 from gateway.config import ApiKeyAuth, EntraAuth, UpstreamAuth
+from gateway.upstream import scrub
 
 
 class WorldReadable(OSError):
