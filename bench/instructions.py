@@ -4,7 +4,7 @@ Each target runs under `valgrind --tool=callgrind` twice, serving A and then B s
 requests over one keep-alive connection; (instructions of B - instructions of A) / (B - A) is
 the cost of one request, start-up and shut-down cancelled out. Targets: the minimal relay,
 the gateway as deployed (metrics, access log, inbound auth on), and the gateway with its
-per-request telemetry (`gateway.app._record`: metrics and the access-log line) removed, which
+per-request telemetry (`Recorder.finish`: the request metrics and the access-log line) removed, which
 shows what the request handling alone costs.
 """
 
@@ -28,7 +28,7 @@ from tests.harness import Process, free_port
 
 # The gateway's module entry point, with the per-request metrics and access log taken out.
 WITHOUT_TELEMETRY = (
-    "import runpy, gateway.app; gateway.app._record = lambda *a, **k: None; "
+    "import runpy, gateway.observability.recorder as r; r.Recorder.finish = lambda *a, **k: None; "
     "runpy.run_module('gateway', run_name='__main__', alter_sys=True)"
 )
 

@@ -18,7 +18,7 @@ from gateway.app import create_app
 from gateway.config import ConfigError, GatewayConfig, load_config
 from gateway.connections import ConnectionGuard
 from gateway.handlers.admin import create_admin_app
-from gateway.keys import LOAD, METRICS
+from gateway.keys import LOAD, RECORDER
 from gateway.observability.logging import configure_logging
 
 log = structlog.get_logger("gateway")
@@ -59,7 +59,7 @@ async def serve(config: GatewayConfig, config_path: Path) -> None:
     assert runner.server is not None
     guard = ConnectionGuard(
         runner.server,
-        app[METRICS],
+        app[RECORDER],
         max_connections=server.max_connections,
         header_timeout=server.header_timeout_seconds,
     )

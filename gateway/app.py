@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
@@ -17,12 +17,13 @@ from prometheus_client import CollectorRegistry
 from gateway import reload
 from gateway.config import GatewayConfig
 from gateway.context import Load, RequestContext
-from gateway.errors import Dialect, GatewayError
+from gateway.errors import Dialect, GatewayError, echo
 from gateway.handlers import chat_completions, info, messages
-from gateway.inbound.clients import Inbound
-from gateway.keys import ACCESS_LOG, CONTEXT, LIVE, LOAD, METRICS, SESSION
+from gateway.inbound.authenticator import Inbound
+from gateway.keys import CONTEXT, DIALECTS, LIVE, LOAD, RECORDER, SESSION
 from gateway.observability.logging import AccessLog
 from gateway.observability.metrics import GatewayMetrics, TokenExpiryCollector
+from gateway.observability.recorder import Recorder
 from gateway.runtime import Live, Runtime
 from gateway.upstream.client import session_for
 
@@ -30,11 +31,49 @@ log = structlog.get_logger("gateway")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-_ENDPOINTS = "POST /v1/chat/completions, POST /v1/messages, POST /v1/messages/count_tokens, GET /v1/models"
+
+@dataclass(frozen=True)
+class Endpoint:
+    method: str
+    path: str
+    handler: Handler
+    dialect: Dialect
+
+
+# The API, in one table: it builds the router, says which dialect each path's errors are
+# spelled in, and is what a 404 lists.
+ENDPOINTS = (
+    Endpoint("POST", "/v1/chat/completions", chat_completions.chat_completions, Dialect.OPENAI),
+    Endpoint("POST", "/chat/completions", chat_completions.chat_completions, Dialect.OPENAI),
+    Endpoint("POST", "/v1/messages", messages.messages, Dialect.ANTHROPIC),
+    Endpoint("POST", "/anthropic/v1/messages", messages.messages, Dialect.ANTHROPIC),
+    Endpoint("POST", "/v1/messages/count_tokens", messages.count_tokens, Dialect.ANTHROPIC),
+    Endpoint("POST", "/anthropic/v1/messages/count_tokens", messages.count_tokens, Dialect.ANTHROPIC),
+    Endpoint("GET", "/v1/models", info.list_models, Dialect.OPENAI),
+    Endpoint("GET", "/models", info.list_models, Dialect.OPENAI),
+    Endpoint("GET", "/v1/models/{model}", info.get_model, Dialect.OPENAI),
+)
+_SERVED = ", ".join(f"{e.method} {e.path}" for e in ENDPOINTS)
+_SEGMENTS = [(tuple(e.path.split("/")[1:]), e.dialect) for e in ENDPOINTS]
 
 
 def dialect_of(path: str) -> Dialect:
-    return Dialect.ANTHROPIC if path.startswith(("/v1/messages", "/anthropic/")) else Dialect.OPENAI
+    """The dialect of a path no endpoint matched (a 404 or 405): that of the endpoints sharing the
+    most leading segments with it (/anthropic/x and /v1/messages/batches are Anthropic's), OpenAI's
+    when that is a tie or none."""
+    segments = path.split("/")[1:]
+    best, dialects = 0, {Dialect.OPENAI}
+    for endpoint, dialect in _SEGMENTS:
+        shared = 0
+        for a, b in zip(segments, endpoint, strict=False):
+            if a != b:
+                break
+            shared += 1
+        if shared > best:
+            best, dialects = shared, {dialect}
+        elif shared == best and shared:
+            dialects.add(dialect)
+    return dialects.pop() if len(dialects) == 1 else Dialect.OPENAI
 
 
 def _error_response(err: GatewayError, ctx: RequestContext) -> web.Response:
@@ -50,25 +89,26 @@ def _error_response(err: GatewayError, ctx: RequestContext) -> web.Response:
 
 def _http_error(exc: web.HTTPException, request: web.Request) -> GatewayError:
     if exc.status == 404:
-        return GatewayError(404, f"No endpoint {request.method} {request.path}. This gateway serves {_ENDPOINTS}")
+        return GatewayError(404, f"No endpoint {request.method} {echo(request.path)}. This gateway serves {_SERVED}")
     if exc.status == 405:
-        return GatewayError(405, f"Method {request.method} is not allowed on {request.path}")
+        return GatewayError(405, f"Method {request.method} is not allowed on {echo(request.path)}")
     return GatewayError(exc.status, exc.text or exc.reason)
 
 
 @web.middleware
 async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Request id, errors in the caller's dialect, one access-log line and the request metrics."""
+    route = request.match_info.route
     ctx = RequestContext(
         request_id=request_id(request.headers.get("x-request-id")),
-        dialect=dialect_of(request.path),
+        dialect=request.app[DIALECTS].get(route) or dialect_of(request.path),
         runtime=request.app[LIVE].runtime,
     )
     request[CONTEXT] = ctx
-    metrics = request.app[METRICS]
+    recorder = request.app[RECORDER]
     load = request.app[LOAD]
     if load.active >= load.limit:
-        metrics.concurrency_rejections.inc()
+        recorder.concurrency_rejected()
         err = GatewayError(
             429,
             f"The gateway is serving its limit of {load.limit} concurrent requests; retry shortly",
@@ -76,7 +116,7 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
             headers={"retry-after": "1"},
         )
         ctx.error = err.message
-        _record(request, ctx, err.status)
+        recorder.finish(ctx, request.method, request.path, err.status)
         return _error_response(err, ctx)
     load.active += 1
     response: web.StreamResponse
@@ -87,7 +127,7 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
                 try:
                     ctx.client = inbound.authenticate(request.headers)
                 except GatewayError:
-                    metrics.inbound_rejections.labels("unauthenticated").inc()
+                    recorder.inbound_rejected("unauthenticated")
                     raise
             response = await handler(request)
         except web.HTTPException as exc:
@@ -103,14 +143,23 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     except asyncio.CancelledError:
         # The client went away and aiohttp cancelled the handler; the upstream request went with it.
         ctx.client_disconnected = True
-        _record(request, ctx, 499)
+        _charge(ctx)
+        recorder.finish(ctx, request.method, request.path, 499)
         raise
     finally:
         load.active -= 1
     if not response.prepared:  # a stream has sent its id with its headers (relay_stream)
         response.headers["x-request-id"] = ctx.request_id
-    _record(request, ctx, response.status)
+    _charge(ctx)
+    recorder.finish(ctx, request.method, request.path, response.status)
     return response
+
+
+def _charge(ctx: RequestContext) -> None:
+    """The tokens a request used, taken from its client's per-minute token bucket."""
+    if ctx.client is not None and ctx.usage:
+        used = ctx.usage.get("input_tokens", 0) + ctx.usage.get("output_tokens", 0)
+        Inbound.charge(ctx.client, used)
 
 
 def request_id(given: str | None) -> str:
@@ -139,67 +188,6 @@ async def expect_continue(request: web.Request) -> None:
     request.writer.output_size = 0  # as aiohttp's own handler does: the response proper has not begun
 
 
-def _record(request: web.Request, ctx: RequestContext, status: int) -> None:
-    """The request's metrics and access-log line. Runs after the response is complete, so nothing
-    here may raise: a failure would be written into a finished response."""
-    try:
-        _record_unsafe(request, ctx, status)
-    except Exception:
-        log.exception("request_record_failed", request_id=ctx.request_id)
-
-
-def _record_unsafe(request: web.Request, ctx: RequestContext, status: int) -> None:
-    metrics = request.app[METRICS]
-    duration = time.perf_counter() - ctx.started
-    dialect = ctx.dialect.value
-    metrics.requests_by(ctx.route, dialect, str(status)).inc()
-    metrics.request_duration_by(ctx.route, dialect).observe(duration)
-    ttft = ctx.ttft
-    if ttft is not None:
-        metrics.time_to_first_token_by(ctx.route, dialect).observe(ttft)
-        output_tokens = ctx.usage.get("output_tokens")
-        if isinstance(output_tokens, int) and output_tokens > 1 and not ctx.stream_error:
-            metrics.time_per_output_token_by(ctx.route, dialect).observe((duration - ttft) / (output_tokens - 1))
-    if ctx.usage:
-        metrics.record_tokens(ctx.route, ctx.usage)
-    if ctx.stream_error:
-        metrics.stream_errors.labels(ctx.route, dialect, ctx.stream_error).inc()
-    if ctx.client_disconnected:
-        metrics.client_disconnects.labels(ctx.route, dialect).inc()
-    client = None
-    if ctx.client is not None:
-        client = ctx.client.name
-        metrics.client_requests_by(client, ctx.route, str(status)).inc()
-        used = ctx.usage.get("input_tokens", 0), ctx.usage.get("output_tokens", 0)
-        Inbound.charge(ctx.client, sum(n for n in used if isinstance(n, int)))
-    fields = {
-        "request_id": ctx.request_id,
-        "client": client,
-        "method": request.method,
-        "path": request.path,
-        "dialect": dialect,
-        "route": ctx.route,
-        "upstream": ctx.upstream,
-        "deployment": ctx.deployment,
-        "status": status,
-        "upstream_status": ctx.upstream_status,
-        "upstream_request_id": ctx.upstream_request_id,
-        "stream": ctx.stream,
-        "duration_ms": round(duration * 1000, 2),
-        "ttft_ms": None if ttft is None else round(ttft * 1000, 2),
-        "input_tokens": ctx.usage.get("input_tokens"),
-        "output_tokens": ctx.usage.get("output_tokens"),
-        "cache_read_tokens": ctx.usage.get("cache_read_input_tokens"),
-        "stream_error": ctx.stream_error,
-        "client_disconnected": ctx.client_disconnected or None,
-        "auth_retried": ctx.auth_retried or None,
-        "retries": ctx.retries or None,
-        "error": ctx.error,
-    }
-    # Unset fields are left out: one short line per request is what people read.
-    request.app[ACCESS_LOG].record({k: v for k, v in fields.items() if v is not None})
-
-
 def create_app(
     config: GatewayConfig, registry: CollectorRegistry | None = None, config_path: Path | None = None
 ) -> web.Application:
@@ -207,11 +195,10 @@ def create_app(
     registry = registry or CollectorRegistry()
     app = web.Application(middlewares=[observe], client_max_size=config.server.max_body_bytes)
     app[LIVE] = Live(Runtime(config))
-    app[METRICS] = GatewayMetrics(registry)
+    app[RECORDER] = Recorder(GatewayMetrics(registry), AccessLog(config.logging.level, config.logging.format))
     app[LOAD] = Load(config.server.max_concurrent_requests)
-    app[ACCESS_LOG] = AccessLog(config.logging.level, config.logging.format)
     # The gauge reads the one count the concurrency limit keeps, at scrape time.
-    app[METRICS].in_flight.set_function(lambda: app[LOAD].active)
+    app[RECORDER].watch_in_flight(lambda: app[LOAD].active)
     registry.register(
         TokenExpiryCollector(
             lambda: [(name, u.credential.status().expires_on) for name, u in app[LIVE].runtime.upstreams.items()]
@@ -234,12 +221,12 @@ def create_app(
                 await task
 
         app.cleanup_ctx.append(config_watcher)
-    for path in ("/v1/chat/completions", "/chat/completions"):
-        app.router.add_post(path, chat_completions.chat_completions, expect_handler=expect_continue)
-    for prefix in ("", "/anthropic"):
-        app.router.add_post(f"{prefix}/v1/messages", messages.messages, expect_handler=expect_continue)
-        app.router.add_post(f"{prefix}/v1/messages/count_tokens", messages.count_tokens, expect_handler=expect_continue)
-    app.router.add_get("/v1/models", info.list_models)
-    app.router.add_get("/models", info.list_models)
-    app.router.add_get("/v1/models/{model}", info.get_model)
+    dialects = {}
+    for endpoint in ENDPOINTS:
+        if endpoint.method == "POST":
+            route = app.router.add_post(endpoint.path, endpoint.handler, expect_handler=expect_continue)
+        else:
+            route = app.router.add_route(endpoint.method, endpoint.path, endpoint.handler)
+        dialects[route] = endpoint.dialect
+    app[DIALECTS] = dialects
     return app

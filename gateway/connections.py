@@ -22,7 +22,7 @@ from typing import Any, cast
 import structlog
 from aiohttp import web
 
-from gateway.observability.metrics import GatewayMetrics
+from gateway.observability.recorder import Recorder
 
 log = structlog.get_logger("gateway")
 
@@ -40,33 +40,33 @@ class ConnectionGuard:
     def __init__(
         self,
         server: web.Server,
-        metrics: GatewayMetrics,
+        recorder: Recorder,
         *,
         max_connections: int,
         header_timeout: float,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._server = server
-        self._metrics = metrics
+        self._recorder = recorder
         self.max_connections = max_connections
         self.header_timeout = header_timeout
         self._clock = clock
         self.open = 0
         self._logged_at = float("-inf")
-        metrics.open_connections.set_function(lambda: self.open)
+        recorder.watch_open_connections(lambda: self.open)
 
     def __call__(self) -> GuardedConnection:
         return GuardedConnection(self)
 
     def refused(self) -> None:
-        self._metrics.connections_closed.labels("limit").inc()
+        self._recorder.connection_closed("limit")
         now = self._clock()
         if now - self._logged_at >= 1.0:  # a flood of refusals is one line a second, not one each
             self._logged_at = now
             log.warning("connection_limit_reached", open_connections=self.open, limit=self.max_connections)
 
     def timed_out(self) -> None:
-        self._metrics.connections_closed.labels("header_timeout").inc()
+        self._recorder.connection_closed("header_timeout")
 
     def handler(self) -> asyncio.Protocol:
         protocol: asyncio.Protocol = self._server()

@@ -140,6 +140,16 @@ def invalid_request(message: str, param: str | None = None) -> GatewayError:
     return GatewayError(400, message, param=param)
 
 
+# orjson writes at most this many levels of nesting; the gateway re-encodes every body it forwards.
+MAX_JSON_DEPTH = 254
+
+
+def too_deeply_nested() -> GatewayError:
+    return invalid_request(
+        f"Request body nests JSON more than {MAX_JSON_DEPTH} levels deep, the most this gateway forwards"
+    )
+
+
 def unauthenticated(message: str) -> GatewayError:
     return GatewayError(401, message, error_type="authentication_error")
 

@@ -8,17 +8,20 @@ import aiohttp
 from aiohttp import web
 
 if TYPE_CHECKING:
+    from aiohttp.web_urldispatcher import AbstractRoute
+
     from gateway.context import Load, RequestContext
-    from gateway.observability.logging import AccessLog
-    from gateway.observability.metrics import GatewayMetrics
+    from gateway.errors import Dialect
+    from gateway.observability.recorder import Recorder
     from gateway.runtime import Live
 
 # The runtime new requests take; a reload swaps what it holds, never the application's keys.
 LIVE: web.AppKey[Live] = web.AppKey("live")
-METRICS: web.AppKey[GatewayMetrics] = web.AppKey("metrics")
+RECORDER: web.AppKey[Recorder] = web.AppKey("recorder")
 SESSION: web.AppKey[aiohttp.ClientSession] = web.AppKey("session")
 LOAD: web.AppKey[Load] = web.AppKey("load")
-ACCESS_LOG: web.AppKey[AccessLog] = web.AppKey("access_log")
+# Each API route's dialect, from the endpoint table (gateway/app.py).
+DIALECTS: web.AppKey[dict[AbstractRoute, Dialect]] = web.AppKey("dialects")
 
 # Per request.
 CONTEXT: web.RequestKey[RequestContext] = web.RequestKey("context")

@@ -13,7 +13,7 @@ import structlog
 from aiohttp import web
 
 from gateway.config import ConfigError, load_config
-from gateway.keys import LIVE, METRICS
+from gateway.keys import LIVE, RECORDER
 from gateway.runtime import Runtime
 from gateway.upstream.credentials import file_identity
 
@@ -30,11 +30,11 @@ def _identity(path: Path) -> tuple[int, int, int, int] | None:
 
 async def reload_once(app: web.Application, path: Path) -> bool:
     """Load, validate and apply the file; False (and the old config kept) when it is refused."""
-    metrics = app[METRICS]
+    recorder = app[RECORDER]
     try:
         config = await asyncio.to_thread(load_config, path)
     except ConfigError as exc:
-        metrics.config_reloads.labels("refused").inc()
+        recorder.config_reloaded("refused")
         log.error("config_reload_refused", path=str(path), problems=[f"{k}: {r}" for k, r in exc.problems])
         return False
     live = app[LIVE]
@@ -44,7 +44,7 @@ async def reload_once(app: web.Application, path: Path) -> bool:
     if config.server != old.server:
         log.warning("config_reload_server_unchanged", reason="server settings take effect at the next restart")
     live.runtime = Runtime(config, previous=live.runtime)
-    metrics.config_reloads.labels("applied").inc()
+    recorder.config_reloaded("applied")
     log.info("config_reloaded", path=str(path), routes=sorted(r.model for r in config.routes))
     return True
 

@@ -21,7 +21,8 @@ import orjson
 
 from gateway.config import GatewayConfig, TargetConfig, UpstreamConfig, UpstreamTimeouts
 from gateway.errors import GatewayError, echo
-from gateway.inbound.clients import Client, Inbound
+from gateway.inbound.authenticator import Inbound
+from gateway.inbound.clients import Client
 from gateway.upstream.credentials import Credential, CredentialUnavailable, credential_for
 from gateway.upstream.retry import RetryBudget, TargetHealth
 

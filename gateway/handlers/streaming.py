@@ -44,7 +44,7 @@ class StreamDialect(Protocol):
 
     @property
     def done(self) -> bool:
-        """The upstream's stream has ended (message_stop, or an error event already passed on)."""
+        """The upstream's stream has ended (message_stop, or an error event passed on)."""
         ...
 
     @property
@@ -54,6 +54,16 @@ class StreamDialect(Protocol):
 
     @property
     def usage(self) -> dict[str, Any]: ...
+
+    @property
+    def first_token(self) -> bool:
+        """A content delta has been read: the time to first token is now."""
+        ...
+
+    @property
+    def upstream_error(self) -> bool:
+        """The stream ended with the upstream's own error event, passed on to the client."""
+        ...
 
     def feed(self, chunk: bytes) -> bytes:
         """The client's bytes for one upstream chunk (b"" when it completes nothing)."""
@@ -90,9 +100,22 @@ async def relay_stream(
     request: web.Request, ctx: RequestContext, upstream_response: aiohttp.ClientResponse, dialect: StreamDialect
 ) -> web.StreamResponse:
     """Open the client's event stream and relay the upstream's into it, translated by `dialect`."""
-    response = web.StreamResponse(headers={**SSE_HEADERS, **relayed_headers(upstream_response.headers)})
-    response.headers["x-request-id"] = ctx.request_id
-    await response.prepare(request)
+    try:
+        response = web.StreamResponse(headers={**SSE_HEADERS, **relayed_headers(upstream_response.headers)})
+        response.headers["x-request-id"] = ctx.request_id
+        await response.prepare(request)
+        await _relay(ctx, upstream_response, response, dialect)
+        return response
+    finally:
+        upstream_response.release()
+
+
+async def _relay(
+    ctx: RequestContext,
+    upstream_response: aiohttp.ClientResponse,
+    response: web.StreamResponse,
+    dialect: StreamDialect,
+) -> None:
     client = ClientStream(response, ctx.runtime.config.server.heartbeat_seconds, dialect)
     last = b""  # the final read's bytes and the ending: sent with the end of the body in one write
     try:
@@ -101,6 +124,8 @@ async def relay_stream(
             while chunk := await content.readany():
                 client.heartbeat.busy = True
                 out = dialect.feed(chunk)
+                if ctx.first_token_at is None and dialect.first_token:
+                    ctx.mark_first_token()
                 if dialect.done:
                     last = out
                     break
@@ -109,6 +134,10 @@ async def relay_stream(
                 client.heartbeat.busy = False
             if not dialect.done:
                 raise cut_stream()
+            if dialect.upstream_error:
+                ctx.stream_error = "upstream_error_event"
+                # Passed on as the upstream wrote it, less anything of the gateway's own it echoes.
+                last = scrub.scrub_bytes(last)
             last += dialect.ending()
         except ClientGone:
             raise
@@ -125,7 +154,6 @@ async def relay_stream(
         await client.finish(last)
     except ClientGone:
         ctx.client_disconnected = True
-    return response
 
 
 class ClientStream:

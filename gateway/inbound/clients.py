@@ -1,26 +1,12 @@
-"""Inbound identity: which client is calling, what it may use, and how fast.
-
-Two kinds of caller, usable together: API keys, and Kubernetes service-account tokens
-(projected, audience-bound), verified offline against the cluster issuer's JWKS. Keys are
-matched by their SHA-256, so the config holds no secret; a key is looked up by its
-digest, which reveals nothing about other keys. Rate limits are token buckets per client and
-per pod (N replicas allow N times the rate).
-"""
+"""A configured client: its name, the routes it may use, and its rate limits (token buckets per
+client and per pod: N replicas allow N times the rate)."""
 
 from __future__ import annotations
 
-import hashlib
-import math
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-from gateway.config import InboundApiKey, InboundConfig, ServiceAccountClient
-from gateway.errors import GatewayError, unauthenticated
-
-if TYPE_CHECKING:
-    from gateway.inbound.service_accounts import ServiceAccounts
+from gateway.config import InboundApiKey, ServiceAccountClient
 
 
 class TokenBucket:
@@ -68,19 +54,9 @@ class Client:
         return self.routes is None or route in self.routes
 
 
-def presented_key(headers: Mapping[str, str]) -> str | None:
-    """The caller's key, the way either SDK sends it: Authorization: Bearer, x-api-key or api-key."""
-    auth = headers.get("authorization")
-    if auth and auth[:7].lower() == "bearer ":
-        return auth[7:].strip() or None
-    return headers.get("x-api-key") or headers.get("api-key") or None
-
-
-def _looks_like_jwt(value: str) -> bool:
-    return value.startswith("eyJ") and value.count(".") == 2
-
-
-def _client(key: InboundApiKey | ServiceAccountClient, old: Client | None, clock: Callable[[], float]) -> Client:
+def configured_client(
+    key: InboundApiKey | ServiceAccountClient, old: Client | None, clock: Callable[[], float]
+) -> Client:
     """A configured client; `old` is the same-named client of the config a reload replaces."""
     return Client(
         key.client,
@@ -94,67 +70,3 @@ def _bucket(per_minute: int | None, old: TokenBucket | None, clock: Callable[[],
     if not per_minute:
         return None
     return old.carried_into(per_minute) if old is not None else TokenBucket(per_minute, clock)
-
-
-class Inbound:
-    def __init__(
-        self, config: InboundConfig, clock: Callable[[], float] = time.monotonic, previous: Inbound | None = None
-    ) -> None:
-        self._by_digest: dict[str, Client] = {}
-        carried = previous.clients if previous is not None else {}
-        clients: dict[str, Client] = {}
-        self.clients: dict[str, Client] = clients  # by name: what a reload carries each client's buckets by
-        for key in config.api_keys:
-            client = clients.get(key.client) or _client(key, carried.get(key.client), clock)
-            clients[key.client] = client
-            self._by_digest[key.sha256] = client
-        self._service_accounts: ServiceAccounts | None = None
-        if config.service_accounts is not None:
-            from gateway.inbound.service_accounts import ServiceAccounts  # PyJWT only when it is needed
-
-            by_account = {}
-            for sa in config.service_accounts.clients:
-                client = clients.get(sa.client) or _client(sa, carried.get(sa.client), clock)
-                clients[sa.client] = client
-                by_account[(sa.namespace, sa.service_account)] = client
-            self._service_accounts = ServiceAccounts(config.service_accounts, by_account)
-
-    def authenticate(self, headers: Mapping[str, str]) -> Client:
-        key = presented_key(headers)
-        if key is None:
-            raise unauthenticated("Missing API key: send it as Authorization: Bearer <key>, x-api-key or api-key")
-        if self._service_accounts is not None and _looks_like_jwt(key):
-            return self._service_accounts.verify(key)
-        # surrogateescape: a key with bytes that are not UTF-8 is a wrong key (401), not a 500.
-        client = self._by_digest.get(hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest())
-        if client is None:
-            raise unauthenticated("Invalid API key")
-        return client
-
-    @staticmethod
-    def admit(client: Client, route: str) -> None:
-        """403 for a route the client may not use; 429 with retry-after when it is over a limit."""
-        if not client.may_use(route):
-            raise GatewayError(
-                403, f"Client {client.name!r} may not use model {route!r}", param="model", error_type="permission_error"
-            )
-        waits = []
-        if client.tokens is not None:
-            waits.append(client.tokens.wait(1.0))
-        if client.requests is not None:
-            waits.append(client.requests.wait())
-        wait = max(waits, default=0.0)
-        if wait > 0:
-            raise GatewayError(
-                429,
-                f"Client {client.name!r} is over its rate limit on this gateway; retry in {math.ceil(wait)} s",
-                error_type="rate_limit_error",
-                headers={"retry-after": str(math.ceil(wait))},
-            )
-        if client.requests is not None:
-            client.requests.take(1)
-
-    @staticmethod
-    def charge(client: Client, tokens: int) -> None:
-        if client.tokens is not None and tokens > 0:
-            client.tokens.take(tokens)

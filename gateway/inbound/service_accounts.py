@@ -7,17 +7,15 @@ memory, so `gateway.inbound` loads this only when service accounts are configure
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from gateway.config import ServiceAccountAuth
 from gateway.errors import GatewayError, unauthenticated
+from gateway.inbound.clients import Client
 from gateway.upstream.credentials import WatchedFile
-
-if TYPE_CHECKING:
-    from gateway.inbound.clients import Client
 
 
 class ServiceAccounts:

@@ -25,8 +25,8 @@ from typing import Any
 
 import orjson
 
-from gateway.errors import StreamError, echo, known_error_type
-from gateway.sse import FRAMED_EVENT, encode_data, only_framed_events, parse_events
+from gateway.errors import GatewayError, StreamError, echo, known_error_type
+from gateway.sse import DONE, FRAMED_EVENT, SSEDecoder, encode_data, only_framed_events, parse_events
 from gateway.translate.chat_response import finish_reason, openai_usage
 from gateway.translate.usage import merge_usage
 
@@ -230,3 +230,46 @@ def _is_utf8(raw: bytes) -> bool:
     except UnicodeDecodeError:
         return False
     return True
+
+
+class ChatStream:
+    """The Chat Completions dialect for the stream relay: whole upstream events in, chunks out."""
+
+    __slots__ = ("_decoder", "_translator")
+
+    pending = False  # only whole chunks are written: a heartbeat never lands inside one
+    upstream_error = False  # an upstream error event becomes a StreamError, never passed on
+
+    def __init__(self, translator: ChatStreamTranslator, max_event_bytes: int) -> None:
+        self._translator = translator
+        self._decoder = SSEDecoder(max_event_bytes)
+
+    @property
+    def done(self) -> bool:
+        return self._translator.stopped
+
+    @property
+    def first_token(self) -> bool:
+        return self._translator.delta_seen
+
+    @property
+    def usage(self) -> dict[str, Any]:
+        return dict(self._translator.usage)
+
+    def feed(self, chunk: bytes) -> bytes:
+        complete = self._decoder.complete(chunk)
+        if complete is None:
+            return b""
+        out: list[bytes] = []
+        try:
+            self._translator.translate(complete, out)
+        except StreamError as exc:
+            exc.before = b"".join(out)  # what came before the failure in the same read still goes, in order
+            raise
+        return b"".join(out)
+
+    def ending(self) -> bytes:
+        return DONE
+
+    def error(self, failure: GatewayError) -> bytes:
+        return encode_data(failure.openai_body())

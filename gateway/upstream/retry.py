@@ -1,7 +1,8 @@
-"""Retry budget, target cooldown and retry-after parsing: the state behind retries and fallbacks.
+"""Retry budget, target cooldown, retry-after parsing and what to do after a failed attempt:
+the policy behind retries and fallbacks.
 
-Pure logic over an injected clock, so the policy is tested without sleeping; the handlers
-decide when to ask.
+Pure logic over an injected clock, so the policy is tested without sleeping; the exchange
+(gateway/upstream/exchange.py) asks it and does what it says.
 """
 
 from __future__ import annotations
@@ -10,9 +11,41 @@ import email.utils
 import math
 import time
 from collections.abc import Callable, Mapping
+from enum import Enum
 
 # Answers worth another attempt (elsewhere, or later): the request itself was fine.
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504, 529})
+
+
+class Step(Enum):
+    """What to do after a failed attempt."""
+
+    ANOTHER = "another"  # the next attempt: the next target, or the same one again
+    WAIT = "wait"  # wait out the upstream's retry-after, then the same target again
+    FAIL = "fail"  # this failure goes to the client now
+
+
+def after_failure(
+    status: int | None,
+    retry_after: float | None,
+    *,
+    attempt: int,
+    max_attempts: int,
+    lone_target: bool,
+    wait_cap: float,
+) -> Step:
+    """After attempt number `attempt` (from 1) failed with `status` (None: no usable answer at all,
+    a connection error, a timeout, an answer refused). A request Foundry refused as such is not
+    retried; a lone target's short retry-after is waited out, a long one goes back to the client.
+    Whether a retry is then made also depends on the target's health and the retry budget, which
+    the exchange asks next."""
+    if status is not None and status not in RETRYABLE_STATUSES:
+        return Step.FAIL
+    if attempt >= max_attempts:
+        return Step.FAIL
+    if lone_target and retry_after is not None:
+        return Step.FAIL if retry_after > wait_cap else Step.WAIT
+    return Step.ANOTHER
 
 
 class RetryBudget:

@@ -25,6 +25,13 @@ CHECK_TOOLS = (
 )
 
 
+# Each image installs its own extra: (a package only it needs, a package only the other needs).
+OWN_PACKAGES = {"gateway": ("uvloop", "azure"), "token_sidecar": ("azure", "uvloop")}
+CHECK_PACKAGES = (
+    "import importlib.util; print(','.join(m for m in ('uvloop', 'azure', 'msal') if importlib.util.find_spec(m)))"
+)
+
+
 def config_of(image: str) -> dict[str, Any]:
     data: dict[str, Any] = json.loads(buildah("inspect", "--type", "image", image).stdout)
     return dict(data["OCIv1"]["config"])
@@ -77,6 +84,9 @@ def test_images_run_as_non_root_and_serve_a_request(images: dict[str, str], tmp_
             assert buildah(*python, "import os; print(os.getuid(), os.getgid())").stdout.split() == ["10001", "10001"]
             found = buildah(*python, CHECK_TOOLS).stdout.strip()
             assert found == "[]", "no compiler, and no pip or pip cache in the application's venv"
+            held = buildah(*python, CHECK_PACKAGES).stdout.strip().split(",")
+            own, other = OWN_PACKAGES[config["Entrypoint"][-1]]
+            assert own in held and other not in held, f"{image} holds {held}: its own dependencies only"
         finally:
             buildah("rm", probe, check=False)
 

@@ -15,8 +15,8 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from gateway.app import create_app
 from gateway.config import parse_config
-from gateway.handlers.chat_completions import ChatStream
-from gateway.handlers.messages import NativeStream
+from gateway.translate.chat_stream import ChatStream
+from gateway.translate.native import NativeStream
 from tests.harness import rss_mb
 from tests.integration.conftest import API_KEY, BEARER, Stack
 

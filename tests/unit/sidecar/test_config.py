@@ -65,3 +65,40 @@ def test_several_tokens_from_a_file(tmp_path: Path) -> None:
     file.write_text("tokens:\n  - {name: east, tenant_id: t1, client_id: c1, output: /o, bogus: 1}\n")
     with pytest.raises(SidecarConfigError, match=r"tokens\.0\.bogus"):
         load(["--config", str(file)], {})
+
+
+SETTINGS = [
+    # (flag, value, field, expected): every process-wide setting, by flag and by variable
+    ("health-host", "127.0.0.1", "health_host", "127.0.0.1"),
+    ("health-port", "9999", "health_port", 9999),
+    ("ready-margin", "60", "ready_margin_seconds", 60.0),
+    ("refresh-fraction", "0.5", "refresh_fraction", 0.5),
+    ("jitter", "0.2", "jitter_fraction", 0.2),
+    ("attempt-timeout", "5", "attempt_timeout_seconds", 5.0),
+    ("retry-initial", "0.5", "retry_initial_seconds", 0.5),
+    ("retry-max", "30", "retry_max_seconds", 30.0),
+    ("ca-file", "/ca.pem", "ca_file", Path("/ca.pem")),
+    ("log-level", "debug", "log_level", "debug"),
+    ("log-format", "console", "log_format", "console"),
+]
+
+
+@pytest.mark.parametrize(("name", "value", "field", "expected"), SETTINGS, ids=[s[0] for s in SETTINGS])
+def test_every_setting_is_a_flag_and_a_variable(name: str, value: str, field: str, expected: object) -> None:
+    env = {**BASE, "AZURE_CLIENT_SECRET": "s"}
+    by_flag, _ = load(["--output", "/o", f"--{name}", value], env)
+    variable = "TOKEN_SIDECAR_" + name.upper().replace("-", "_")
+    by_variable, _ = load(["--output", "/o"], {**env, variable: value})
+    assert getattr(by_flag, field) == expected == getattr(by_variable, field)
+
+
+def test_the_flag_table_covers_every_setting_of_the_process() -> None:
+    from token_sidecar.config import _SETTINGS, SidecarConfig
+
+    assert {field for field, _, _ in _SETTINGS} == set(SidecarConfig.model_fields) - {"tokens"}
+    assert {name for name, *_ in SETTINGS} == {name for _, name, _ in _SETTINGS}
+
+
+def test_a_bad_value_names_its_flag_and_variable() -> None:
+    with pytest.raises(SidecarConfigError, match=r"health_port \(--health-port or TOKEN_SIDECAR_HEALTH_PORT\)"):
+        load(["--output", "/o", "--health-port", "eighty"], {**BASE, "AZURE_CLIENT_SECRET": "s"})

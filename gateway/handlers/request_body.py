@@ -1,0 +1,145 @@
+"""What every dialect does with a request before the exchange: read its JSON (bounded, inflated),
+find the route its model names, admit its client."""
+
+from __future__ import annotations
+
+import asyncio
+import zlib
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from gateway.context import RequestContext
+from gateway.errors import GatewayError, echo, invalid_request, too_deeply_nested
+from gateway.inbound.authenticator import Inbound
+from gateway.keys import RECORDER, SESSION, context
+from gateway.runtime import Route
+from gateway.upstream.exchange import Exchange
+
+# Bodies at least this large are decompressed off the event loop.
+_INLINE_DECOMPRESS_BYTES = 256 * 1024
+
+
+async def read_json_object(request: web.Request, ctx: RequestContext) -> dict[str, Any]:
+    server = ctx.runtime.config.server
+    length = request.content_length
+    if length is not None and length > server.max_body_bytes:
+        raise _too_large(
+            server.max_body_bytes
+        )  # before reading a byte of it (and, with Expect: 100-continue, before it is sent)
+    try:
+        if request.content.is_eof():
+            raw = await request.read()  # all here already (the common case): no timer to arm
+        else:
+            async with asyncio.timeout(server.body_read_timeout_seconds):
+                raw = await request.read()
+    except TimeoutError:
+        raise GatewayError(
+            408, f"Request body not received within {server.body_read_timeout_seconds:g} s", error_type="timeout_error"
+        ) from None
+    except web.HTTPRequestEntityTooLarge:
+        raise _too_large(server.max_body_bytes) from None
+    encoding = request.headers.get("content-encoding")
+    if encoding is not None:
+        raw = await _decoded(raw, encoding, server.max_body_bytes)
+    if not raw:
+        raise invalid_request("Request body is empty; send a JSON object")
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        if str(exc).startswith("depth limit exceeded"):
+            raise too_deeply_nested() from None
+        raise invalid_request(f"Request body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise invalid_request("Request body must be a JSON object")
+    messages = body.get("messages")
+    if isinstance(messages, list) and len(messages) > server.max_messages:
+        raise invalid_request(f"'messages' holds {len(messages)} messages; this gateway accepts {server.max_messages}")
+    return body
+
+
+def _too_large(limit: int) -> GatewayError:
+    return GatewayError(
+        413, f"Request body is larger than the {limit} bytes this gateway accepts", error_type="request_too_large"
+    )
+
+
+async def _decoded(raw: bytes, encoding: str, limit: int) -> bytes:
+    """A compressed request body, inflated to at most `limit` bytes (a small bomb must not become a large body)."""
+    name = encoding.strip().lower()
+    if name in ("", "identity"):
+        return raw
+    if name not in ("gzip", "x-gzip", "deflate"):
+        raise GatewayError(
+            415,
+            f"Content-Encoding {echo(encoding)} is not supported; send the body uncompressed, or as gzip or deflate",
+            error_type="invalid_request_error",
+        )
+    inflate = _inflate_gzip if name != "deflate" else _inflate_deflate
+    try:
+        if len(raw) < _INLINE_DECOMPRESS_BYTES:
+            body = inflate(raw, limit)
+        else:
+            body = await asyncio.to_thread(inflate, raw, limit)
+    except zlib.error as exc:
+        raise invalid_request(
+            f"Request body is not valid {name} ({exc}); send it uncompressed or fix the encoding"
+        ) from None
+    if body is None:
+        raise _too_large(limit)
+    return body
+
+
+def _inflate_gzip(raw: bytes, limit: int) -> bytes | None:
+    return _inflate(zlib.decompressobj(16 + zlib.MAX_WBITS), raw, limit)
+
+
+def _inflate_deflate(raw: bytes, limit: int) -> bytes | None:
+    # HTTP's deflate is the zlib format, but some clients send raw deflate: accept both, as browsers do.
+    try:
+        return _inflate(zlib.decompressobj(zlib.MAX_WBITS), raw, limit)
+    except zlib.error:
+        return _inflate(zlib.decompressobj(-zlib.MAX_WBITS), raw, limit)
+
+
+def _inflate(inflater: Any, raw: bytes, limit: int) -> bytes | None:
+    """None when the body inflates past `limit`; zlib.error when it is not what it claims to be."""
+    body: bytes = inflater.decompress(raw, limit + 1)
+    if len(body) > limit or inflater.unconsumed_tail:
+        return None
+    if not inflater.eof:
+        raise zlib.error("the compressed data ends early")
+    return body
+
+
+def admit(request: web.Request, ctx: RequestContext, route: Route) -> None:
+    """With inbound auth on: the client may use this route, and is within its limits."""
+    if ctx.client is None:
+        return
+    try:
+        Inbound.admit(ctx.client, route.name)
+    except GatewayError as exc:
+        request.app[RECORDER].inbound_rejected("forbidden_route" if exc.status == 403 else "rate_limited")
+        raise
+
+
+async def routed_request(request: web.Request) -> tuple[RequestContext, dict[str, Any], Route]:
+    """The request's context, its JSON body and the route its model names, with its client admitted."""
+    ctx = context(request)
+    body = await read_json_object(request, ctx)
+    route = ctx.runtime.route(model_of(body), ctx.client)
+    ctx.route = route.name
+    admit(request, ctx, route)
+    return ctx, body, route
+
+
+def exchange_for(request: web.Request, ctx: RequestContext) -> Exchange:
+    return Exchange(request.app[SESSION], request.app[RECORDER], ctx, request.headers)
+
+
+def model_of(body: dict[str, Any]) -> str:
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise invalid_request("'model' is required and must be a string naming one of the gateway's models", "model")
+    return model

@@ -1,0 +1,149 @@
+"""The one place the gateway's metrics are written, and the access log with them.
+
+A request's own record is its RequestContext, filled in as it goes (start, target chosen,
+first token, usage, how it ended); `finish` turns it into the request metrics and one
+access-log line. What happens on the way (attempts, retries, cooldowns, refused answers,
+refused callers, connections, reloads) is told to the recorder as it happens. So relabelling
+a metric touches this file and metrics.py only, and the access log is only a log.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import structlog
+
+from gateway.observability.logging import AccessLog
+from gateway.observability.metrics import GatewayMetrics
+
+if TYPE_CHECKING:
+    from gateway.context import RequestContext
+    from gateway.runtime import Target
+
+log = structlog.get_logger("gateway")
+
+
+class Recorder:
+    __slots__ = ("access_log", "metrics")
+
+    def __init__(self, metrics: GatewayMetrics, access_log: AccessLog) -> None:
+        self.metrics = metrics
+        self.access_log = access_log
+
+    # Gauges read at scrape time.
+
+    def watch_in_flight(self, count: Callable[[], float]) -> None:
+        self.metrics.in_flight.set_function(count)
+
+    def watch_open_connections(self, count: Callable[[], float]) -> None:
+        self.metrics.open_connections.set_function(count)
+
+    # Callers and connections refused before a request is served.
+
+    def connection_closed(self, reason: str) -> None:
+        """`limit` or `header_timeout`."""
+        self.metrics.connections_closed.labels(reason).inc()
+
+    def concurrency_rejected(self) -> None:
+        self.metrics.concurrency_rejections.inc()
+
+    def inbound_rejected(self, reason: str) -> None:
+        """`unauthenticated`, `forbidden_route` or `rate_limited`."""
+        self.metrics.inbound_rejections.labels(reason).inc()
+
+    # The exchange with Foundry.
+
+    def upstream_answered(self, target: Target, status: str, seconds: float | None) -> None:
+        """One attempt: Foundry's status, or `error` / `timeout` when there was no answer."""
+        self.metrics.upstream_requests_by(target.upstream.name, target.deployment, status).inc()
+        if seconds is not None:
+            self.metrics.upstream_duration_by(target.upstream.name).observe(seconds)
+
+    def retried(self, route: str, kind: str) -> None:
+        """`fallback` to another target, or `retry` of the same one."""
+        self.metrics.retries.labels(route, kind).inc()
+
+    def retry_denied(self, route: str) -> None:
+        self.metrics.retries_denied.labels(route).inc()
+
+    def cooled_down(self, target: Target) -> None:
+        self.metrics.cooldowns.labels(target.upstream.name, target.deployment).inc()
+
+    def answer_refused(self, ctx: RequestContext, reason: str) -> None:
+        """An upstream answer the gateway would not pass on (a 502 to the client)."""
+        self.metrics.unusable_answers.labels(ctx.upstream or "unknown", reason).inc()
+        log.warning(
+            "upstream_answer_refused",
+            request_id=ctx.request_id,
+            upstream=ctx.upstream,
+            deployment=ctx.deployment,
+            upstream_status=ctx.upstream_status,
+            reason=reason,
+        )
+
+    # Config.
+
+    def config_reloaded(self, result: str) -> None:
+        """`applied` or `refused`."""
+        self.metrics.config_reloads.labels(result).inc()
+
+    # The end of a request.
+
+    def finish(self, ctx: RequestContext, method: str, path: str, status: int) -> None:
+        """The request's metrics and access-log line. Runs after the response is complete, so nothing
+        here may raise: a failure would be written into a finished response."""
+        try:
+            self._finish(ctx, method, path, status)
+        except Exception:
+            log.exception("request_record_failed", request_id=ctx.request_id)
+
+    def _finish(self, ctx: RequestContext, method: str, path: str, status: int) -> None:
+        metrics = self.metrics
+        duration = time.perf_counter() - ctx.started
+        dialect = ctx.dialect.value
+        metrics.requests_by(ctx.route, dialect, str(status)).inc()
+        metrics.request_duration_by(ctx.route, dialect).observe(duration)
+        ttft = ctx.ttft
+        if ttft is not None:
+            metrics.time_to_first_token_by(ctx.route, dialect).observe(ttft)
+            output_tokens = ctx.usage.get("output_tokens")
+            if isinstance(output_tokens, int) and output_tokens > 1 and not ctx.stream_error:
+                metrics.time_per_output_token_by(ctx.route, dialect).observe((duration - ttft) / (output_tokens - 1))
+        if ctx.usage:
+            metrics.record_tokens(ctx.route, ctx.usage)
+        if ctx.stream_error:
+            metrics.stream_errors.labels(ctx.route, dialect, ctx.stream_error).inc()
+        if ctx.client_disconnected:
+            metrics.client_disconnects.labels(ctx.route, dialect).inc()
+        client = None
+        if ctx.client is not None:
+            client = ctx.client.name
+            metrics.client_requests_by(client, ctx.route, str(status)).inc()
+        fields = {
+            "request_id": ctx.request_id,
+            "client": client,
+            "method": method,
+            "path": path,
+            "dialect": dialect,
+            "route": ctx.route,
+            "upstream": ctx.upstream,
+            "deployment": ctx.deployment,
+            "status": status,
+            "upstream_status": ctx.upstream_status,
+            "upstream_request_id": ctx.upstream_request_id,
+            "stream": ctx.stream,
+            "duration_ms": round(duration * 1000, 2),
+            "ttft_ms": None if ttft is None else round(ttft * 1000, 2),
+            "input_tokens": ctx.usage.get("input_tokens"),
+            "output_tokens": ctx.usage.get("output_tokens"),
+            "cache_read_tokens": ctx.usage.get("cache_read_input_tokens"),
+            "stream_error": ctx.stream_error,
+            "client_disconnected": ctx.client_disconnected or None,
+            "auth_retried": ctx.auth_retried or None,
+            "retries": ctx.retries or None,
+            "error": ctx.error,
+        }
+        # Unset fields are left out: one short line per request is what people read.
+        self.access_log.record({k: v for k, v in fields.items() if v is not None})
