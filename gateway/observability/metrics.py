@@ -41,122 +41,91 @@ class Children(Generic[M]):
 class GatewayMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
-        self.requests = Counter(
-            "foundry_gateway_requests",
-            "Client requests by route, API dialect and HTTP status.",
-            ["route", "dialect", "status"],
-            registry=registry,
-        )
-        self.request_duration = Histogram(
-            "foundry_gateway_request_duration_seconds",
+
+        def counter(name: str, doc: str, *labels: str) -> Counter:
+            return Counter(f"foundry_gateway_{name}", doc, labels, registry=registry)
+
+        def histogram(name: str, doc: str, buckets: tuple[float, ...], *labels: str) -> Histogram:
+            return Histogram(f"foundry_gateway_{name}", doc, labels, buckets=buckets, registry=registry)
+
+        def gauge(name: str, doc: str) -> Gauge:
+            return Gauge(f"foundry_gateway_{name}", doc, registry=registry)
+
+        # Requests, as clients saw them.
+        self.requests = counter("requests", "Client requests by route, API dialect and HTTP status.",
+                                "route", "dialect", "status")  # fmt: skip
+        self.request_duration = histogram(
+            "request_duration_seconds",
             "Time from request received to response complete (stream end included).",
-            ["route", "dialect"],
-            buckets=LATENCY_BUCKETS,
-            registry=registry,
-        )
-        self.time_to_first_token = Histogram(
-            "foundry_gateway_time_to_first_token_seconds",
+            LATENCY_BUCKETS, "route", "dialect",
+        )  # fmt: skip
+        self.time_to_first_token = histogram(
+            "time_to_first_token_seconds",
             "Time from request received to the first streamed content sent to the client.",
-            ["route", "dialect"],
-            buckets=LATENCY_BUCKETS,
-            registry=registry,
-        )
-        self.time_per_output_token = Histogram(
-            "foundry_gateway_time_per_output_token_seconds",
+            LATENCY_BUCKETS, "route", "dialect",
+        )  # fmt: skip
+        self.time_per_output_token = histogram(
+            "time_per_output_token_seconds",
             "Stream time after the first token, divided by the output tokens after it.",
-            ["route", "dialect"],
-            buckets=TOKEN_INTERVAL_BUCKETS,
-            registry=registry,
-        )
-        self.tokens = Counter(
-            "foundry_gateway_tokens",
-            "Tokens reported by Foundry, by route and type.",
-            ["route", "type"],
-            registry=registry,
-        )
-        self.in_flight = Gauge("foundry_gateway_in_flight_requests", "Requests being served now.", registry=registry)
-        self.stream_errors = Counter(
-            "foundry_gateway_stream_errors",
-            "Streams that ended with an error after the response had started.",
-            ["route", "dialect", "reason"],
-            registry=registry,
-        )
-        self.client_disconnects = Counter(
-            "foundry_gateway_client_disconnects",
-            "Clients that went away before their response was complete.",
-            ["route", "dialect"],
-            registry=registry,
-        )
-        self.upstream_requests = Counter(
-            "foundry_gateway_upstream_requests",
-            "Requests sent to Foundry, by upstream, deployment and status (or error kind).",
-            ["upstream", "deployment", "status"],
-            registry=registry,
-        )
-        self.upstream_duration = Histogram(
-            "foundry_gateway_upstream_duration_seconds",
-            "Time from sending a request to Foundry to its response headers.",
-            ["upstream"],
-            buckets=LATENCY_BUCKETS,
-            registry=registry,
-        )
-        self.retries = Counter(
-            "foundry_gateway_retries",
+            TOKEN_INTERVAL_BUCKETS, "route", "dialect",
+        )  # fmt: skip
+        self.tokens = counter("tokens", "Tokens reported by Foundry, by route and type.", "route", "type")
+        self.in_flight = gauge("in_flight_requests", "Requests being served now.")
+        self.stream_errors = counter(
+            "stream_errors", "Streams that ended with an error after the response had started.",
+            "route", "dialect", "reason",
+        )  # fmt: skip
+        self.client_disconnects = counter("client_disconnects",
+                                          "Clients that went away before their response was complete.",
+                                          "route", "dialect")  # fmt: skip
+        # The exchange with Foundry.
+        self.upstream_requests = counter(
+            "upstream_requests", "Requests sent to Foundry, by upstream, deployment and status (or error kind).",
+            "upstream", "deployment", "status",
+        )  # fmt: skip
+        self.upstream_duration = histogram("upstream_duration_seconds",
+                                           "Time from sending a request to Foundry to its response headers.",
+                                           LATENCY_BUCKETS, "upstream")  # fmt: skip
+        self.retries = counter(
+            "retries",
             "Further attempts after a failed one, before the first byte: kind is fallback (another target) or retry.",
-            ["route", "kind"],
-            registry=registry,
-        )
-        self.retries_denied = Counter(
-            "foundry_gateway_retries_denied",
+            "route", "kind",
+        )  # fmt: skip
+        self.retries_denied = counter(
+            "retries_denied",
             "Retries not made because the retry budget was spent or the next target was cooling down.",
-            ["route"],
-            registry=registry,
+            "route",
         )
-        self.cooldowns = Counter(
-            "foundry_gateway_target_cooldowns",
-            "Times a target was put in cooldown (consecutive failures or a retry-after).",
-            ["upstream", "deployment"],
-            registry=registry,
-        )
-        self.unusable_answers = Counter(
-            "foundry_gateway_upstream_unusable_answers",
+        self.cooldowns = counter("target_cooldowns",
+                                 "Times a target was put in cooldown (consecutive failures or a retry-after).",
+                                 "upstream", "deployment")  # fmt: skip
+        self.unusable_answers = counter(
+            "upstream_unusable_answers",
             "Upstream answers refused and answered 502: redirect, unexpected_status, too_large, not_a_message.",
-            ["upstream", "reason"],
-            registry=registry,
-        )
-        self.open_connections = Gauge(
-            "foundry_gateway_open_connections", "Client connections open on the API port.", registry=registry
-        )
-        self.connections_closed = Counter(
-            "foundry_gateway_connections_closed",
+            "upstream", "reason",
+        )  # fmt: skip
+        # Connections and callers refused before a request is served.
+        self.open_connections = gauge("open_connections", "Client connections open on the API port.")
+        self.connections_closed = counter(
+            "connections_closed",
             "Client connections the gateway closed: limit (over server.max_connections, answered 503), "
             "header_timeout (no request head within server.header_timeout_seconds).",
-            ["reason"],
-            registry=registry,
+            "reason",
         )
-        self.concurrency_rejections = Counter(
-            "foundry_gateway_concurrency_rejections",
-            "Requests answered 429 at once because the pod was at max_concurrent_requests.",
-            registry=registry,
+        self.concurrency_rejections = counter(
+            "concurrency_rejections", "Requests answered 429 at once because the pod was at max_concurrent_requests."
         )
-        self.client_requests = Counter(
-            "foundry_gateway_client_requests",
+        self.client_requests = counter(
+            "client_requests",
             "Requests by inbound client (names from the config), route and status; only with inbound auth on.",
-            ["client", "route", "status"],
-            registry=registry,
-        )
-        self.inbound_rejections = Counter(
-            "foundry_gateway_inbound_rejections",
+            "client", "route", "status",
+        )  # fmt: skip
+        self.inbound_rejections = counter(
+            "inbound_rejections",
             "Requests refused by inbound auth: unauthenticated, forbidden_route or rate_limited.",
-            ["reason"],
-            registry=registry,
+            "reason",
         )
-        self.config_reloads = Counter(
-            "foundry_gateway_config_reloads",
-            "Config file reloads by result (applied, refused).",
-            ["result"],
-            registry=registry,
-        )
+        self.config_reloads = counter("config_reloads", "Config file reloads by result (applied, refused).", "result")
         Info("foundry_gateway_build", "Gateway version.", registry=registry).info({"version": __version__})
         # Memory, CPU, open files and the garbage collector of this process, under their standard names.
         ProcessCollector(registry=registry)

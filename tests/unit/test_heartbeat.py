@@ -1,4 +1,8 @@
-"""Heartbeat comments: only while the upstream is quiet, never mid-event or mid-write."""
+"""Heartbeat comments: only while the client has been sent nothing, never mid-event or mid-write.
+
+On looptime's fake loop clock: every sleep is fast-forwarded, so the counts are exact and no test
+waits or depends on how busy the machine is.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,8 @@ import pytest
 from aiohttp import web
 
 from gateway.handlers.streaming import HEARTBEAT, Heartbeat
+
+pytestmark = pytest.mark.looptime
 
 
 class Recorder:
@@ -34,7 +40,7 @@ async def beats(seconds: float, *, between_events: bool = True, busy: bool = Fal
 async def test_a_quiet_stream_gets_heartbeats() -> None:
     writes = await beats(0.28)
     assert writes and set(writes) == {HEARTBEAT}
-    assert 3 <= len(writes) <= 6
+    assert len(writes) == 5, "one each 50 ms of 280 ms, on the loop's own clock"
 
 
 @pytest.mark.asyncio
