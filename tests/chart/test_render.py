@@ -12,7 +12,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from gateway.config import parse_config
+from gateway.config import ServerConfig, parse_config
+from scripts.gen_chart_schema import camel
 from tests.chart.render import CHART, SCENARIOS, by_kind, gateway_config, helm, one, render
 from tests.harness import ROOT
 
@@ -235,3 +236,18 @@ def test_readme_documents_every_value() -> None:
     values = yaml.safe_load((CHART / "values.yaml").read_text())
     missing = [k for k in _leaf_keys(values) if f"| `{k}` |" not in readme]
     assert missing == []
+
+
+def test_every_server_setting_is_a_chart_value_that_reaches_the_config(tmp_path: Path) -> None:
+    """gateway.<camelCase> for each setting of the config's server section, generated from its schema."""
+    chosen = {"maxUpstreamBodyBytes": 2_000_000, "headerTimeoutSeconds": 3, "bodyReadTimeoutSeconds": 7,
+              "maxMessages": 50}  # fmt: skip
+    objects = render(CHART / "ci" / "api-key-values.yaml", {"gateway": chosen}, tmp=tmp_path)
+    config = parse_config(yaml.safe_load(gateway_config(objects)["data"]["config.yaml"]), "rendered")
+    assert config.server.max_upstream_body_bytes == 2_000_000 and config.server.header_timeout_seconds == 3
+    assert config.server.body_read_timeout_seconds == 7 and config.server.max_messages == 50
+    schema = json.loads((CHART / "values.schema.json").read_text())["properties"]["gateway"]["properties"]
+    settings = set(ServerConfig.model_fields) - {"host", "admin_host"}
+    assert {camel(name) for name in settings} <= set(schema)
+    with pytest.raises(AssertionError, match="maxUpstreamBodyBytes"):  # under its minimum: the schema refuses it
+        render(CHART / "ci" / "api-key-values.yaml", {"gateway": {"maxUpstreamBodyBytes": 10}}, tmp=tmp_path)

@@ -114,11 +114,11 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- $upstreams = append $upstreams $u -}}
 {{- end -}}
 {{- $g := .Values.gateway -}}
-{{- $server := dict "host" "0.0.0.0" "port" $g.port "max_body_bytes" $g.maxBodyBytes "upstream_connections" $g.upstreamConnections
-  "max_concurrent_requests" $g.maxConcurrentRequests "heartbeat_seconds" $g.heartbeatSeconds
-  "drain_delay_seconds" $g.drainDelaySeconds "drain_timeout_seconds" $g.drainTimeoutSeconds
-  "admin_host" "0.0.0.0" "admin_port" $g.adminPort "max_connections" $g.maxConnections
-  "header_timeout_seconds" $g.headerTimeoutSeconds "idle_timeout_seconds" $g.idleTimeoutSeconds -}}
+{{- $server := dict "host" "0.0.0.0" "admin_host" "0.0.0.0" -}}
+{{- range (include "fgw.serverKeys" . | splitList " ") -}}
+{{- $pair := splitList ":" . -}}
+{{- if hasKey $g (first $pair) }}{{ $_ := set $server (last $pair) (get $g (first $pair)) }}{{ end -}}
+{{- end -}}
 {{- $config := dict "server" $server "logging" (dict "level" $g.logLevel "format" $g.logFormat)
   "upstreams" $upstreams "routes" .Values.routes -}}
 {{- with .Values.retries }}{{ $_ := set $config "retries" . }}{{ end -}}
