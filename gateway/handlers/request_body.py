@@ -25,9 +25,8 @@ async def read_json_object(request: web.Request, ctx: RequestContext) -> dict[st
     server = ctx.runtime.config.server
     length = request.content_length
     if length is not None and length > server.max_body_bytes:
-        raise _too_large(
-            server.max_body_bytes
-        )  # before reading a byte of it (and, with Expect: 100-continue, before it is sent)
+        # Refused before a byte is read (with Expect: 100-continue, before a byte is sent).
+        raise _too_large(server.max_body_bytes)
     try:
         if request.content.is_eof():
             raw = await request.read()  # all here already (the common case): no timer to arm
