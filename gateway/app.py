@@ -20,7 +20,7 @@ from gateway.context import Load, RequestContext
 from gateway.errors import Dialect, GatewayError, echo
 from gateway.handlers import chat_completions, info, messages
 from gateway.inbound.authenticator import Inbound
-from gateway.keys import CONTEXT, DIALECTS, LIVE, LOAD, RECORDER, SESSION
+from gateway.keys import CONTEXT, DIALECTS, LIVE, LOAD, PUBLIC, RECORDER, SESSION
 from gateway.observability.logging import AccessLog
 from gateway.observability.metrics import GatewayMetrics, TokenExpiryCollector
 from gateway.observability.recorder import Recorder
@@ -38,6 +38,7 @@ class Endpoint:
     path: str
     handler: Handler
     dialect: Dialect
+    public: bool = False  # served without inbound authentication
 
 
 # The API, in one table: it builds the router, says which dialect each path's errors are
@@ -52,6 +53,7 @@ ENDPOINTS = (
     Endpoint("GET", "/v1/models", info.list_models, Dialect.OPENAI),
     Endpoint("GET", "/models", info.list_models, Dialect.OPENAI),
     Endpoint("GET", "/v1/models/{model}", info.get_model, Dialect.OPENAI),
+    Endpoint("HEAD", "/", info.probe, Dialect.OPENAI, public=True),
 )
 _SERVED = ", ".join(f"{e.method} {e.path}" for e in ENDPOINTS)
 _SEGMENTS = [(tuple(e.path.split("/")[1:]), e.dialect) for e in ENDPOINTS]
@@ -104,6 +106,9 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
         dialect=request.app[DIALECTS].get(route) or dialect_of(request.path),
         runtime=request.app[LIVE].runtime,
     )
+    session = request.headers.get("x-claude-code-session-id")
+    if session is not None:
+        ctx.session_id = printable(session)
     request[CONTEXT] = ctx
     recorder = request.app[RECORDER]
     load = request.app[LOAD]
@@ -123,7 +128,7 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         try:
             inbound = ctx.runtime.inbound
-            if inbound is not None:
+            if inbound is not None and route not in request.app[PUBLIC]:
                 try:
                     ctx.client = inbound.authenticate(request.headers)
                 except GatewayError:
@@ -165,9 +170,14 @@ def _charge(ctx: RequestContext) -> None:
 def request_id(given: str | None) -> str:
     """The caller's x-request-id when it is printable ASCII of a sane length, else a fresh one: it
     goes into a response header and every log line, which bytes of any other kind would break."""
+    return printable(given) or os.urandom(16).hex()
+
+
+def printable(given: str | None) -> str | None:
+    """A caller's identifier kept for the log: printable ASCII of at most 128 characters, else none."""
     if given and len(given) <= 128 and given.isascii() and given.isprintable():
         return given
-    return os.urandom(16).hex()
+    return None
 
 
 async def expect_continue(request: web.Request) -> None:
@@ -222,11 +232,17 @@ def create_app(
 
         app.cleanup_ctx.append(config_watcher)
     dialects = {}
+    public = set()
     for endpoint in ENDPOINTS:
         if endpoint.method == "POST":
             route = app.router.add_post(endpoint.path, endpoint.handler, expect_handler=expect_continue)
+        elif endpoint.method == "GET":
+            route = app.router.add_get(endpoint.path, endpoint.handler, allow_head=False)
         else:
             route = app.router.add_route(endpoint.method, endpoint.path, endpoint.handler)
         dialects[route] = endpoint.dialect
+        if endpoint.public:
+            public.add(route)
     app[DIALECTS] = dialects
+    app[PUBLIC] = frozenset(public)
     return app

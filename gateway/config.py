@@ -7,6 +7,7 @@ values.schema.json and the docs are generated from.
 
 from __future__ import annotations
 
+import fnmatch
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -205,6 +206,12 @@ class RouteConfig(_Model):
     """A model name clients send, and the deployments that serve it."""
 
     model: str = Field(min_length=1, description="The model name clients send.")
+    aliases: list[str] = Field(
+        default_factory=list,
+        description="Other names clients send for this route: exact names (sonnet-latest) or glob patterns "
+        "(claude-sonnet-4-5-*, claude-opus-*). An exact name wins over any pattern; between patterns, the first "
+        "in the file wins. Answers carry the name the client sent.",
+    )
     targets: list[TargetConfig] = Field(min_length=1)
     strategy: Literal["weighted", "priority"] = Field(
         "weighted",
@@ -320,6 +327,7 @@ def _cross_references(config: GatewayConfig) -> list[tuple[str, str]]:
                             f"names route {model!r}, which is not defined",
                         )
                     )
+    problems += _alias_conflicts(config.routes)
     for i, route in enumerate(config.routes):
         for j, target in enumerate(route.targets):
             if target.upstream not in names:
@@ -329,6 +337,28 @@ def _cross_references(config: GatewayConfig) -> list[tuple[str, str]]:
                         f"names upstream {target.upstream!r}, which is not defined (defined: {', '.join(names)})",
                     )
                 )
+    return problems
+
+
+def is_pattern(alias: str) -> bool:
+    return any(c in alias for c in "*?[")
+
+
+def _alias_conflicts(routes: Sequence[RouteConfig]) -> list[tuple[str, str]]:
+    """An exact name two routes claim, or a pattern that would take another route's own name."""
+    problems: list[tuple[str, str]] = []
+    owner: dict[str, str] = {r.model: r.model for r in routes}
+    for i, route in enumerate(routes):
+        for j, alias in enumerate(route.aliases):
+            key = f"routes[{i}].aliases[{j}]"
+            if is_pattern(alias):
+                taken = [r.model for r in routes if r is not route and fnmatch.fnmatchcase(r.model, alias)]
+                if taken:
+                    problems.append((key, f"pattern {alias!r} matches the model name of route {taken[0]!r}"))
+            elif owner.get(alias, route.model) != route.model:
+                problems.append((key, f"{alias!r} is already the name or an alias of route {owner[alias]!r}"))
+            else:
+                owner[alias] = route.model
     return problems
 
 

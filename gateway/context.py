@@ -31,6 +31,7 @@ class RequestContext:
     auth_retried: bool = False
     retries: int = 0
     client: Client | None = None
+    session_id: str | None = None  # the caller's session (Claude Code's x-claude-code-session-id): the log only
     error: str | None = None
 
     def mark_first_token(self) -> None:

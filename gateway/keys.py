@@ -22,6 +22,8 @@ SESSION: web.AppKey[aiohttp.ClientSession] = web.AppKey("session")
 LOAD: web.AppKey[Load] = web.AppKey("load")
 # Each API route's dialect, from the endpoint table (gateway/app.py).
 DIALECTS: web.AppKey[dict[AbstractRoute, Dialect]] = web.AppKey("dialects")
+# The API routes served without inbound authentication (HEAD /).
+PUBLIC: web.AppKey[frozenset[AbstractRoute]] = web.AppKey("public")
 
 # Per request.
 CONTEXT: web.RequestKey[RequestContext] = web.RequestKey("context")

@@ -7,8 +7,10 @@ with and keeps it to the end.
 
 from __future__ import annotations
 
+import fnmatch
 import math
 import random
+import re
 import time
 from bisect import bisect
 from collections.abc import Mapping
@@ -19,7 +21,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from gateway.config import GatewayConfig, TargetConfig, UpstreamConfig, UpstreamTimeouts
+from gateway.config import GatewayConfig, TargetConfig, UpstreamConfig, UpstreamTimeouts, is_pattern
 from gateway.errors import GatewayError, echo
 from gateway.inbound.authenticator import Inbound
 from gateway.inbound.clients import Client
@@ -27,6 +29,7 @@ from gateway.upstream.credentials import Credential, CredentialUnavailable, cred
 from gateway.upstream.retry import RetryBudget, TargetHealth
 
 OTHER_ROUTE = "other"  # metric label for a model name that matches no route
+_MATCHES_KEPT = 4096  # names a pattern matched, remembered per config: dated ids are few, callers' typos many
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +95,19 @@ class Runtime:
             )
             for r in config.routes
         }
+        # Every name a client may send: route names and exact aliases, one lookup; then patterns in
+        # file order, each name they match remembered so a dated id sent again is one lookup too.
+        self.names: dict[str, Route] = {}
+        self._patterns: list[tuple[re.Pattern[str], Route]] = []
+        for r in config.routes:
+            self.names[r.model] = self.routes[r.model]
+        for r in config.routes:
+            for alias in r.aliases:
+                if is_pattern(alias):
+                    self._patterns.append((re.compile(fnmatch.translate(alias)), self.routes[r.model]))
+                else:
+                    self.names.setdefault(alias, self.routes[r.model])
+        self._matched: dict[str, Route] = {}
         retries = config.retries
         carried = previous._health if previous is not None else {}
         self._health: dict[tuple[str, str], TargetHealth] = {}
@@ -119,20 +135,28 @@ class Runtime:
                 "object": "list",
                 "data": [
                     {"id": name, "object": "model", "created": self.created, "owned_by": "anthropic"}
-                    for name in self.routes
+                    for name in self.names
                 ],
             }
         )
 
     def route(self, model: str, client: Client | None = None) -> Route:
-        """The route for a model name; 404 naming the models there are (those the client may use)."""
-        route = self.routes.get(model)
+        """The route for a model name or alias; 404 naming the models there are (those the client may use)."""
+        route = self.names.get(model) or self._matched.get(model) or self._match(model)
         if route is None:
-            available = ", ".join(sorted(m for m in self.routes if client is None or client.may_use(m)))
+            available = ", ".join(sorted(n for n, r in self.names.items() if client is None or client.may_use(r.name)))
             raise GatewayError(
                 404, f"The model {echo(model)} does not exist on this gateway. Available models: {available}", "model"
             )
         return route
+
+    def _match(self, model: str) -> Route | None:
+        for pattern, route in self._patterns:
+            if pattern.match(model):
+                if len(self._matched) < _MATCHES_KEPT:
+                    self._matched[model] = route
+                return route
+        return None
 
     def plan(self, route: Route) -> list[Target]:
         """The targets to try, in order: usable credentials, not cooling down, spread by weight.

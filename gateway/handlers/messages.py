@@ -26,6 +26,7 @@ async def count_tokens(request: web.Request) -> web.StreamResponse:
 
 async def _relay(request: web.Request, *, count_tokens: bool) -> web.StreamResponse:
     ctx, body, route = await routed_request(request)
+    model = body["model"]  # the name the client sent: its answer carries it back
     ctx.stream = body.get("stream") is True and not count_tokens
 
     def body_for(target: Target) -> bytes:
@@ -34,12 +35,12 @@ async def _relay(request: web.Request, *, count_tokens: bool) -> web.StreamRespo
     exchange = exchange_for(request, ctx)
     upstream_response = await exchange.open(route, body_for, count_tokens=count_tokens, native=True)
     if ctx.stream:
-        stream = native.NativeStream(ctx.runtime.config.server.max_upstream_event_bytes, ctx.upstream_request_id)
+        stream = native.NativeStream(ctx.runtime.config.server.max_upstream_event_bytes, model, ctx.upstream_request_id)
         return await relay_stream(request, ctx, upstream_response, stream)
     if count_tokens:
         raw, _ = await exchange.answer(upstream_response, native.is_token_count, "a token count")
     else:
-        raw, answer = await exchange.answer(upstream_response)
+        _, answer = await exchange.answer(upstream_response)
         merge_usage(ctx.usage, answer.get("usage"))
-    # Relayed as the bytes it is: it has been checked, and re-encoding it would cost for nothing.
+        raw = native.answer_body(answer, model)
     return web.Response(body=raw, content_type="application/json", headers=relayed_headers(upstream_response.headers))

@@ -124,6 +124,7 @@ class Recorder:
         fields = {
             "request_id": ctx.request_id,
             "client": client,
+            "session_id": ctx.session_id,
             "method": method,
             "path": path,
             "dialect": dialect,

@@ -1,9 +1,11 @@
 """Anthropic Messages relayed as Messages: the native dialect's translation. Pure.
 
-The request keeps everything the client sent but `model` (route name -> deployment name); the
-answer is relayed as the upstream wrote it. A stream's bytes go to the client untouched; only
-the events that carry usage, the end or the first token are decoded, so the relay knows when
-the message is complete and what it cost.
+The request keeps everything the client sent but `model` (the name the client sent -> the
+deployment name); the answer is relayed as the upstream wrote it, but for `model`, which is the
+name the client sent (Claude Code drops the signed thinking of earlier turns when the answer
+names another model, and the deployment's name is nobody's business). A stream's bytes go to
+the client untouched after its message_start; only the events that carry usage, the end or the
+first token are decoded, so the relay knows when the message is complete and what it cost.
 """
 
 from __future__ import annotations
@@ -24,8 +26,13 @@ _FIRST_TOKEN = frozenset({"content_block_delta"})
 
 def request_body(body: dict[str, Any], deployment: str) -> bytes:
     """The client's request for one deployment: its model swapped, everything else as sent."""
-    body["model"] = deployment
-    return orjson.dumps(body)
+    return orjson.dumps({**body, "model": deployment})
+
+
+def answer_body(answer: dict[str, Any], model: str) -> bytes:
+    """A Messages API answer for the client: the model it asked for, everything else as it came."""
+    answer["model"] = model
+    return orjson.dumps(answer)
 
 
 def is_token_count(answer: Any) -> bool:
@@ -35,11 +42,26 @@ def is_token_count(answer: Any) -> bool:
 class NativeStream:
     """The native dialect for the stream relay: bytes in, the same bytes out."""
 
-    __slots__ = ("_decoder", "_error_id", "_torn", "done", "first_token", "upstream_error", "usage")
+    __slots__ = (
+        "_decoder",
+        "_error_id",
+        "_head",
+        "_model",
+        "_start",
+        "_torn",
+        "done",
+        "first_token",
+        "upstream_error",
+        "usage",
+    )
 
-    def __init__(self, max_event_bytes: int, error_id: str | None = None) -> None:
+    def __init__(self, max_event_bytes: int, model: str, error_id: str | None = None) -> None:
         self._decoder = SSEWatcher(_WATCHED, once=_FIRST_TOKEN, max_event_bytes=max_event_bytes)
+        self._model = model  # the name the client sent, for message_start's message.model
         self._error_id = error_id  # the request id an error event names
+        # The stream's first bytes, held until message_start is whole and renamed; None after.
+        self._head: bytearray | None = bytearray()
+        self._start: bytes | None = None
         self._torn = False  # the client got part of an event the decoder then refused
         self.done = False
         self.first_token = False
@@ -64,8 +86,16 @@ class NativeStream:
             elif name == "error":
                 self.upstream_error = self.done = True
             else:
+                if name == "message_start":
+                    self._start = data
                 _watch(self.usage, name, data)
-        return chunk
+        if self._head is None:
+            return chunk
+        self._head += chunk
+        if self._start is None and not self.done:
+            return b""  # nothing goes out before message_start, which names the model
+        head, self._head = bytes(self._head), None
+        return _renamed(head, self._start, self._model) if self._start is not None else head
 
     def ending(self) -> bytes:
         return b""
@@ -74,6 +104,26 @@ class NativeStream:
         error = encode_event("error", failure.body(Dialect.ANTHROPIC, self._error_id))
         # A fresh event after a blank line, whatever partial event came before it.
         return b"\n\n" + error if self._torn or self._decoder.pending else error
+
+
+def _renamed(head: bytes, start: bytes, model: str) -> bytes:
+    """The stream's first bytes with message_start's message.model set to the name the client sent.
+
+    message_start is the stream's first event: the block up to its blank line is re-encoded (any
+    comment before it goes with it), everything after passes as it came.
+    """
+    try:
+        payload = orjson.loads(start)
+    except orjson.JSONDecodeError:
+        return head
+    message = payload.get("message") if isinstance(payload, dict) else None
+    at = head.find(b"message_start")
+    ends = [(i, len(t)) for t in (b"\r\n\r\n", b"\n\n", b"\r\r") if (i := head.find(t, at)) >= 0]
+    if not isinstance(message, dict) or at < 0 or not ends:
+        return head
+    end, size = min(ends)
+    message["model"] = model
+    return encode_event("message_start", payload) + head[end + size :]
 
 
 def _watch(usage: dict[str, Any], event: str | None, data: bytes) -> None:

@@ -103,7 +103,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             {"name": "expired", "base_url": foundry, "auth": {"type": "entra", "token_file": str(expired_file)}},
         ],
         "routes": [
-            route("claude-sonnet-4-5", "foundry", "sonnet-deployment"),
+            route("claude-sonnet-4-5", "foundry", "sonnet-deployment",
+                  aliases=["claude-sonnet-4-5-*", "sonnet-latest"]),
             route("claude-entra", "entra", "entra-deployment"),
             route("claude-dead", "dead", "x"),
             route("claude-slow", "slow", "slow-deployment"),

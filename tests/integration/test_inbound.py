@@ -294,3 +294,9 @@ def test_expect_100_continue_only_after_authentication(gateway: tuple[Process, s
     assert b"100 Continue" not in refused
     accepted = raw_exchange(base, head(KEYS["team-a"]), body, send_body_after_100=True)
     assert accepted.startswith(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200"), accepted[:80]
+
+
+def test_the_connectivity_probe_needs_no_key(gateway: tuple[Process, str]) -> None:
+    _, base = gateway
+    assert httpx.head(base + "/").status_code == 200
+    assert httpx.get(base + "/v1/models").status_code == 401, "everything else still does"

@@ -14,7 +14,7 @@ from tests.harness import start_gateway
 from tests.integration.conftest import API_KEY, BEARER, CLIENT_KEY, Stack, api_key_upstream, route
 
 
-def test_models_list_the_routes(stack: Stack) -> None:
+def test_models_list_the_routes_then_their_exact_aliases(stack: Stack) -> None:
     client = stack.openai()
     ids = [m.id for m in client.models.list()]
     assert ids == [
@@ -24,6 +24,7 @@ def test_models_list_the_routes(stack: Stack) -> None:
         "claude-slow",
         "claude-expired",
         "claude-no-default",
+        "sonnet-latest",
     ]
     assert client.models.retrieve("claude-entra").id == "claude-entra"
     with pytest.raises(openai.NotFoundError):

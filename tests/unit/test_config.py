@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from gateway.config import ConfigError, load_config, parse_config
+from gateway.runtime import Runtime
 
 GOOD: dict[str, Any] = {
     "server": {"host": "0.0.0.0", "port": 8080},
@@ -121,3 +122,53 @@ def test_unparseable_files(tmp_path: Path, text: str, reason: str) -> None:
 def test_missing_file() -> None:
     with pytest.raises(ConfigError, match="cannot read the file"):
         load_config("/nonexistent/gateway.yaml")
+
+
+def routes_with(*aliases: list[str]) -> dict[str, Any]:
+    """GOOD with routes a, b, c (in that order), each with the given aliases."""
+    target = GOOD["routes"][0]["targets"]
+    return with_change(
+        "routes", [{"model": m, "aliases": a, "targets": target} for m, a in zip("abc", aliases, strict=False)]
+    )
+
+
+ALIAS_CONFLICTS = [
+    ("an exact alias two routes claim", (["x"], ["x"]), "routes[1].aliases[0]",
+     "'x' is already the name or an alias of route 'a'"),
+    ("an alias that is another route's name", (["b"], []), "routes[0].aliases[0]",
+     "'b' is already the name or an alias of route 'b'"),
+    ("a pattern that takes another route's name", ([], ["a*"]), "routes[1].aliases[0]",
+     "pattern 'a*' matches the model name of route 'a'"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "aliases", "key", "reason"), ALIAS_CONFLICTS, ids=[c[0] for c in ALIAS_CONFLICTS])
+def test_alias_conflicts_are_refused_with_key_and_reason(name: str, aliases: Any, key: str, reason: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config(routes_with(*aliases))
+    assert (key, reason) in info.value.problems
+
+
+NAME_TO_ROUTE = [
+    ("a route's own name", "b", "b"),
+    ("an exact alias", "latest", "b"),
+    ("an exact alias wins over a pattern", "claude-opus-latest", "c"),
+    ("the first pattern in the file wins", "claude-opus-5", "a"),
+    ("a later pattern where the first does not match", "claude-haiku-4-5-20251001", "b"),
+    ("a question mark is one character", "sonnet-7", "c"),
+]
+
+
+@pytest.mark.parametrize(("name", "model", "route"), NAME_TO_ROUTE, ids=[n[0] for n in NAME_TO_ROUTE])
+def test_names_aliases_and_patterns_resolve_in_order(
+    name: str, model: str, route: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FOUNDRY_API_KEY", "key-for-tests-0000")
+    config = parse_config(
+        routes_with(
+            ["claude-opus-*"], ["latest", "claude-haiku-*", "claude-opus-4*"], ["claude-opus-latest", "sonnet-?"]
+        )
+    )
+    runtime = Runtime(config)
+    assert runtime.route(model).name == route
+    assert runtime.route(model).name == route, "the second time from what the first remembered"
