@@ -32,6 +32,7 @@ class RequestContext:
     retries: int = 0
     client: Client | None = None
     session_id: str | None = None  # the caller's session (Claude Code's x-claude-code-session-id): the log only
+    adjusted: tuple[str, ...] = ()  # what the gateway changed in the request so Claude accepts it
     error: str | None = None
 
     def mark_first_token(self) -> None:

@@ -25,6 +25,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     model = body["model"]
     # Translated before an upstream is chosen, so a bad request is a 400 even while no token is usable.
     translated = chat_to_messages(body, max_tokens_default=route.max_tokens_default)
+    ctx.adjusted = translated.adjusted
 
     def body_for(target: Target) -> bytes:
         return orjson.dumps({"model": target.deployment, **translated.body})

@@ -144,6 +144,7 @@ class Recorder:
             "client_disconnected": ctx.client_disconnected or None,
             "auth_retried": ctx.auth_retried or None,
             "retries": ctx.retries or None,
+            "adjusted": ctx.adjusted or None,
             "error": ctx.error,
         }
         # Unset fields are left out: one short line per request is what people read.

@@ -84,6 +84,7 @@ class TranslatedRequest:
     stream: bool
     include_usage: bool
     json_tool: str | None  # set when response_format is carried by a forced tool
+    adjusted: tuple[str, ...] = ()  # what the gateway changed so Claude accepts the request (access log)
 
 
 def _type_name(value: Any) -> str:
@@ -420,6 +421,13 @@ def chat_to_messages(body: Mapping[str, Any], *, max_tokens_default: int | None)
     _refuse_unsupported(body)
     system, messages = translate_messages(body.get("messages"))
     thinking = _thinking(body)
+    adjusted: tuple[str, ...] = ()
+    if thinking is not None and thinking.get("type") == "enabled" and _continues_tool_use(messages):
+        # With thinking on, Claude requires the turn whose tool calls this answers to open with the
+        # signed thinking it gave; an OpenAI client has no way to send that back, so this turn goes
+        # without thinking rather than to a certain 400. Stateless: any replica decides the same.
+        thinking = None
+        adjusted = ("thinking_off_for_tool_results",)
     out: dict[str, Any] = {
         "messages": messages,
         "max_tokens": _max_tokens(body, max_tokens_default, thinking),
@@ -473,4 +481,12 @@ def chat_to_messages(body: Mapping[str, Any], *, max_tokens_default: int | None)
         include_usage = bool(options.get("include_usage"))
     if stream:
         out["stream"] = True
-    return TranslatedRequest(out, stream, include_usage, JSON_TOOL_NAME if json_tool is not None else None)
+    return TranslatedRequest(out, stream, include_usage, JSON_TOOL_NAME if json_tool is not None else None, adjusted)
+
+
+def _continues_tool_use(messages: list[dict[str, Any]]) -> bool:
+    """The last message carries tool results for an assistant turn's tool calls."""
+    if not messages or messages[-1]["role"] != "user":
+        return False
+    content = messages[-1]["content"]
+    return isinstance(content, list) and any(block.get("type") == "tool_result" for block in content)

@@ -403,3 +403,43 @@ def test_stalled_stream_ends_with_an_error(stack: Stack) -> None:
             )
         )
     assert "stalled" in info.value.message
+
+
+def test_reasoning_with_tools_over_several_turns(stack: Stack) -> None:
+    """An OpenAI client (as the Agents SDK does) sets reasoning_effort and loops over tool calls; it
+    cannot send Claude's signed thinking back, and Claude refuses a thinking request whose tool
+    turn lacks it. The turn that carries tool results goes without thinking; the next question
+    has it again."""
+    client = stack.openai()
+    tools: Any = [{"type": "function", "function": {"name": "get_weather", "parameters": {
+        "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}]  # fmt: skip
+    messages: Any = [{"role": "user", "content": "call get_weather for Paris"}]
+    first = client.chat.completions.create(model=MODEL, messages=messages, tools=tools, reasoning_effort="low")
+    call = first.choices[0].message.tool_calls[0]  # type: ignore[index]
+    assert first.choices[0].message.reasoning_content  # type: ignore[attr-defined]
+    assert stack.last_request()["body"]["thinking"]["type"] == "enabled"
+    messages += [first.choices[0].message.model_dump(exclude_none=True),
+                 {"role": "tool", "tool_call_id": call.id, "content": "sunny, 21 C"}]  # fmt: skip
+    second = client.chat.completions.create(model=MODEL, messages=messages, tools=tools, reasoning_effort="low")
+    assert "sunny, 21 C" in (second.choices[0].message.content or "")
+    assert "thinking" not in stack.last_request()["body"]
+    line = [orjson.loads(x) for x in stack.gateway.log().splitlines() if '"event":"request"' in x][-1]
+    assert line["adjusted"] == ["thinking_off_for_tool_results"]
+    messages += [second.choices[0].message.model_dump(exclude_none=True), {"role": "user", "content": "thanks"}]
+    third = client.chat.completions.create(model=MODEL, messages=messages, tools=tools, reasoning_effort="low")
+    assert third.choices[0].message.content
+    assert stack.last_request()["body"]["thinking"]["type"] == "enabled"
+
+
+def test_the_emulator_refuses_a_thinking_tool_turn_without_its_thinking(stack: Stack) -> None:
+    """What the gateway avoids, as Claude answers it (checked through the native relay)."""
+    body = {"model": MODEL, "max_tokens": 3000, "thinking": {"type": "enabled", "budget_tokens": 2048},
+            "messages": [{"role": "user", "content": "weather?"},
+                         {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "w",
+                                                            "input": {}}]},
+                         {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1",
+                                                       "content": "sunny"}]}],
+            "tools": [{"name": "w", "input_schema": {"type": "object"}}]}  # fmt: skip
+    response = httpx.post(stack.base + "/v1/messages", json=body)
+    assert response.status_code == 400
+    assert "Expected `thinking` or `redacted_thinking`, but found `tool_use`" in response.json()["error"]["message"]

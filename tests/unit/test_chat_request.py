@@ -392,3 +392,41 @@ def test_input_is_not_mutated() -> None:
     before = repr(body)
     chat_to_messages(body, max_tokens_default=1)
     assert repr(body) == before
+
+
+CALL = {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}
+TOOLS = [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]
+CONTINUED = [
+    {"role": "user", "content": "weather?"},
+    {"role": "assistant", "content": None, "tool_calls": [CALL]},
+    {"role": "tool", "tool_call_id": "call_1", "content": "sunny"},
+]
+THINKING_ON_TOOL_TURNS = [
+    # (name, messages, thinking settings, thinking sent, adjusted)
+    ("a fresh question keeps its thinking", USER_HI, {"reasoning_effort": "low"}, True, ()),
+    ("tool results without the signed thinking: thinking off", CONTINUED, {"reasoning_effort": "low"}, False,
+     ("thinking_off_for_tool_results",)),
+    ("explicit thinking too", CONTINUED, {"thinking": {"type": "enabled", "budget_tokens": 2048}}, False,
+     ("thinking_off_for_tool_results",)),
+    ("tool results and a new question in one turn", [*CONTINUED, {"role": "user", "content": "and tomorrow?"}],
+     {"reasoning_effort": "low"}, False, ("thinking_off_for_tool_results",)),
+    ("a new question after the tool loop keeps its thinking",
+     [*CONTINUED, {"role": "assistant", "content": "Sunny."}, {"role": "user", "content": "thanks"}],
+     {"reasoning_effort": "low"}, True, ()),
+    ("no thinking asked, nothing changed", CONTINUED, {}, False, ()),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("name", "messages", "settings", "thinking", "adjusted"),
+    THINKING_ON_TOOL_TURNS,
+    ids=[t[0] for t in THINKING_ON_TOOL_TURNS],
+)
+def test_thinking_on_a_turn_that_answers_tool_calls(
+    name: str, messages: list[Any], settings: dict[str, Any], thinking: bool, adjusted: tuple[str, ...]
+) -> None:
+    translated = chat_to_messages({"messages": messages, "tools": TOOLS, **settings}, max_tokens_default=1000)
+    assert ("thinking" in translated.body) is thinking
+    assert translated.adjusted == adjusted
+    if not thinking:
+        assert translated.body["max_tokens"] == 1000, "no budget added for thinking that is not sent"

@@ -19,6 +19,8 @@ from typing import Any
 
 import orjson
 
+from tests.emulators.foundry.validate import thinking_signature
+
 
 def _text_of(content: Any) -> str:
     if isinstance(content, str):
@@ -104,7 +106,7 @@ def build_message(body: dict[str, Any], prompt_cache: set[str]) -> dict[str, Any
             {
                 "type": "thinking",
                 "thinking": thought,
-                "signature": "sig_" + hashlib.sha256(thought.encode()).hexdigest()[:32],
+                "signature": thinking_signature(thought),
             }
         )
     results = [b for b in blocks if isinstance(b, dict) and b.get("type") == "tool_result"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from typing import Any
 
@@ -181,6 +182,49 @@ def _tools(tools: Any) -> set[str]:
     return names
 
 
+def thinking_signature(thought: str) -> str:
+    """The signature the emulator puts on thinking it issued; Claude checks its own the same way."""
+    return "sig_" + hashlib.sha256(thought.encode()).hexdigest()[:32]
+
+
+def _thinking_leads_the_tool_turn(messages: list[Any]) -> None:
+    """With thinking on, the assistant turn whose tool_use the last user turn answers must open with
+    the thinking Claude gave it, as Claude requires."""
+    if len(messages) < 2 or messages[-1].get("role") != "user":
+        return
+    results = messages[-1].get("content")
+    if not isinstance(results, list) or not any(b.get("type") == "tool_result" for b in results):
+        return
+    for i in range(len(messages) - 2, -1, -1):
+        turn = messages[i]
+        if turn.get("role") != "assistant":
+            continue
+        content = turn.get("content")
+        blocks = content if isinstance(content, list) else [{"type": "text", "text": content}]
+        if not any(b.get("type") == "tool_use" for b in blocks):
+            return
+        first = blocks[0].get("type") if blocks else "nothing"
+        if first not in ("thinking", "redacted_thinking"):
+            raise InvalidRequest(
+                f"messages.{i}.content.0.type: Expected `thinking` or `redacted_thinking`, but found `{first}`. "
+                "When `thinking` is enabled, a final `assistant` message must start with a thinking block "
+                "(preceeding the lastmost set of `tool_use` and `tool_result` blocks). We recommend you include "
+                "thinking blocks from previous turns. To avoid this requirement, disable `thinking`."
+            )
+        return
+
+
+def _signatures(messages: list[Any]) -> None:
+    """Thinking sent back must be the thinking Claude issued, signature intact."""
+    for i, turn in enumerate(messages):
+        content = turn.get("content")
+        for j, block in enumerate(content if isinstance(content, list) else []):
+            if block.get("type") == "thinking" and block.get("signature") != thinking_signature(
+                str(block.get("thinking", ""))
+            ):
+                raise InvalidRequest(f"messages.{i}.content.{j}: Invalid `signature` in `thinking` block")
+
+
 def validate_request(body: Any, *, count_tokens: bool = False) -> None:
     if not isinstance(body, dict):
         raise InvalidRequest("Input should be a valid dictionary")
@@ -238,3 +282,5 @@ def validate_request(body: Any, *, count_tokens: bool = False) -> None:
                 )
             if forced:
                 raise InvalidRequest("Thinking may not be enabled when tool_choice forces tool use.")
+            _thinking_leads_the_tool_turn(body["messages"])
+    _signatures(body["messages"])
