@@ -220,6 +220,11 @@ class RouteConfig(_Model):
     max_tokens_default: int | None = Field(
         4096, ge=1, description="max_tokens sent when an OpenAI client sends none (Foundry requires it)."
     )
+    cache_breakpoints: Literal["off", "auto"] = Field(
+        "off",
+        description="auto: for OpenAI clients that set no cache_control, mark the end of the tools and of the "
+        "system prompt as prompt-cache breakpoints (cache reads cost a tenth of input tokens).",
+    )
     timeouts: UpstreamTimeouts | None = Field(
         None, description="This route's own timeouts (long thinking, say); omitted: each upstream's."
     )

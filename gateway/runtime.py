@@ -65,6 +65,7 @@ class Route:
     targets: tuple[Target, ...]
     max_tokens_default: int | None
     priority: bool = False  # try targets in their listed order instead of by weight
+    auto_cache: bool = False  # cache_breakpoints: auto
 
 
 class Runtime:
@@ -92,6 +93,7 @@ class Runtime:
                 tuple(_target(self.upstreams[t.upstream], t, r.timeouts) for t in r.targets),
                 r.max_tokens_default,
                 r.strategy == "priority",
+                r.cache_breakpoints == "auto",
             )
             for r in config.routes
         }

@@ -24,7 +24,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     ctx, body, route = await routed_request(request)
     model = body["model"]
     # Translated before an upstream is chosen, so a bad request is a 400 even while no token is usable.
-    translated = chat_to_messages(body, max_tokens_default=route.max_tokens_default)
+    translated = chat_to_messages(body, max_tokens_default=route.max_tokens_default, auto_cache=route.auto_cache)
     ctx.adjusted = translated.adjusted
 
     def body_for(target: Target) -> bytes:

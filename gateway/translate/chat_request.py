@@ -151,6 +151,35 @@ def _text_of(content: Any, param: str) -> str:
     return "\n".join(texts)
 
 
+# Claude's limit on cache breakpoints in one request (tools, system and messages together).
+MAX_CACHE_BREAKPOINTS = 4
+
+
+def _cache_control(holder: Mapping[str, Any], param: str) -> dict[str, Any] | None:
+    """A prompt-cache breakpoint, as LiteLLM and others accept it on OpenAI content parts, messages
+    and tools: {"type": "ephemeral"} with an optional "ttl" of 5m or 1h. None when there is none."""
+    cache = holder.get("cache_control")
+    if cache is None:
+        return None
+    _expect(cache, dict, f"{param}.cache_control", 'an object like {"type": "ephemeral"}')
+    if cache.get("type") != "ephemeral":
+        raise invalid_request(f"'{param}.cache_control.type' must be 'ephemeral'", f"{param}.cache_control.type")
+    out = {"type": "ephemeral"}
+    ttl = cache.get("ttl")
+    if ttl is not None:
+        if ttl not in ("5m", "1h"):
+            raise invalid_request(f"'{param}.cache_control.ttl' must be '5m' or '1h'", f"{param}.cache_control.ttl")
+        out["ttl"] = ttl
+    return out
+
+
+def _mark(blocks: list[dict[str, Any]], cache: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """A message-level cache_control marks the message's last block, where its prefix ends."""
+    if cache is not None and blocks:
+        blocks[-1]["cache_control"] = cache
+    return blocks
+
+
 def _image_block(part: Mapping[str, Any], param: str) -> dict[str, Any]:
     image = _expect(part.get("image_url"), dict, f"{param}.image_url", "an object with 'url'")
     url = _expect(image.get("url"), str, f"{param}.image_url.url", "a string")
@@ -180,12 +209,17 @@ def _user_content(content: Any, param: str) -> list[dict[str, Any]]:
         kind = part.get("type")
         if kind == "text":
             text = _expect(part.get("text"), str, f"{p}.text", "a string")
-            if text:
-                blocks.append({"type": "text", "text": text})
+            if not text:
+                continue
+            block: dict[str, Any] = {"type": "text", "text": text}
         elif kind == "image_url":
-            blocks.append(_image_block(part, p))
+            block = _image_block(part, p)
         else:
             raise invalid_request(f"'{p}.type' {kind!r} is not supported; use 'text' or 'image_url'", f"{p}.type")
+        cache = _cache_control(part, p)
+        if cache is not None:
+            block["cache_control"] = cache
+        blocks.append(block)
     return blocks
 
 
@@ -256,17 +290,23 @@ def translate_messages(messages: Any) -> tuple[list[dict[str, Any]], list[dict[s
         param = f"messages[{i}]"
         _expect(msg, dict, param, "an object")
         role = msg.get("role")
+        cache = _cache_control(msg, param)
         if role in _ROLE_SYSTEM:
             text = _text_of(msg.get("content"), f"{param}.content")
+            content = msg.get("content")
+            parts = content if isinstance(content, list) else []
+            # On the message or on any of its parts: the system block is one block either way.
+            cache = cache or next((c for i, part in enumerate(parts)
+                                   if (c := _cache_control(part, f"{param}.content[{i}]"))), None)  # fmt: skip
             if text:
-                system.append({"type": "text", "text": text})
+                system.append(_mark([{"type": "text", "text": text}], cache)[0])
             continue
         if role == "user":
-            anthropic_role, blocks = "user", _user_content(msg.get("content"), f"{param}.content")
+            anthropic_role, blocks = "user", _mark(_user_content(msg.get("content"), f"{param}.content"), cache)
         elif role == "assistant":
-            anthropic_role, blocks = "assistant", _assistant_content(msg, param)
+            anthropic_role, blocks = "assistant", _mark(_assistant_content(msg, param), cache)
         elif role == "tool":
-            anthropic_role, blocks = "user", [_tool_result(msg, param)]
+            anthropic_role, blocks = "user", _mark([_tool_result(msg, param)], cache)
         else:
             raise invalid_request(
                 f"'{param}.role' must be one of system, developer, user, assistant, tool; got {role!r}", f"{param}.role"
@@ -307,6 +347,9 @@ def _tools(tools: Any) -> list[dict[str, Any]]:
         }
         if fn.get("description") is not None:
             entry["description"] = _expect(fn["description"], str, f"{p}.function.description", "a string")
+        cache = _cache_control(tool, p) or _cache_control(fn, f"{p}.function")
+        if cache is not None:
+            entry["cache_control"] = cache
         out.append(entry)
     return out
 
@@ -416,8 +459,14 @@ def _stop_sequences(stop: Any) -> list[str]:
     return list(stop)
 
 
-def chat_to_messages(body: Mapping[str, Any], *, max_tokens_default: int | None) -> TranslatedRequest:
-    """The Messages request body, without `model`: the caller adds the deployment it picks."""
+def chat_to_messages(
+    body: Mapping[str, Any], *, max_tokens_default: int | None, auto_cache: bool = False
+) -> TranslatedRequest:
+    """The Messages request body, without `model`: the caller adds the deployment it picks.
+
+    `auto_cache` (a route's `cache_breakpoints: auto`) marks where the stable prefix ends, after
+    the tools and after the system prompt, for a client that sets no breakpoint of its own.
+    """
     _refuse_unsupported(body)
     system, messages = translate_messages(body.get("messages"))
     thinking = _thinking(body)
@@ -471,6 +520,17 @@ def chat_to_messages(body: Mapping[str, Any], *, max_tokens_default: int | None)
             out["tool_choice"] = tool_choice
     elif tool_choice is not None and tool_choice["type"] != "none":
         raise invalid_request("'tool_choice' needs 'tools'", "tool_choice")
+    breakpoints = _breakpoints(out)
+    if auto_cache and breakpoints == 0 and (out.get("tools") or out.get("system")):
+        for blocks in (out.get("tools"), out.get("system")):
+            if blocks:
+                blocks[-1]["cache_control"] = {"type": "ephemeral"}
+        adjusted += ("cache_breakpoints_added",)
+    elif breakpoints > MAX_CACHE_BREAKPOINTS:
+        raise invalid_request(
+            f"{breakpoints} cache_control breakpoints; Claude takes at most {MAX_CACHE_BREAKPOINTS} per request",
+            "messages",
+        )
 
     stream = body.get("stream") or False
     _expect(stream, bool, "stream", "a boolean")
@@ -482,6 +542,13 @@ def chat_to_messages(body: Mapping[str, Any], *, max_tokens_default: int | None)
     if stream:
         out["stream"] = True
     return TranslatedRequest(out, stream, include_usage, JSON_TOOL_NAME if json_tool is not None else None, adjusted)
+
+
+def _breakpoints(body: Mapping[str, Any]) -> int:
+    blocks = [*body.get("tools", ()), *body.get("system", ())]
+    for turn in body["messages"]:
+        blocks += turn["content"]
+    return sum(1 for block in blocks if "cache_control" in block)
 
 
 def _continues_tool_use(messages: list[dict[str, Any]]) -> bool:

@@ -61,7 +61,7 @@ class NativeStream:
         self._error_id = error_id  # the request id an error event names
         # The stream's first bytes, held until message_start is whole and renamed; None after.
         self._head: bytearray | None = bytearray()
-        self._start: bytes | None = None
+        self._start: dict[str, Any] | None = None  # message_start, parsed
         self._torn = False  # the client got part of an event the decoder then refused
         self.done = False
         self.first_token = False
@@ -86,9 +86,9 @@ class NativeStream:
             elif name == "error":
                 self.upstream_error = self.done = True
             else:
+                payload = _watch(self.usage, name, data)
                 if name == "message_start":
-                    self._start = data
-                _watch(self.usage, name, data)
+                    self._start = payload if payload is not None else {}
         if self._head is None:
             return chunk
         self._head += chunk
@@ -106,17 +106,13 @@ class NativeStream:
         return b"\n\n" + error if self._torn or self._decoder.pending else error
 
 
-def _renamed(head: bytes, start: bytes, model: str) -> bytes:
+def _renamed(head: bytes, payload: dict[str, Any], model: str) -> bytes:
     """The stream's first bytes with message_start's message.model set to the name the client sent.
 
     message_start is the stream's first event: the block up to its blank line is re-encoded (any
     comment before it goes with it), everything after passes as it came.
     """
-    try:
-        payload = orjson.loads(start)
-    except orjson.JSONDecodeError:
-        return head
-    message = payload.get("message") if isinstance(payload, dict) else None
+    message = payload.get("message")
     at = head.find(b"message_start")
     ends = [(i, len(t)) for t in (b"\r\n\r\n", b"\n\n", b"\r\r") if (i := head.find(t, at)) >= 0]
     if not isinstance(message, dict) or at < 0 or not ends:
@@ -126,16 +122,17 @@ def _renamed(head: bytes, start: bytes, model: str) -> bytes:
     return encode_event("message_start", payload) + head[end + size :]
 
 
-def _watch(usage: dict[str, Any], event: str | None, data: bytes) -> None:
-    """Note the usage in message_start and message_delta."""
+def _watch(usage: dict[str, Any], event: str | None, data: bytes) -> dict[str, Any] | None:
+    """Note the usage in message_start and message_delta; the event, parsed (None if it is no object)."""
     try:
         payload = orjson.loads(data)
     except orjson.JSONDecodeError:
-        return
+        return None
     if not isinstance(payload, dict):
-        return
+        return None
     if event == "message_start":
         message = payload.get("message")
         merge_usage(usage, message.get("usage") if isinstance(message, dict) else None)
     else:
         merge_usage(usage, payload.get("usage"))
+    return payload

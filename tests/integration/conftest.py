@@ -110,6 +110,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             route("claude-slow", "slow", "slow-deployment"),
             route("claude-expired", "expired", "x"),
             route("claude-no-default", "foundry", "nodefault-deployment", max_tokens_default=None),
+            route("claude-cached", "foundry", "cached-deployment", cache_breakpoints="auto"),
         ],
     }  # fmt: skip
     gateway, base, config_path = start_gateway(config, env={"FOUNDRY_TEST_KEY": API_KEY}, log_dir=work)

@@ -443,3 +443,38 @@ def test_the_emulator_refuses_a_thinking_tool_turn_without_its_thinking(stack: S
     response = httpx.post(stack.base + "/v1/messages", json=body)
     assert response.status_code == 400
     assert "Expected `thinking` or `redacted_thinking`, but found `tool_use`" in response.json()["error"]["message"]
+
+
+SYSTEM_PROMPT = "You are a careful assistant for the weather desk. " * 40
+
+
+def cached_tokens(completion: Any) -> int:
+    return int(completion.usage.prompt_tokens_details.cached_tokens)
+
+
+def test_prompt_caching_from_the_openai_dialect(stack: Stack) -> None:
+    """cache_control on a system message, as LiteLLM's convention has it: the second identical
+    prompt reads from the cache, and the OpenAI client, the metrics and the log all see it."""
+    client = stack.openai()
+    messages: Any = [
+        {"role": "system", "content": SYSTEM_PROMPT, "cache_control": {"type": "ephemeral"}},
+        {"role": "user", "content": "Is it raining in Lyon?"},
+    ]
+    sample = 'foundry_gateway_tokens_total{route="claude-sonnet-4-5",type="cache_read"}'
+    before = stack.metric(sample)
+    first = client.chat.completions.create(model=MODEL, messages=messages)
+    assert stack.last_request()["body"]["system"][0]["cache_control"] == {"type": "ephemeral"}
+    second = client.chat.completions.create(model=MODEL, messages=messages)
+    assert cached_tokens(first) == 0 < cached_tokens(second)
+    assert stack.metric(sample) == before + cached_tokens(second)
+    line = [orjson.loads(x) for x in stack.gateway.log().splitlines() if '"event":"request"' in x][-1]
+    assert line["cache_read_tokens"] == cached_tokens(second)
+
+
+def test_a_route_places_breakpoints_for_clients_that_never_will(stack: Stack) -> None:
+    client = stack.openai()
+    messages: Any = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": "And in Nice?"}]
+    client.chat.completions.create(model="claude-cached", messages=messages)
+    assert stack.last_request()["body"]["system"][-1]["cache_control"] == {"type": "ephemeral"}
+    second = client.chat.completions.create(model="claude-cached", messages=messages)
+    assert cached_tokens(second) > 0

@@ -24,6 +24,7 @@ def test_models_list_the_routes_then_their_exact_aliases(stack: Stack) -> None:
         "claude-slow",
         "claude-expired",
         "claude-no-default",
+        "claude-cached",
         "sonnet-latest",
     ]
     assert client.models.retrieve("claude-entra").id == "claude-entra"

@@ -395,8 +395,10 @@ def test_input_is_not_mutated() -> None:
 
 
 CALL = {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}
-TOOLS = [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]
-CONTINUED = [
+TOOLS: list[dict[str, Any]] = [
+    {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}
+]
+CONTINUED: list[dict[str, Any]] = [
     {"role": "user", "content": "weather?"},
     {"role": "assistant", "content": None, "tool_calls": [CALL]},
     {"role": "tool", "tool_call_id": "call_1", "content": "sunny"},
@@ -430,3 +432,65 @@ def test_thinking_on_a_turn_that_answers_tool_calls(
     assert translated.adjusted == adjusted
     if not thinking:
         assert translated.body["max_tokens"] == 1000, "no budget added for thinking that is not sent"
+
+
+EPHEMERAL = {"type": "ephemeral"}
+CACHING = [
+    # (name, request fields, where the breakpoints land: list of (path into the body, cache_control))
+    ("a text part", {"messages": [{"role": "user", "content": [{"type": "text", "text": "long",
+                                                                 "cache_control": EPHEMERAL}]}]},
+     [(("messages", 0, "content", 0), EPHEMERAL)]),
+    ("a message, on its last block", {"messages": [{"role": "user", "content": [{"type": "text", "text": "a"},
+     {"type": "text", "text": "b"}], "cache_control": {"type": "ephemeral", "ttl": "1h"}}]},
+     [(("messages", 0, "content", 1), {"type": "ephemeral", "ttl": "1h"})]),
+    ("a system message", {"messages": [{"role": "system", "content": "rules", "cache_control": EPHEMERAL}, *USER_HI]},
+     [(("system", 0), EPHEMERAL)]),
+    ("a system message's part", {"messages": [{"role": "system", "content": [{"type": "text", "text": "rules",
+     "cache_control": EPHEMERAL}]}, *USER_HI]}, [(("system", 0), EPHEMERAL)]),
+    ("a tool", {"messages": USER_HI, "tools": [{**TOOLS[0], "cache_control": EPHEMERAL}]}, [(("tools", 0), EPHEMERAL)]),
+    ("a tool's function", {"messages": USER_HI, "tools": [{"type": "function", "function": {
+     **TOOLS[0]["function"], "cache_control": EPHEMERAL}}]}, [(("tools", 0), EPHEMERAL)]),
+    ("a tool result", {"messages": [*CONTINUED[:2], {**CONTINUED[2], "cache_control": EPHEMERAL}], "tools": TOOLS},
+     [(("messages", 2, "content", 0), EPHEMERAL)]),
+]  # fmt: skip
+
+
+def at(body: Any, path: tuple[Any, ...]) -> Any:
+    for key in path:
+        body = body[key]
+    return body
+
+
+@pytest.mark.parametrize(("name", "request_fields", "expected"), CACHING, ids=[c[0] for c in CACHING])
+def test_cache_control_is_carried_to_claudes_blocks(name: str, request_fields: Any, expected: Any) -> None:
+    body = chat_to_messages(request_fields, max_tokens_default=100).body
+    for path, cache in expected:
+        assert at(body, path)["cache_control"] == cache
+
+
+def test_a_route_with_automatic_breakpoints_marks_the_end_of_tools_and_system() -> None:
+    fields = {"messages": [{"role": "system", "content": "rules"}, *USER_HI], "tools": TOOLS}
+    translated = chat_to_messages(fields, max_tokens_default=100, auto_cache=True)
+    assert translated.body["tools"][-1]["cache_control"] == EPHEMERAL
+    assert translated.body["system"][-1]["cache_control"] == EPHEMERAL
+    assert translated.adjusted == ("cache_breakpoints_added",)
+    assert "cache_control" not in str(chat_to_messages(fields, max_tokens_default=100).body), "off by default"
+    own = {**fields, "tools": [{**TOOLS[0], "cache_control": EPHEMERAL}]}
+    kept = chat_to_messages(own, max_tokens_default=100, auto_cache=True)
+    assert "cache_control" not in kept.body["system"][-1] and kept.adjusted == (), "a client's own are left alone"
+
+
+@pytest.mark.parametrize(
+    ("fields", "fragment"),
+    [
+        ({"messages": [{"role": "user", "content": "x", "cache_control": {"type": "forever"}}]}, "must be 'ephemeral'"),
+        ({"messages": [{"role": "user", "content": "x", "cache_control": {"type": "ephemeral", "ttl": "1d"}}]},
+         "'5m' or '1h'"),
+        ({"messages": [{"role": "user", "content": [{"type": "text", "text": str(i), "cache_control": EPHEMERAL}
+                                                    for i in range(5)]}]}, "at most 4 per request"),
+    ],
+    ids=["type", "ttl", "five breakpoints"],
+)  # fmt: skip
+def test_bad_cache_control_is_a_400(fields: Any, fragment: str) -> None:
+    with pytest.raises(GatewayError, match=fragment):
+        chat_to_messages(fields, max_tokens_default=100)

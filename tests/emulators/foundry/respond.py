@@ -76,6 +76,10 @@ def _cache_prefix(body: dict[str, Any]) -> str | None:
     """The part of the prompt up to the last cache_control marker, as a cache key."""
     parts: list[Any] = []
     key = None
+    for tool in body.get("tools") or []:  # Claude's prefix order: tools, system, messages
+        parts.append(tool)
+        if isinstance(tool, dict) and tool.get("cache_control"):
+            key = orjson.dumps(parts)
     system = body.get("system")
     for block in system if isinstance(system, list) else []:
         parts.append(block)

@@ -214,6 +214,19 @@ def _thinking_leads_the_tool_turn(messages: list[Any]) -> None:
         return
 
 
+def _breakpoints(body: dict[str, Any]) -> None:
+    """Claude takes at most four cache_control breakpoints, across tools, system and messages."""
+    blocks: list[Any] = list(body.get("tools") or [])
+    system = body.get("system")
+    blocks += system if isinstance(system, list) else []
+    for turn in body["messages"]:
+        content = turn.get("content")
+        blocks += content if isinstance(content, list) else []
+    found = sum(1 for b in blocks if isinstance(b, dict) and b.get("cache_control"))
+    if found > 4:
+        raise InvalidRequest(f"A maximum of 4 blocks with cache_control may be provided. Found {found}.")
+
+
 def _signatures(messages: list[Any]) -> None:
     """Thinking sent back must be the thinking Claude issued, signature intact."""
     for i, turn in enumerate(messages):
@@ -284,3 +297,4 @@ def validate_request(body: Any, *, count_tokens: bool = False) -> None:
                 raise InvalidRequest("Thinking may not be enabled when tool_choice forces tool use.")
             _thinking_leads_the_tool_turn(body["messages"])
     _signatures(body["messages"])
+    _breakpoints(body)
