@@ -167,6 +167,24 @@ class UpstreamTimeouts(_Model):
     total_seconds: float = Field(900.0, gt=0, description="Whole upstream exchange, streams included.")
 
 
+class BetaPolicy(_Model):
+    """Which `anthropic-beta` values go to this upstream; the rest are dropped, counted and logged.
+
+    Betas are forwarded as the client sent them by default, which is right: Claude Code's set
+    changes with each release, and a beta paired with a body field must travel with it. Some
+    Foundry deployments reject some betas; this is for those.
+    """
+
+    drop: list[str] | None = Field(None, description="Betas never sent to this upstream.")
+    only: list[str] | None = Field(None, description="The only betas sent to this upstream.")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> BetaPolicy:
+        if (self.drop is None) == (self.only is None):
+            raise ValueError("set exactly one of drop or only")
+        return self
+
+
 class UpstreamConfig(_Model):
     """A Foundry resource's Anthropic endpoint and how to authenticate to it."""
 
@@ -176,6 +194,7 @@ class UpstreamConfig(_Model):
     base_url: str = Field(description="https://<resource>.services.ai.azure.com/anthropic")
     auth: UpstreamAuth
     timeouts: UpstreamTimeouts = UpstreamTimeouts()
+    betas: BetaPolicy | None = Field(None, description="Omitted: every anthropic-beta a client sends is forwarded.")
 
     @field_validator("base_url")
     @classmethod

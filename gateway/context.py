@@ -33,6 +33,7 @@ class RequestContext:
     client: Client | None = None
     session_id: str | None = None  # the caller's session (Claude Code's x-claude-code-session-id): the log only
     adjusted: tuple[str, ...] = ()  # what the gateway changed in the request so Claude accepts it
+    betas_dropped: tuple[str, ...] = ()  # anthropic-beta values the upstream's policy kept back
     error: str | None = None
 
     def mark_first_token(self) -> None:

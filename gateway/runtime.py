@@ -33,12 +33,30 @@ _MATCHES_KEPT = 4096  # names a pattern matched, remembered per config: dated id
 
 
 @dataclass(frozen=True, slots=True)
+class Betas:
+    """An upstream's beta policy, ready to apply: drop the listed, or keep only the listed."""
+
+    listed: frozenset[str]
+    keep_listed: bool
+
+    def apply(self, header: str) -> tuple[str, tuple[str, ...]]:
+        """The anthropic-beta value to send, and the betas dropped from it."""
+        kept: list[str] = []
+        dropped: list[str] = []
+        for beta in (b.strip() for b in header.split(",")):
+            if beta:
+                (kept if (beta in self.listed) == self.keep_listed else dropped).append(beta)
+        return ",".join(kept), tuple(dropped)
+
+
+@dataclass(frozen=True, slots=True)
 class Upstream:
     name: str
     config: UpstreamConfig
     credential: Credential
     messages_url: str
     count_tokens_url: str
+    betas: Betas | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +104,13 @@ class Runtime:
         self.upstreams: dict[str, Upstream] = {}
         for u in config.upstreams:
             credential = credentials[u.name] if credentials and u.name in credentials else credential_for(u.auth)
-            self.upstreams[u.name] = Upstream(u.name, u, credential, u.messages_url, u.messages_url + "/count_tokens")
+            betas = None
+            if u.betas is not None:
+                listed = u.betas.only if u.betas.only is not None else u.betas.drop
+                betas = Betas(frozenset(listed or ()), u.betas.only is not None)
+            self.upstreams[u.name] = Upstream(
+                u.name, u, credential, u.messages_url, u.messages_url + "/count_tokens", betas
+            )
         self.routes: dict[str, Route] = {
             r.model: Route(
                 r.model,

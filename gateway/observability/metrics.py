@@ -96,6 +96,11 @@ class GatewayMetrics:
             "Retries not made because the retry budget was spent or the next target was cooling down.",
             "route",
         )
+        self.betas_dropped = counter(
+            "betas_dropped",
+            "anthropic-beta values an upstream's betas policy kept back, by upstream and beta (other past 64 names).",
+            "upstream", "beta",
+        )  # fmt: skip
         self.cooldowns = counter("target_cooldowns",
                                  "Times a target was put in cooldown (consecutive failures or a retry-after).",
                                  "upstream", "deployment")  # fmt: skip

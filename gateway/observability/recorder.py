@@ -9,6 +9,7 @@ a metric touches this file and metrics.py only, and the access log is only a log
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -25,12 +26,17 @@ if TYPE_CHECKING:
 log = structlog.get_logger("gateway")
 
 
+_BETA_LABELS = 64
+_LABEL_SAFE = re.compile(r"[a-z0-9][a-z0-9.-]{0,63}")
+
+
 class Recorder:
-    __slots__ = ("access_log", "metrics")
+    __slots__ = ("_beta_labels", "access_log", "metrics")
 
     def __init__(self, metrics: GatewayMetrics, access_log: AccessLog) -> None:
         self.metrics = metrics
         self.access_log = access_log
+        self._beta_labels: set[str] = set()
 
     # Gauges read at scrape time.
 
@@ -60,6 +66,17 @@ class Recorder:
         self.metrics.upstream_requests_by(target.upstream.name, target.deployment, status).inc()
         if seconds is not None:
             self.metrics.upstream_duration_by(target.upstream.name).observe(seconds)
+
+    def betas_dropped(self, upstream: str, betas: tuple[str, ...]) -> None:
+        """Betas an upstream's policy kept back. A client names betas, so the label is bounded: the
+        first _BETA_LABELS distinct names get their own series, later ones count as `other`."""
+        for beta in betas:
+            if beta not in self._beta_labels:
+                if len(self._beta_labels) >= _BETA_LABELS or not _LABEL_SAFE.fullmatch(beta):
+                    beta = "other"
+                else:
+                    self._beta_labels.add(beta)
+            self.metrics.betas_dropped.labels(upstream, beta).inc()
 
     def retried(self, route: str, kind: str) -> None:
         """`fallback` to another target, or `retry` of the same one."""
@@ -145,6 +162,7 @@ class Recorder:
             "auth_retried": ctx.auth_retried or None,
             "retries": ctx.retries or None,
             "adjusted": ctx.adjusted or None,
+            "betas_dropped": ctx.betas_dropped or None,
             "error": ctx.error,
         }
         # Unset fields are left out: one short line per request is what people read.

@@ -46,13 +46,15 @@ def session_for(max_connections: int) -> aiohttp.ClientSession:
 
 def request_headers(
     upstream: Upstream, client_headers: Mapping[str, str], request_id: str, *, native: bool
-) -> dict[str, str]:
+) -> tuple[dict[str, str], tuple[str, ...]]:
+    """The headers for one attempt, and the betas the upstream's policy dropped."""
     headers = {
         "content-type": "application/json",
         "accept": "text/event-stream, application/json",
         "anthropic-version": DEFAULT_ANTHROPIC_VERSION,
         "x-request-id": request_id,
     }
+    dropped: tuple[str, ...] = ()
     if native:
         version = client_headers.get("anthropic-version")
         if version:
@@ -61,8 +63,15 @@ def request_headers(
             value = client_headers.get(name)
             if value:
                 headers[name] = value
+        betas = headers.get("anthropic-beta")
+        if betas and upstream.betas is not None:
+            kept, dropped = upstream.betas.apply(betas)
+            if kept:
+                headers["anthropic-beta"] = kept
+            else:
+                del headers["anthropic-beta"]
     headers.update(credential_headers(upstream))
-    return headers
+    return headers, dropped
 
 
 def relayed_headers(upstream_headers: CIMultiDictProxy[str]) -> CIMultiDict[str]:

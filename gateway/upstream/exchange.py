@@ -144,14 +144,17 @@ class Exchange:
             body = body_for(target)
         except orjson.JSONEncodeError:
             raise too_deeply_nested() from None  # parsed (orjson reads 1024 levels), but not re-encoded
-        headers = request_headers(upstream, self.client_headers, ctx.request_id, native=native)
+        headers, dropped = request_headers(upstream, self.client_headers, ctx.request_id, native=native)
+        if dropped:
+            ctx.betas_dropped = dropped
+            self.recorder.betas_dropped(upstream.name, dropped)
         url = upstream.count_tokens_url if count_tokens else upstream.messages_url
         response = await self._send(target, url, body, headers)
         if response.status == 401 and _credential_changed(upstream, headers):
             # The sidecar wrote a token the recheck interval had not noticed yet: retry once with it.
             response.release()
             ctx.auth_retried = True
-            headers = request_headers(upstream, self.client_headers, ctx.request_id, native=native)
+            headers, _ = request_headers(upstream, self.client_headers, ctx.request_id, native=native)
             response = await self._send(target, url, body, headers)
         ctx.upstream_status = response.status
         ctx.upstream_request_id = response.headers.get("request-id") or response.headers.get("apim-request-id")

@@ -251,3 +251,11 @@ def test_every_server_setting_is_a_chart_value_that_reaches_the_config(tmp_path:
     assert {camel(name) for name in settings} <= set(schema)
     with pytest.raises(AssertionError, match="maxUpstreamBodyBytes"):  # under its minimum: the schema refuses it
         render(CHART / "ci" / "api-key-values.yaml", {"gateway": {"maxUpstreamBodyBytes": 10}}, tmp=tmp_path)
+
+
+def test_an_upstreams_beta_policy_reaches_the_config(tmp_path: Path) -> None:
+    values = yaml.safe_load((CHART / "ci" / "api-key-values.yaml").read_text())
+    values["upstreams"][0]["betas"] = {"drop": ["context-1m-2025-08-07"]}
+    config_map = gateway_config(render(values, tmp=tmp_path))
+    config = parse_config(yaml.safe_load(config_map["data"]["config.yaml"]), "rendered")
+    assert config.upstreams[0].betas is not None and config.upstreams[0].betas.drop == ["context-1m-2025-08-07"]

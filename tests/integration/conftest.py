@@ -101,6 +101,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             api_key_upstream("dead", f"http://127.0.0.1:{free_port()}/anthropic"),
             api_key_upstream("slow", foundry, timeouts={"read_seconds": 1}),
             {"name": "expired", "base_url": foundry, "auth": {"type": "entra", "token_file": str(expired_file)}},
+            api_key_upstream("no-context-1m", foundry, betas={"drop": ["context-1m-2025-08-07"]}),
+            api_key_upstream("known-betas", foundry, betas={"only": ["claude-code-20250219"]}),
         ],
         "routes": [
             route("claude-sonnet-4-5", "foundry", "sonnet-deployment",
@@ -111,6 +113,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             route("claude-expired", "expired", "x"),
             route("claude-no-default", "foundry", "nodefault-deployment", max_tokens_default=None),
             route("claude-cached", "foundry", "cached-deployment", cache_breakpoints="auto"),
+            route("claude-drop-betas", "no-context-1m", "d"),
+            route("claude-only-betas", "known-betas", "d"),
         ],
     }  # fmt: skip
     gateway, base, config_path = start_gateway(config, env={"FOUNDRY_TEST_KEY": API_KEY}, log_dir=work)

@@ -25,6 +25,8 @@ def test_models_list_the_routes_then_their_exact_aliases(stack: Stack) -> None:
         "claude-expired",
         "claude-no-default",
         "claude-cached",
+        "claude-drop-betas",
+        "claude-only-betas",
         "sonnet-latest",
     ]
     assert client.models.retrieve("claude-entra").id == "claude-entra"

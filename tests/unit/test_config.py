@@ -86,6 +86,8 @@ BAD = [
     ("routes[0].max_tokens_default", 0, "routes[0].max_tokens_default", "greater than or equal to 1"),
     ("routes", None, "routes", "Field required"),
     ("logging", {"format": "xml"}, "logging.format", "'json' or 'console'"),
+    ("upstreams[0].betas", {"drop": ["a"], "only": ["b"]}, "upstreams[0].betas", "exactly one of drop or only"),
+    ("upstreams[0].betas", {}, "upstreams[0].betas", "exactly one of drop or only"),
 ]
 
 

@@ -111,6 +111,7 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end -}}
 {{- $u := dict "name" .name "base_url" .base_url "auth" $auth -}}
 {{- if .timeouts }}{{ $_ := set $u "timeouts" .timeouts }}{{ end -}}
+{{- if .betas }}{{ $_ := set $u "betas" .betas }}{{ end -}}
 {{- $upstreams = append $upstreams $u -}}
 {{- end -}}
 {{- $g := .Values.gateway -}}

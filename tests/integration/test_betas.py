@@ -1,0 +1,47 @@
+"""anthropic-beta: forwarded verbatim by default; an upstream's policy drops some, counted and logged."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from tests.integration.conftest import Stack
+
+HELLO: list[Any] = [{"role": "user", "content": "Hello betas"}]
+SENT = "claude-code-20250219, context-1m-2025-08-07,interleaved-thinking-2025-05-14"
+
+POLICIES = [
+    # (route, what reaches Foundry, what is dropped)
+    ("claude-sonnet-4-5", "claude-code-20250219, context-1m-2025-08-07,interleaved-thinking-2025-05-14", []),
+    ("claude-drop-betas", "claude-code-20250219,interleaved-thinking-2025-05-14", ["context-1m-2025-08-07"]),
+    ("claude-only-betas", "claude-code-20250219", ["context-1m-2025-08-07", "interleaved-thinking-2025-05-14"]),
+]
+
+
+@pytest.mark.parametrize(("model", "forwarded", "dropped"), POLICIES, ids=[p[0] for p in POLICIES])
+def test_an_upstreams_beta_policy(stack: Stack, model: str, forwarded: str, dropped: list[str]) -> None:
+    upstream = {"claude-drop-betas": "no-context-1m", "claude-only-betas": "known-betas"}.get(model, "foundry")
+    samples = [f'foundry_gateway_betas_dropped_total{{beta="{b}",upstream="{upstream}"}}' for b in dropped]
+    before = [stack.metric(s) for s in samples]
+    response = httpx.post(
+        stack.base + "/v1/messages",
+        headers={"anthropic-beta": SENT},
+        json={"model": model, "max_tokens": 5, "messages": HELLO},
+    )
+    assert response.status_code == 200
+    assert stack.last_request()["headers"]["anthropic-beta"] == forwarded
+    assert [stack.metric(s) for s in samples] == [b + 1 for b in before]
+    line = [orjson.loads(x) for x in stack.gateway.log().splitlines() if '"event":"request"' in x][-1]
+    assert line.get("betas_dropped", []) == dropped
+
+
+def test_a_policy_that_leaves_no_beta_sends_no_header(stack: Stack) -> None:
+    httpx.post(
+        stack.base + "/v1/messages",
+        headers={"anthropic-beta": "context-1m-2025-08-07"},
+        json={"model": "claude-drop-betas", "max_tokens": 5, "messages": HELLO},
+    )
+    assert "anthropic-beta" not in stack.last_request()["headers"]
