@@ -45,3 +45,39 @@ def test_a_policy_that_leaves_no_beta_sends_no_header(stack: Stack) -> None:
         json={"model": "claude-drop-betas", "max_tokens": 5, "messages": HELLO},
     )
     assert "anthropic-beta" not in stack.last_request()["headers"]
+
+
+CLAUDE_CODE_BETAS = "claude-code-20250219,context-management-2025-06-27,effort-2025-11-24"
+CLAUDE_CODE_BODY: dict[str, Any] = {
+    "max_tokens": 2000,
+    "messages": HELLO,
+    "thinking": {"type": "adaptive", "display": "omitted"},
+    "context_management": {"edits": [{"type": "clear_thinking_20251015", "keep": "all"}]},
+    "output_config": {"effort": "medium"},
+}
+
+
+def test_body_fields_travel_with_their_betas(stack: Stack) -> None:
+    """What Claude Code 2.1 sends: adaptive thinking, context_management and output_config.effort,
+    each paired with its beta. Forwarded verbatim, they are served; the thinking comes back as a
+    signature-only block, as newer models send it when its summary is omitted."""
+    response = httpx.post(
+        stack.base + "/v1/messages",
+        headers={"anthropic-beta": CLAUDE_CODE_BETAS},
+        json={"model": "claude-sonnet-4-5-20250929", **CLAUDE_CODE_BODY},
+    )
+    assert response.status_code == 200, response.text
+    first = response.json()["content"][0]
+    assert first["type"] == "thinking" and first["thinking"] == "" and first["signature"]
+
+
+def test_a_body_field_without_its_beta_gets_claudes_refusal(stack: Stack) -> None:
+    """Half a pair is refused, as Claude refuses it; the gateway passes the reason on. (So a beta
+    policy must not drop a beta whose body field its clients send.)"""
+    response = httpx.post(
+        stack.base + "/v1/messages",
+        headers={"anthropic-beta": "claude-code-20250219,effort-2025-11-24"},
+        json={"model": "claude-sonnet-4-5", **CLAUDE_CODE_BODY},
+    )
+    assert response.status_code == 400
+    assert "context_management: this field needs the context-management-* beta" in response.json()["error"]["message"]

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 import secrets
 from collections.abc import Iterator
 from typing import Any
 
 import orjson
 
-from tests.emulators.foundry.validate import thinking_signature
+from tests.emulators.foundry.validate import thinking_on, thinking_signature
 
 
 def _text_of(content: Any) -> str:
@@ -33,7 +34,7 @@ def _tool_result_text(block: dict[str, Any]) -> str:
     return content if isinstance(content, str) else _text_of(content)
 
 
-def _value_for(schema: Any) -> Any:
+def _value_for(schema: Any, path: str | None = None, name: str = "") -> Any:
     if not isinstance(schema, dict):
         return "example"
     if schema.get("enum"):
@@ -42,7 +43,9 @@ def _value_for(schema: Any) -> Any:
     if kind == "object":
         props = schema.get("properties", {})
         required = schema.get("required", list(props))
-        return {name: _value_for(props.get(name)) for name in required}
+        return {key: _value_for(props.get(key), path, key) for key in required}
+    if kind == "string" and path is not None and ("path" in name or "file" in name):
+        return path
     defaults: dict[Any, Any] = {"integer": 1, "number": 1.5, "boolean": True, "array": [], "null": None}
     return defaults.get(kind, "example")
 
@@ -66,10 +69,16 @@ def _tool_calls(body: dict[str, Any], last_text: str) -> list[dict[str, Any]]:
             "type": "tool_use",
             "id": "toolu_" + secrets.token_hex(12),
             "name": t["name"],
-            "input": _value_for(t["input_schema"]),
+            "input": _value_for(t["input_schema"], _path_in(last_text)),
         }
         for t in chosen
     ]
+
+
+def _path_in(text: str) -> str | None:
+    """An absolute file path the user named, for a tool's path argument."""
+    found = re.search(r"(/[\w.-]+(?:/[\w.-]+)+)", text)
+    return found.group(1) if found else None
 
 
 def _cache_prefix(body: dict[str, Any]) -> str | None:
@@ -104,8 +113,10 @@ def build_message(body: dict[str, Any], prompt_cache: set[str]) -> dict[str, Any
     content = last["content"]
     blocks = content if isinstance(content, list) else [{"type": "text", "text": content}]
     out: list[dict[str, Any]] = []
-    if (body.get("thinking") or {}).get("type") == "enabled":
+    if thinking_on(body):
         thought = f"The user wrote {len(_text_of(content).split())} words; I will answer plainly."
+        if body["thinking"].get("display") == "omitted":
+            thought = ""  # a signature-only block, as newer models send when the summary is omitted
         out.append(
             {
                 "type": "thinking",

@@ -243,7 +243,8 @@ async def _handle(request: web.Request, *, count_tokens: bool) -> web.StreamResp
     if request.headers.get("anthropic-version") is None:
         return anthropic_error(400, "anthropic-version: header is required")
     try:
-        validate_request(body, count_tokens=count_tokens)
+        betas = frozenset(b.strip() for b in request.headers.get("anthropic-beta", "").split(",") if b.strip())
+        validate_request(body, count_tokens=count_tokens, betas=betas)
     except InvalidRequest as exc:
         return anthropic_error(exc.status, exc.message, exc.error_type)
     if state.deployments is not None and body["model"] not in state.deployments:

@@ -32,7 +32,13 @@ _TOP_LEVEL = {
     "service_tier",
     "container",
     "mcp_servers",
+    "context_management",
+    "output_config",
 }
+# Betas under which a message may have the role system.
+_SYSTEM_TURN_BETAS = ("mid-conversation-system-", "per-turn-control-")
+# Body fields that travel with a beta: the request is refused when only one half arrives.
+_PAIRED_BETAS = {"context_management": "context-management-", "output_config.effort": "effort-"}
 _COUNT_TOKENS_TOP_LEVEL = {"model", "messages", "system", "tools", "tool_choice", "thinking", "mcp_servers"}
 _TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,128}$")
 _IMAGE_TYPES = {"image/jpeg", "image/png", "image/gif", "image/webp"}
@@ -97,7 +103,7 @@ def _block(block: Any, loc: str, role: str) -> None:
         )
 
 
-def _messages(messages: Any) -> None:
+def _messages(messages: Any, betas: frozenset[str] = frozenset()) -> None:
     if not isinstance(messages, list):
         raise InvalidRequest("messages: Input should be a valid list")
     if not messages:
@@ -108,6 +114,11 @@ def _messages(messages: Any) -> None:
         if not isinstance(msg, dict):
             raise InvalidRequest(f"{loc}: Input should be a valid dictionary")
         role = msg.get("role")
+        if role == "system" and any(b.startswith(_SYSTEM_TURN_BETAS) for b in betas):
+            # With these betas (Claude Code 2.1 sends them), system text may stand between turns; it
+            # takes no part in tool pairing.
+            _system(msg.get("content"))
+            continue
         if role == "system":
             raise InvalidRequest(
                 f'{loc}.role: Unexpected role "system". The Messages API accepts a top-level `system` parameter, '
@@ -238,7 +249,21 @@ def _signatures(messages: list[Any]) -> None:
                 raise InvalidRequest(f"messages.{i}.content.{j}: Invalid `signature` in `thinking` block")
 
 
-def validate_request(body: Any, *, count_tokens: bool = False) -> None:
+def _paired_betas(body: dict[str, Any], betas: frozenset[str]) -> None:
+    present = {"context_management": "context_management" in body,
+               "output_config.effort": isinstance(body.get("output_config"), dict)
+               and "effort" in body["output_config"]}  # fmt: skip
+    for field, prefix in _PAIRED_BETAS.items():
+        if present[field] and not any(b.startswith(prefix) for b in betas):
+            raise InvalidRequest(f"{field}: this field needs the {prefix}* beta in anthropic-beta")
+
+
+def thinking_on(body: dict[str, Any]) -> bool:
+    thinking = body.get("thinking")
+    return isinstance(thinking, dict) and thinking.get("type") in ("enabled", "adaptive")
+
+
+def validate_request(body: Any, *, count_tokens: bool = False, betas: frozenset[str] = frozenset()) -> None:
     if not isinstance(body, dict):
         raise InvalidRequest("Input should be a valid dictionary")
     allowed = _COUNT_TOKENS_TOP_LEVEL if count_tokens else _TOP_LEVEL
@@ -252,7 +277,7 @@ def validate_request(body: Any, *, count_tokens: bool = False) -> None:
             raise InvalidRequest("max_tokens: Field required")
         if not _is_int(body["max_tokens"]) or body["max_tokens"] < 1:
             raise InvalidRequest("max_tokens: Input should be a valid integer greater than or equal to 1")
-    _messages(body.get("messages"))
+    _messages(body.get("messages"), betas)
     if "system" in body:
         _system(body["system"])
     for key in ("temperature", "top_p"):
@@ -280,10 +305,17 @@ def validate_request(body: Any, *, count_tokens: bool = False) -> None:
         if choice["type"] == "tool" and choice.get("name") not in tool_names:
             raise InvalidRequest(f"tool_choice.name: tool {choice.get('name')!r} is not in tools")
         forced = choice["type"] in ("any", "tool")
+    _paired_betas(body, betas)
     thinking = body.get("thinking")
     if thinking is not None:
-        if not isinstance(thinking, dict) or thinking.get("type") not in ("enabled", "disabled"):
-            raise InvalidRequest("thinking.type: Input should be 'enabled' or 'disabled'")
+        if not isinstance(thinking, dict) or thinking.get("type") not in ("enabled", "disabled", "adaptive"):
+            raise InvalidRequest("thinking.type: Input should be 'enabled', 'disabled' or 'adaptive'")
+        if thinking["type"] == "adaptive":
+            if thinking.get("display", "summarized") not in ("summarized", "omitted"):
+                raise InvalidRequest("thinking.adaptive.display: Input should be 'summarized' or 'omitted'")
+            if forced:
+                raise InvalidRequest("Thinking may not be enabled when tool_choice forces tool use.")
+            _thinking_leads_the_tool_turn(body["messages"])
         if thinking["type"] == "enabled":
             budget = thinking.get("budget_tokens")
             if not isinstance(budget, int) or isinstance(budget, bool) or budget < 1024:
