@@ -195,6 +195,13 @@ class UpstreamConfig(_Model):
     auth: UpstreamAuth
     timeouts: UpstreamTimeouts = UpstreamTimeouts()
     betas: BetaPolicy | None = Field(None, description="Omitted: every anthropic-beta a client sends is forwarded.")
+    structured_outputs: bool = Field(
+        False,
+        description="The deployments here serve Claude's native structured outputs (output_config.format, strict "
+        "tools). Off by default: Foundry's Azure-hosted deployments reject them. A route uses them only when every "
+        "target's upstream has this on; otherwise OpenAI json_schema answers come through a forced tool, strict is "
+        "not enforced (both said in the access log), and a native output_config.format is refused with a 400.",
+    )
 
     @field_validator("base_url")
     @classmethod

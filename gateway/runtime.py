@@ -84,6 +84,7 @@ class Route:
     max_tokens_default: int | None
     priority: bool = False  # try targets in their listed order instead of by weight
     auto_cache: bool = False  # cache_breakpoints: auto
+    structured_outputs: bool = False  # every target's upstream serves native structured outputs
 
 
 class Runtime:
@@ -118,6 +119,7 @@ class Runtime:
                 r.max_tokens_default,
                 r.strategy == "priority",
                 r.cache_breakpoints == "auto",
+                all(self.upstreams[t.upstream].config.structured_outputs for t in r.targets),
             )
             for r in config.routes
         }

@@ -24,14 +24,19 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     ctx, body, route = await routed_request(request)
     model = body["model"]
     # Translated before an upstream is chosen, so a bad request is a 400 even while no token is usable.
-    translated = chat_to_messages(body, max_tokens_default=route.max_tokens_default, auto_cache=route.auto_cache)
+    translated = chat_to_messages(
+        body,
+        max_tokens_default=route.max_tokens_default,
+        auto_cache=route.auto_cache,
+        structured_outputs=route.structured_outputs,
+    )
     ctx.adjusted = translated.adjusted
 
     def body_for(target: Target) -> bytes:
         return orjson.dumps({"model": target.deployment, **translated.body})
 
     exchange = exchange_for(request, ctx)
-    upstream_response = await exchange.open(route, body_for, native=False)
+    upstream_response = await exchange.open(route, body_for, native=False, betas=translated.betas)
     ctx.stream = translated.stream
     created = int(time.time())
     if translated.stream:

@@ -27,6 +27,8 @@ async def count_tokens(request: web.Request) -> web.StreamResponse:
 async def _relay(request: web.Request, *, count_tokens: bool) -> web.StreamResponse:
     ctx, body, route = await routed_request(request)
     model = body["model"]  # the name the client sent: its answer carries it back
+    if not route.structured_outputs:
+        native.refuse_structured_outputs(body, route.name)
     ctx.stream = body.get("stream") is True and not count_tokens
 
     def body_for(target: Target) -> bytes:

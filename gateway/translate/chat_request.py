@@ -85,6 +85,7 @@ class TranslatedRequest:
     include_usage: bool
     json_tool: str | None  # set when response_format is carried by a forced tool
     adjusted: tuple[str, ...] = ()  # what the gateway changed so Claude accepts the request (access log)
+    betas: tuple[str, ...] = ()  # anthropic-beta values the translated body needs
 
 
 def _type_name(value: Any) -> str:
@@ -150,6 +151,9 @@ def _text_of(content: Any, param: str) -> str:
         texts.append(_expect(part.get("text"), str, f"{param}[{i}].text", "a string"))
     return "\n".join(texts)
 
+
+# The beta Claude's native structured outputs (output_config.format, strict tools) travel with.
+STRUCTURED_OUTPUTS_BETA = "structured-outputs-2025-11-13"
 
 # Claude's limit on cache breakpoints in one request (tools, system and messages together).
 MAX_CACHE_BREAKPOINTS = 4
@@ -347,6 +351,8 @@ def _tools(tools: Any) -> list[dict[str, Any]]:
         }
         if fn.get("description") is not None:
             entry["description"] = _expect(fn["description"], str, f"{p}.function.description", "a string")
+        if fn.get("strict") is True:
+            entry["strict"] = True  # the caller keeps it (native structured outputs) or says it is not enforced
         cache = _cache_control(tool, p) or _cache_control(fn, f"{p}.function")
         if cache is not None:
             entry["cache_control"] = cache
@@ -398,6 +404,8 @@ def _response_format(fmt: Any) -> dict[str, Any] | None:
             spec.get("description") or f"Give the answer as JSON matching the schema {spec.get('name', '')}".strip()
         )
         tool["description"] = description
+        if spec.get("strict") is True:
+            tool["strict_schema"] = schema  # the caller sends it natively, or says it is not enforced
         return tool
     raise invalid_request(
         f"'response_format.type' must be text, json_object or json_schema, got {kind!r}", "response_format.type"
@@ -460,12 +468,19 @@ def _stop_sequences(stop: Any) -> list[str]:
 
 
 def chat_to_messages(
-    body: Mapping[str, Any], *, max_tokens_default: int | None, auto_cache: bool = False
+    body: Mapping[str, Any],
+    *,
+    max_tokens_default: int | None,
+    auto_cache: bool = False,
+    structured_outputs: bool = False,
 ) -> TranslatedRequest:
     """The Messages request body, without `model`: the caller adds the deployment it picks.
 
     `auto_cache` (a route's `cache_breakpoints: auto`) marks where the stable prefix ends, after
     the tools and after the system prompt, for a client that sets no breakpoint of its own.
+    `structured_outputs` (every target serves Claude's native structured outputs) sends a
+    json_schema response format as output_config.format and strict tools as strict; without it,
+    the answer comes through a forced tool and strict is not enforced, and `adjusted` says so.
     """
     _refuse_unsupported(body)
     system, messages = translate_messages(body.get("messages"))
@@ -498,8 +513,22 @@ def chat_to_messages(
         out["metadata"] = {"user_id": _expect(user, str, "user", "a string")}
 
     tools = _tools(body["tools"]) if body.get("tools") is not None else []
+    betas: tuple[str, ...] = ()
+    strict = [tool for tool in tools if tool.pop("strict", False)]
+    if strict and structured_outputs:
+        for tool in strict:
+            tool["strict"] = True
+        betas = (STRUCTURED_OUTPUTS_BETA,)
+    elif strict:
+        adjusted += ("strict_not_enforced",)
     tool_choice = _tool_choice(body["tool_choice"]) if body.get("tool_choice") is not None else None
     json_tool = _response_format(body["response_format"]) if body.get("response_format") is not None else None
+    if json_tool is not None and structured_outputs and json_tool.get("strict_schema") is not None:
+        out["output_config"] = {"format": {"type": "json_schema", "schema": json_tool["strict_schema"]}}
+        betas = (STRUCTURED_OUTPUTS_BETA,)
+        json_tool = None
+    elif json_tool is not None and json_tool.pop("strict_schema", None) is not None:
+        adjusted += ("json_schema_as_forced_tool",)
     if json_tool is not None:
         if thinking is not None and thinking.get("type") == "enabled":
             raise invalid_request(
@@ -541,7 +570,9 @@ def chat_to_messages(
         include_usage = bool(options.get("include_usage"))
     if stream:
         out["stream"] = True
-    return TranslatedRequest(out, stream, include_usage, JSON_TOOL_NAME if json_tool is not None else None, adjusted)
+    return TranslatedRequest(
+        out, stream, include_usage, JSON_TOOL_NAME if json_tool is not None else None, adjusted, betas
+    )
 
 
 def _breakpoints(body: Mapping[str, Any]) -> int:

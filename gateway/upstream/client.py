@@ -45,9 +45,15 @@ def session_for(max_connections: int) -> aiohttp.ClientSession:
 
 
 def request_headers(
-    upstream: Upstream, client_headers: Mapping[str, str], request_id: str, *, native: bool
+    upstream: Upstream,
+    client_headers: Mapping[str, str],
+    request_id: str,
+    *,
+    native: bool,
+    betas: tuple[str, ...] = (),
 ) -> tuple[dict[str, str], tuple[str, ...]]:
-    """The headers for one attempt, and the betas the upstream's policy dropped."""
+    """The headers for one attempt, and the betas the upstream's policy dropped. `betas` are those a
+    translated body needs (a native request carries the client's own)."""
     headers = {
         "content-type": "application/json",
         "accept": "text/event-stream, application/json",
@@ -55,6 +61,8 @@ def request_headers(
         "x-request-id": request_id,
     }
     dropped: tuple[str, ...] = ()
+    if betas:
+        headers["anthropic-beta"] = ",".join(betas)
     if native:
         version = client_headers.get("anthropic-version")
         if version:
@@ -63,9 +71,9 @@ def request_headers(
             value = client_headers.get(name)
             if value:
                 headers[name] = value
-        betas = headers.get("anthropic-beta")
-        if betas and upstream.betas is not None:
-            kept, dropped = upstream.betas.apply(betas)
+        sent = headers.get("anthropic-beta")
+        if sent and upstream.betas is not None:
+            kept, dropped = upstream.betas.apply(sent)
             if kept:
                 headers["anthropic-beta"] = kept
             else:

@@ -103,6 +103,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             {"name": "expired", "base_url": foundry, "auth": {"type": "entra", "token_file": str(expired_file)}},
             api_key_upstream("no-context-1m", foundry, betas={"drop": ["context-1m-2025-08-07"]}),
             api_key_upstream("known-betas", foundry, betas={"only": ["claude-code-20250219"]}),
+            api_key_upstream("structured", foundry, structured_outputs=True),
         ],
         "routes": [
             route("claude-sonnet-4-5", "foundry", "sonnet-deployment",
@@ -115,6 +116,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             route("claude-cached", "foundry", "cached-deployment", cache_breakpoints="auto"),
             route("claude-drop-betas", "no-context-1m", "d"),
             route("claude-only-betas", "known-betas", "d"),
+            route("claude-structured", "structured", "d"),
         ],
     }  # fmt: skip
     gateway, base, config_path = start_gateway(config, env={"FOUNDRY_TEST_KEY": API_KEY}, log_dir=work)

@@ -27,6 +27,7 @@ def test_models_list_the_routes_then_their_exact_aliases(stack: Stack) -> None:
         "claude-cached",
         "claude-drop-betas",
         "claude-only-betas",
+        "claude-structured",
         "sonnet-latest",
     ]
     assert client.models.retrieve("claude-entra").id == "claude-entra"

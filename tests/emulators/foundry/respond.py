@@ -128,8 +128,11 @@ def build_message(body: dict[str, Any], prompt_cache: set[str]) -> dict[str, Any
     last_text = _text_of(content)
     calls = [] if results or last["role"] != "user" else _tool_calls(body, last_text)
     stop_reason, stop_sequence = "end_turn", None
+    answer_format = (body.get("output_config") or {}).get("format")
     if results:
         text = "Tool results: " + "; ".join(_tool_result_text(b) for b in results)
+    elif isinstance(answer_format, dict) and answer_format.get("type") == "json_schema":
+        text = orjson.dumps(_value_for(answer_format.get("schema"))).decode()  # structured outputs: JSON only
     else:
         images = sum(1 for b in blocks if isinstance(b, dict) and b.get("type") == "image")
         text = f"You said: {last_text}" + (f" (with {images} image{'s' if images > 1 else ''})" if images else "")
