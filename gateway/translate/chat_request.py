@@ -85,7 +85,6 @@ class TranslatedRequest:
     include_usage: bool
     json_tool: str | None  # set when response_format is carried by a forced tool
     adjusted: tuple[str, ...] = ()  # what the gateway changed so Claude accepts the request (access log)
-    betas: tuple[str, ...] = ()  # anthropic-beta values the translated body needs
 
 
 def _type_name(value: Any) -> str:
@@ -151,9 +150,6 @@ def _text_of(content: Any, param: str) -> str:
         texts.append(_expect(part.get("text"), str, f"{param}[{i}].text", "a string"))
     return "\n".join(texts)
 
-
-# The beta Claude's native structured outputs (output_config.format, strict tools) travel with.
-STRUCTURED_OUTPUTS_BETA = "structured-outputs-2025-11-13"
 
 # Claude's limit on cache breakpoints in one request (tools, system and messages together).
 MAX_CACHE_BREAKPOINTS = 4
@@ -513,19 +509,16 @@ def chat_to_messages(
         out["metadata"] = {"user_id": _expect(user, str, "user", "a string")}
 
     tools = _tools(body["tools"]) if body.get("tools") is not None else []
-    betas: tuple[str, ...] = ()
     strict = [tool for tool in tools if tool.pop("strict", False)]
     if strict and structured_outputs:
         for tool in strict:
             tool["strict"] = True
-        betas = (STRUCTURED_OUTPUTS_BETA,)
     elif strict:
         adjusted += ("strict_not_enforced",)
     tool_choice = _tool_choice(body["tool_choice"]) if body.get("tool_choice") is not None else None
     json_tool = _response_format(body["response_format"]) if body.get("response_format") is not None else None
     if json_tool is not None and structured_outputs and json_tool.get("strict_schema") is not None:
         out["output_config"] = {"format": {"type": "json_schema", "schema": json_tool["strict_schema"]}}
-        betas = (STRUCTURED_OUTPUTS_BETA,)
         json_tool = None
     elif json_tool is not None and json_tool.pop("strict_schema", None) is not None:
         adjusted += ("json_schema_as_forced_tool",)
@@ -570,9 +563,7 @@ def chat_to_messages(
         include_usage = bool(options.get("include_usage"))
     if stream:
         out["stream"] = True
-    return TranslatedRequest(
-        out, stream, include_usage, JSON_TOOL_NAME if json_tool is not None else None, adjusted, betas
-    )
+    return TranslatedRequest(out, stream, include_usage, JSON_TOOL_NAME if json_tool is not None else None, adjusted)
 
 
 def _breakpoints(body: Mapping[str, Any]) -> int:

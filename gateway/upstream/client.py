@@ -50,10 +50,8 @@ def request_headers(
     request_id: str,
     *,
     native: bool,
-    betas: tuple[str, ...] = (),
 ) -> tuple[dict[str, str], tuple[str, ...]]:
-    """The headers for one attempt, and the betas the upstream's policy dropped. `betas` are those a
-    translated body needs (a native request carries the client's own)."""
+    """The headers for one attempt, and the betas the upstream's policy dropped."""
     headers = {
         "content-type": "application/json",
         "accept": "text/event-stream, application/json",
@@ -61,8 +59,6 @@ def request_headers(
         "x-request-id": request_id,
     }
     dropped: tuple[str, ...] = ()
-    if betas:
-        headers["anthropic-beta"] = ",".join(betas)
     if native:
         version = client_headers.get("anthropic-version")
         if version:

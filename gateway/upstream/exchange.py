@@ -61,7 +61,6 @@ class Exchange:
         *,
         count_tokens: bool = False,
         native: bool,
-        betas: tuple[str, ...] = (),
     ) -> aiohttp.ClientResponse:
         """Send the request to the route's targets in turn until one answers 200; the last failure
         becomes the client's error."""
@@ -85,7 +84,7 @@ class Exchange:
             status: int | None = None
             retry_after: float | None = None
             try:
-                response = await self._attempt(target, body_for, count_tokens=count_tokens, native=native, betas=betas)
+                response = await self._attempt(target, body_for, count_tokens=count_tokens, native=native)
             except GatewayError as exc:
                 if exc.status not in (502, 504):
                     raise  # not the upstream's doing (no usable credential, a body that cannot be sent)
@@ -145,7 +144,6 @@ class Exchange:
         *,
         count_tokens: bool,
         native: bool,
-        betas: tuple[str, ...],
     ) -> aiohttp.ClientResponse:
         """One target: its body, its credentials, one retry after a 401 if the token file changed."""
         ctx = self.ctx
@@ -156,7 +154,7 @@ class Exchange:
             body = body_for(target)
         except orjson.JSONEncodeError:
             raise too_deeply_nested() from None  # parsed (orjson reads 1024 levels), but not re-encoded
-        headers, dropped = request_headers(upstream, self.client_headers, ctx.request_id, native=native, betas=betas)
+        headers, dropped = request_headers(upstream, self.client_headers, ctx.request_id, native=native)
         if dropped:
             ctx.betas_dropped = dropped
             self.recorder.betas_dropped(upstream.name, dropped)
@@ -166,7 +164,7 @@ class Exchange:
             # The sidecar wrote a token the recheck interval had not noticed yet: retry once with it.
             response.release()
             ctx.auth_retried = True
-            headers, _ = request_headers(upstream, self.client_headers, ctx.request_id, native=native, betas=betas)
+            headers, _ = request_headers(upstream, self.client_headers, ctx.request_id, native=native)
             response = await self._send(target, url, body, headers)
         ctx.upstream_status = response.status
         ctx.upstream_request_id = response.headers.get("request-id") or response.headers.get("apim-request-id")

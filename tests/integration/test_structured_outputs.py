@@ -28,7 +28,7 @@ def test_a_strict_json_schema_is_native_where_the_upstream_serves_it(stack: Stac
     assert orjson.loads(completion.choices[0].message.content or "") == {"city": "example", "celsius": 1}
     sent = stack.last_request()
     assert sent["body"]["output_config"] == {"format": {"type": "json_schema", "schema": SCHEMA}}
-    assert "tools" not in sent["body"] and "structured-outputs-" in sent["headers"]["anthropic-beta"]
+    assert "tools" not in sent["body"]
     assert "adjusted" not in last_line(stack)
 
 
@@ -55,8 +55,7 @@ def test_strict_tools(stack: Stack, model: str, strict: bool) -> None:
 def test_a_native_output_format_where_it_can_and_cannot_be_served(stack: Stack, model: str, status: int) -> None:
     body = {"model": model, "max_tokens": 200, "messages": HELLO,
             "output_config": {"format": {"type": "json_schema", "schema": SCHEMA}}}  # fmt: skip
-    response = httpx.post(stack.base + "/v1/messages", json=body,
-                          headers={"anthropic-beta": "structured-outputs-2025-11-13"})  # fmt: skip
+    response = httpx.post(stack.base + "/v1/messages", json=body)
     assert response.status_code == status, response.text
     if status == 400:
         error = response.json()["error"]

@@ -500,30 +500,30 @@ SCHEMA: dict[str, Any] = {"type": "object", "properties": {"a": {"type": "string
 STRICT_FORMAT = {"type": "json_schema", "json_schema": {"name": "x", "schema": SCHEMA, "strict": True}}
 STRICT_TOOL = [{"type": "function", "function": {"name": "f", "strict": True, "parameters": SCHEMA}}]
 STRUCTURED = [
-    # (name, fields, native structured outputs served, output_config, strict tool, adjusted, betas)
+    # (name, fields, native structured outputs served, output_config, strict tool, adjusted)
     ("strict schema, served natively", {"response_format": STRICT_FORMAT}, True,
-     {"format": {"type": "json_schema", "schema": SCHEMA}}, None, (), ("structured-outputs-2025-11-13",)),
+     {"format": {"type": "json_schema", "schema": SCHEMA}}, None, ()),
     ("strict schema, not served: a forced tool", {"response_format": STRICT_FORMAT}, False,
-     None, None, ("json_schema_as_forced_tool",), ()),
+     None, None, ("json_schema_as_forced_tool",)),
     ("a schema that asks for no strictness: a forced tool, nothing to say",
      {"response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": SCHEMA}}}, True,
-     None, None, (), ()),
-    ("strict tool, served", {"tools": STRICT_TOOL}, True, None, True, (), ("structured-outputs-2025-11-13",)),
-    ("strict tool, not served", {"tools": STRICT_TOOL}, False, None, False, ("strict_not_enforced",), ()),
+     None, None, ()),
+    ("strict tool, served", {"tools": STRICT_TOOL}, True, None, True, ()),
+    ("strict tool, not served", {"tools": STRICT_TOOL}, False, None, False, ("strict_not_enforced",)),
 ]  # fmt: skip
 
 
 @pytest.mark.parametrize(
-    ("name", "fields", "served", "output_config", "strict", "adjusted", "betas"),
+    ("name", "fields", "served", "output_config", "strict", "adjusted"),
     STRUCTURED,
     ids=[s[0] for s in STRUCTURED],
 )
 def test_structured_outputs_native_or_said(
-    name: str, fields: Any, served: bool, output_config: Any, strict: Any, adjusted: Any, betas: Any
+    name: str, fields: Any, served: bool, output_config: Any, strict: Any, adjusted: Any
 ) -> None:
     translated = chat_to_messages({"messages": USER_HI, **fields}, max_tokens_default=100, structured_outputs=served)
     assert translated.body.get("output_config") == output_config
     if strict is not None:
         assert translated.body["tools"][0].get("strict", False) is strict
-    assert translated.adjusted == adjusted and translated.betas == betas
+    assert translated.adjusted == adjusted
     assert "strict_schema" not in str(translated.body), "a marker of the translator's own never leaves it"

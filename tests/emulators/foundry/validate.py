@@ -41,8 +41,6 @@ _SYSTEM_TURN_BETAS = ("mid-conversation-system-", "per-turn-control-")
 _PAIRED_BETAS = {
     "context_management": "context-management-",
     "output_config.effort": "effort-",
-    "output_config.format": "structured-outputs-",
-    "tools.strict": "structured-outputs-",
 }
 _COUNT_TOKENS_TOP_LEVEL = {"model", "messages", "system", "tools", "tool_choice", "thinking", "mcp_servers"}
 _TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,128}$")
@@ -256,12 +254,9 @@ def _signatures(messages: list[Any]) -> None:
 
 def _paired_betas(body: dict[str, Any], betas: frozenset[str]) -> None:
     config: dict[str, Any] = body["output_config"] if isinstance(body.get("output_config"), dict) else {}
-    tools: list[Any] = body["tools"] if isinstance(body.get("tools"), list) else []
     present = {
         "context_management": "context_management" in body,
         "output_config.effort": "effort" in config,
-        "output_config.format": "format" in config,
-        "tools.strict": any(isinstance(t, dict) and t.get("strict") for t in tools),
     }
     for field, prefix in _PAIRED_BETAS.items():
         if present[field] and not any(b.startswith(prefix) for b in betas):

@@ -1,0 +1,83 @@
+"""The JavaScript clients people run, pinned (tests/clients/js/package.json and its lock), each
+driven through the gateway to the Foundry emulator by `node tests/clients/js/clients.mjs <scenario>`.
+Each check is on what the client got: text, parsed tool arguments, the object."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from typing import Any
+
+import orjson
+import pytest
+
+from tests.harness import ROOT
+from tests.integration.conftest import Stack
+
+JS = ROOT / "tests" / "clients" / "js"
+
+
+def run(stack: Stack, scenario: str, model: str = "claude-sonnet-4-5") -> dict[str, Any]:
+    assert shutil.which("node") and (JS / "node_modules").is_dir(), "make tools installs the JS clients (npm ci)"
+    done = subprocess.run(
+        ["node", "clients.mjs", scenario],
+        cwd=JS,
+        env={**os.environ, "BASE_URL": stack.base, "MODEL": model, "AI_SDK_LOG_WARNINGS": "false"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    result: dict[str, Any] = orjson.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+TEXT = [
+    ("openai-text", "You said: Hello from JavaScript"),
+    ("openai-stream", "You said: Hello from JavaScript"),
+    ("anthropic-text", "You said: Hello from JavaScript"),
+    ("anthropic-stream", "You said: Hello from JavaScript"),
+    ("ai-compatible-text", "You said: Hello from the AI SDK"),
+    ("ai-compatible-stream", "You said: Hello streaming AI SDK"),
+    ("ai-anthropic-text", "You said: Hello from the AI SDK's Anthropic provider"),
+    ("ai-anthropic-stream", "You said: Hello streaming Anthropic provider"),
+]
+
+
+@pytest.mark.parametrize(("scenario", "text"), TEXT, ids=[t[0] for t in TEXT])
+def test_text_and_streams(stack: Stack, scenario: str, text: str) -> None:
+    got = run(stack, scenario)["ok"]
+    assert got["text"] == text
+    assert got.get("model", "claude-sonnet-4-5") == "claude-sonnet-4-5", "the name the client sent"
+
+
+@pytest.mark.parametrize("scenario", ["openai-tools", "anthropic-tools"])
+def test_tool_calls_arrive_parsed(stack: Stack, scenario: str) -> None:
+    got = run(stack, scenario)["ok"]
+    assert got["name"] == "get_weather" and got["args"] == {"city": "example"}
+    assert got.get("finish", got.get("stop")) in ("tool_calls", "tool_use")
+
+
+@pytest.mark.parametrize("scenario", ["ai-compatible-tools", "ai-anthropic-tools"])
+def test_the_ai_sdk_runs_a_tool_loop(stack: Stack, scenario: str) -> None:
+    got = run(stack, scenario)["ok"]
+    assert got["calls"] == [{"name": "get_weather", "args": {"city": "example"}}]
+    assert got["text"] == "Tool results: sunny in example", "the tool's result went back and was answered"
+
+
+@pytest.mark.parametrize(
+    ("scenario", "model"),
+    [
+        ("ai-compatible-object", "claude-sonnet-4-5"),  # json_schema through the forced tool
+        ("ai-compatible-object", "claude-structured"),  # json_schema as native output_config.format
+        ("ai-anthropic-object", "claude-structured"),  # the provider's own output_config.format, relayed
+    ],
+)
+def test_the_ai_sdk_generates_objects(stack: Stack, scenario: str, model: str) -> None:
+    assert run(stack, scenario, model)["ok"]["object"] == {"city": "example"}
+
+
+def test_native_object_generation_where_it_cannot_be_served_is_a_clear_400(stack: Stack) -> None:
+    got = run(stack, "ai-anthropic-object")
+    assert got["status"] == 400 and "is not served by the deployments of 'claude-sonnet-4-5'" in got["error"]
