@@ -121,7 +121,7 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
             headers={"retry-after": "1"},
         )
         ctx.error = err.message
-        recorder.finish(ctx, request.method, request.path, err.status)
+        _finish(request, ctx, err.status)
         return _error_response(err, ctx)
     load.active += 1
     response: web.StreamResponse
@@ -148,23 +148,22 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     except asyncio.CancelledError:
         # The client went away and aiohttp cancelled the handler; the upstream request went with it.
         ctx.client_disconnected = True
-        _charge(ctx)
-        recorder.finish(ctx, request.method, request.path, 499)
+        _finish(request, ctx, 499)
         raise
     finally:
         load.active -= 1
     if not response.prepared:  # a stream has sent its id with its headers (relay_stream)
         response.headers["x-request-id"] = ctx.request_id
-    _charge(ctx)
-    recorder.finish(ctx, request.method, request.path, response.status)
+    _finish(request, ctx, response.status)
     return response
 
 
-def _charge(ctx: RequestContext) -> None:
-    """The tokens a request used, taken from its client's per-minute token bucket."""
+def _finish(request: web.Request, ctx: RequestContext, status: int) -> None:
+    """A request's end, however it ended: the tokens it used taken from its client's per-minute
+    bucket, then its metrics and access-log line."""
     if ctx.client is not None and ctx.usage:
-        used = ctx.usage.get("input_tokens", 0) + ctx.usage.get("output_tokens", 0)
-        Inbound.charge(ctx.client, used)
+        Inbound.charge(ctx.client, ctx.usage.get("input_tokens", 0) + ctx.usage.get("output_tokens", 0))
+    request.app[RECORDER].finish(ctx, request.method, request.path, status)
 
 
 def request_id(given: str | None) -> str:
@@ -234,12 +233,8 @@ def create_app(
     dialects = {}
     public = set()
     for endpoint in ENDPOINTS:
-        if endpoint.method == "POST":
-            route = app.router.add_post(endpoint.path, endpoint.handler, expect_handler=expect_continue)
-        elif endpoint.method == "GET":
-            route = app.router.add_get(endpoint.path, endpoint.handler, allow_head=False)
-        else:
-            route = app.router.add_route(endpoint.method, endpoint.path, endpoint.handler)
+        expect = expect_continue if endpoint.method == "POST" else None  # only a POST has a body to hold back
+        route = app.router.add_route(endpoint.method, endpoint.path, endpoint.handler, expect_handler=expect)
         dialects[route] = endpoint.dialect
         if endpoint.public:
             public.add(route)

@@ -26,11 +26,11 @@ from gateway.observability.recorder import Recorder
 
 log = structlog.get_logger("gateway")
 
+_BUSY_BODY = b'{"error":{"type":"api_error","message":"The gateway has its limit of open connections; retry shortly"}}'
 _BUSY = (
     b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\n"
-    b"Connection: close\r\nContent-Length: %d\r\n\r\n%s"
+    b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(_BUSY_BODY), _BUSY_BODY)
 )
-_BUSY_BODY = b'{"error":{"type":"api_error","message":"The gateway has its limit of open connections; retry shortly"}}'
 _HEAD_ENDS = (b"\r\n\r\n", b"\n\n")
 
 
@@ -90,7 +90,7 @@ class GuardedConnection(asyncio.Protocol):
         guard = self._guard
         if guard.open >= guard.max_connections:
             guard.refused()
-            transport.write(_BUSY % (len(_BUSY_BODY), _BUSY_BODY))
+            transport.write(_BUSY)
             transport.close()
             return
         guard.open += 1

@@ -141,16 +141,10 @@ async def read_body(response: aiohttp.ClientResponse, target: Target, limit: int
     """The whole body of a 200 answer, at most `limit` bytes; a larger one is an UnusableAnswer."""
     length = response.content_length
     try:
-        if length is not None and length <= limit:
-            return await response.read()  # the common case: framed by its length, one read
-        if length is None:
-            body = bytearray()
-            async for chunk in response.content.iter_any():
-                body += chunk
-                if len(body) > limit:
-                    break
-            else:
-                return bytes(body)
+        if length is None or length <= limit:
+            body, whole = await _read_at_most(response, limit)
+            if whole:
+                return body
     except TimeoutError:
         raise upstream_timeout(target) from None
     except aiohttp.ClientError as exc:
@@ -161,19 +155,26 @@ async def read_body(response: aiohttp.ClientResponse, target: Target, limit: int
 
 async def read_error_body(response: aiohttp.ClientResponse, limit: int) -> bytes:
     """The first `limit` bytes of an error answer: enough for its message; the rest is never read."""
-    length = response.content_length
     try:
-        if length is not None and length <= limit:
-            return await response.read()
-        body = bytearray()
-        async for chunk in response.content.iter_any():
-            body += chunk
-            if len(body) >= limit:
-                response.close()
-                break
-        return bytes(body[:limit])
+        body, _ = await _read_at_most(response, limit)
     except (TimeoutError, aiohttp.ClientError):
         return b""  # the status still says what happened
+    return body
+
+
+async def _read_at_most(response: aiohttp.ClientResponse, limit: int) -> tuple[bytes, bool]:
+    """Up to `limit` bytes of the body, and whether that is all of it. Past `limit` nothing more is
+    read and the connection is closed, since it cannot be reused with the rest unread."""
+    length = response.content_length
+    if length is not None and length <= limit:
+        return await response.read(), True  # the common case: framed by its length, one read
+    body = bytearray()
+    async for chunk in response.content.iter_any():
+        body += chunk
+        if len(body) > limit:
+            response.close()
+            return bytes(body[:limit]), False
+    return bytes(body), True
 
 
 def error_from_upstream(status: int, body: bytes, upstream: Upstream, headers: CIMultiDictProxy[str]) -> GatewayError:
