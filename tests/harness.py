@@ -44,6 +44,22 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
+def metric(admin: str, sample: str) -> float:
+    """One sample's value from a gateway's admin /metrics (0 when absent), e.g.
+    'foundry_gateway_requests_total{dialect="openai",route="m",status="200"}'."""
+    with urllib.request.urlopen(admin + "/metrics", timeout=5) as resp:
+        text = resp.read().decode()
+    for line in text.splitlines():
+        if line.startswith(sample + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def access_lines(proc: Process) -> list[dict[str, Any]]:
+    """A gateway's access-log lines so far, parsed."""
+    return [orjson.loads(line) for line in proc.log().splitlines() if '"event":"request"' in line]
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -12,7 +12,16 @@ import pytest
 from anthropic import Anthropic, AsyncAnthropic
 from openai import AsyncOpenAI, OpenAI
 
-from tests.harness import Process, emulator_control, free_port, start_foundry_emulator, start_gateway, write_token
+from tests.harness import (
+    Process,
+    access_lines,
+    emulator_control,
+    free_port,
+    metric,
+    start_foundry_emulator,
+    start_gateway,
+    write_token,
+)
 
 # Test credentials, distinctive so the leak checks can search for them.
 API_KEY = "emu-api-key-7f3c9a1e5b"
@@ -44,11 +53,10 @@ class Stack:
         return httpx.get(self.gateway.admin + "/metrics").text
 
     def metric(self, sample: str) -> float:
-        """One sample's value (0 when absent), e.g. 'foundry_gateway_requests_total{...}'."""
-        for line in self.metrics().splitlines():
-            if line.startswith(sample + " "):
-                return float(line.rsplit(" ", 1)[1])
-        return 0.0
+        return metric(self.gateway.admin, sample)
+
+    def last_access_line(self) -> dict[str, Any]:
+        return access_lines(self.gateway)[-1]
 
     def canary_hits(self) -> list[dict[str, Any]]:
         return list(emulator_control(self.foundry, "canary_hits"))

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-import orjson
 import pytest
 
 from tests.integration.conftest import Stack
@@ -34,7 +33,7 @@ def test_an_upstreams_beta_policy(stack: Stack, model: str, forwarded: str, drop
     assert response.status_code == 200
     assert stack.last_request()["headers"]["anthropic-beta"] == forwarded
     assert [stack.metric(s) for s in samples] == [b + 1 for b in before]
-    line = [orjson.loads(x) for x in stack.gateway.log().splitlines() if '"event":"request"' in x][-1]
+    line = stack.last_access_line()
     assert line.get("betas_dropped", []) == dropped
 
 

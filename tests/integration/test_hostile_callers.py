@@ -17,7 +17,7 @@ import httpx
 import orjson
 import pytest
 
-from tests.harness import Process, start_gateway
+from tests.harness import Process, access_lines, metric, start_gateway
 from tests.integration.conftest import API_KEY, Stack, api_key_upstream, route
 
 MODEL = "claude-sonnet-4-5"
@@ -41,10 +41,6 @@ def error_of(response: httpx.Response, dialect: str) -> dict[str, Any]:
         assert set(body["error"]) == {"message", "type", "param", "code"}, body
     error: dict[str, Any] = body["error"]
     return error
-
-
-def access_lines(proc: Process) -> list[dict[str, Any]]:
-    return [orjson.loads(line) for line in proc.log().splitlines() if '"event":"request"' in line]
 
 
 def raw_request(base: str, request: bytes) -> bytes:
@@ -176,11 +172,7 @@ def closed_within(sock: socket.socket, seconds: float) -> bool:
 
 
 def closed_total(proc: Process, reason: str) -> float:
-    sample = f'foundry_gateway_connections_closed_total{{reason="{reason}"}} '
-    for line in httpx.get(proc.admin + "/metrics").text.splitlines():
-        if line.startswith(sample):
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
+    return metric(proc.admin, f'foundry_gateway_connections_closed_total{{reason="{reason}"}}')
 
 
 def test_a_connection_that_sends_nothing_or_drips_its_head_is_closed(guarded: tuple[Process, str]) -> None:

@@ -423,7 +423,7 @@ def test_reasoning_with_tools_over_several_turns(stack: Stack) -> None:
     second = client.chat.completions.create(model=MODEL, messages=messages, tools=tools, reasoning_effort="low")
     assert "sunny, 21 C" in (second.choices[0].message.content or "")
     assert "thinking" not in stack.last_request()["body"]
-    line = [orjson.loads(x) for x in stack.gateway.log().splitlines() if '"event":"request"' in x][-1]
+    line = stack.last_access_line()
     assert line["adjusted"] == ["thinking_off_for_tool_results"]
     messages += [second.choices[0].message.model_dump(exclude_none=True), {"role": "user", "content": "thanks"}]
     third = client.chat.completions.create(model=MODEL, messages=messages, tools=tools, reasoning_effort="low")
@@ -467,7 +467,7 @@ def test_prompt_caching_from_the_openai_dialect(stack: Stack) -> None:
     second = client.chat.completions.create(model=MODEL, messages=messages)
     assert cached_tokens(first) == 0 < cached_tokens(second)
     assert stack.metric(sample) == before + cached_tokens(second)
-    line = [orjson.loads(x) for x in stack.gateway.log().splitlines() if '"event":"request"' in x][-1]
+    line = stack.last_access_line()
     assert line["cache_read_tokens"] == cached_tokens(second)
 
 

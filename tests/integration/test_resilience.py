@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from tests.harness import Process, emulator_control, free_port, replace_file, start_foundry_emulator, start_gateway
+from tests.harness import metric as harness_metric
 
 KEY = "resilience-key-4c2e"
 HELLO: Any = [{"role": "user", "content": "a b c d e f"}]
@@ -84,11 +85,8 @@ def client(base: str) -> openai.OpenAI:
 ADMIN: dict[str, str] = {}
 
 
-def metric(base: str, line_prefix: str) -> float:
-    for line in httpx.get(ADMIN[base] + "/metrics").text.splitlines():
-        if line.startswith(line_prefix):
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
+def metric(base: str, sample: str) -> float:
+    return harness_metric(ADMIN[base], sample)
 
 
 PRIORITY = [

@@ -18,10 +18,6 @@ FORMAT: Any = {"type": "json_schema", "json_schema": {"name": "weather", "schema
 TOOLS: Any = [{"type": "function", "function": {"name": "get_weather", "strict": True, "parameters": SCHEMA}}]
 
 
-def last_line(stack: Stack) -> dict[str, Any]:
-    return [orjson.loads(x) for x in stack.gateway.log().splitlines() if '"event":"request"' in x][-1]
-
-
 def test_a_strict_json_schema_is_native_where_the_upstream_serves_it(stack: Stack) -> None:
     completion = stack.openai().chat.completions.create(model="claude-structured", messages=HELLO,
                                                         response_format=FORMAT)  # fmt: skip
@@ -29,7 +25,7 @@ def test_a_strict_json_schema_is_native_where_the_upstream_serves_it(stack: Stac
     sent = stack.last_request()
     assert sent["body"]["output_config"] == {"format": {"type": "json_schema", "schema": SCHEMA}}
     assert "tools" not in sent["body"]
-    assert "adjusted" not in last_line(stack)
+    assert "adjusted" not in stack.last_access_line()
 
 
 def test_a_strict_json_schema_comes_through_a_forced_tool_elsewhere_and_the_log_says_so(stack: Stack) -> None:
@@ -39,7 +35,7 @@ def test_a_strict_json_schema_comes_through_a_forced_tool_elsewhere_and_the_log_
     sent = stack.last_request()
     assert "output_config" not in sent["body"] and sent["body"]["tool_choice"]["type"] == "tool"
     assert "anthropic-beta" not in sent["headers"]
-    assert last_line(stack)["adjusted"] == ["json_schema_as_forced_tool"]
+    assert stack.last_access_line()["adjusted"] == ["json_schema_as_forced_tool"]
 
 
 @pytest.mark.parametrize(("model", "strict"), [("claude-structured", True), ("claude-sonnet-4-5", False)])
@@ -48,7 +44,7 @@ def test_strict_tools(stack: Stack, model: str, strict: bool) -> None:
                                            tools=TOOLS)  # fmt: skip
     tool = stack.last_request()["body"]["tools"][0]
     assert tool.get("strict", False) is strict
-    assert last_line(stack).get("adjusted") == (None if strict else ["strict_not_enforced"])
+    assert stack.last_access_line().get("adjusted") == (None if strict else ["strict_not_enforced"])
 
 
 @pytest.mark.parametrize(("model", "status"), [("claude-structured", 200), ("claude-sonnet-4-5", 400)])
