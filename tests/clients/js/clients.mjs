@@ -63,53 +63,44 @@ const scenarios = {
     const call = r.content.find((b) => b.type === "tool_use");
     return { name: call.name, args: call.input, stop: r.stop_reason };
   },
-  async "ai-compatible-text"() {
-    const r = await generateText({ model: compatible(), prompt: "Hello from the AI SDK" });
-    return { text: r.text };
-  },
-  async "ai-compatible-stream"() {
-    const r = streamText({ model: compatible(), prompt: "Hello streaming AI SDK" });
-    let text = "";
-    for await (const part of r.textStream) text += part;
-    return { text };
-  },
-  async "ai-compatible-tools"() {
-    const r = await generateText({
-      model: compatible(),
-      prompt: "call get_weather",
-      tools: { get_weather: tool({ inputSchema: jsonSchema(weather), execute: async ({ city }) => `sunny in ${city}` }) },
-      stopWhen: stepCountIs(2),
-    });
-    return { text: r.text, calls: r.steps.flatMap((s) => s.toolCalls.map((c) => ({ name: c.toolName, args: c.input }))) };
-  },
-  async "ai-compatible-object"() {
-    const r = await generateObject({ model: compatible(), schema: jsonSchema(weather), prompt: "the weather" });
-    return { object: r.object };
-  },
-  async "ai-anthropic-text"() {
-    const r = await generateText({ model: aiAnthropic(), prompt: "Hello from the AI SDK's Anthropic provider" });
-    return { text: r.text };
-  },
-  async "ai-anthropic-stream"() {
-    const r = streamText({ model: aiAnthropic(), prompt: "Hello streaming Anthropic provider" });
-    let text = "";
-    for await (const part of r.textStream) text += part;
-    return { text };
-  },
-  async "ai-anthropic-tools"() {
-    const r = await generateText({
-      model: aiAnthropic(),
-      prompt: "call get_weather",
-      tools: { get_weather: tool({ inputSchema: jsonSchema(weather), execute: async ({ city }) => `sunny in ${city}` }) },
-      stopWhen: stepCountIs(2),
-    });
-    return { text: r.text, calls: r.steps.flatMap((s) => s.toolCalls.map((c) => ({ name: c.toolName, args: c.input }))) };
-  },
-  async "ai-anthropic-object"() {
-    const r = await generateObject({ model: aiAnthropic(), schema: jsonSchema(weather), prompt: "the weather" });
-    return { object: r.object };
-  },
 };
+
+// The AI SDK's scenarios, the same for both of its providers: the OpenAI-compatible one against
+// /v1/chat/completions and the Anthropic one against /v1/messages.
+const prompts = {
+  "ai-compatible-text": "Hello from the AI SDK",
+  "ai-compatible-stream": "Hello streaming AI SDK",
+  "ai-anthropic-text": "Hello from the AI SDK's Anthropic provider",
+  "ai-anthropic-stream": "Hello streaming Anthropic provider",
+};
+for (const [prefix, provider] of [["ai-compatible", compatible], ["ai-anthropic", aiAnthropic]]) {
+  const weatherTool = {
+    get_weather: tool({ inputSchema: jsonSchema(weather), execute: async ({ city }) => `sunny in ${city}` }),
+  };
+  Object.assign(scenarios, {
+    async [`${prefix}-text`]() {
+      const r = await generateText({ model: provider(), prompt: prompts[`${prefix}-text`] });
+      return { text: r.text };
+    },
+    async [`${prefix}-stream`]() {
+      const r = streamText({ model: provider(), prompt: prompts[`${prefix}-stream`] });
+      let text = "";
+      for await (const part of r.textStream) text += part;
+      return { text };
+    },
+    async [`${prefix}-tools`]() {
+      const r = await generateText({
+        model: provider(), prompt: "call get_weather", tools: weatherTool, stopWhen: stepCountIs(2),
+      });
+      const calls = r.steps.flatMap((s) => s.toolCalls.map((c) => ({ name: c.toolName, args: c.input })));
+      return { text: r.text, calls };
+    },
+    async [`${prefix}-object`]() {
+      const r = await generateObject({ model: provider(), schema: jsonSchema(weather), prompt: "the weather" });
+      return { object: r.object };
+    },
+  });
+}
 
 try {
   console.log(JSON.stringify({ ok: await scenarios[process.argv[2]]() }));
