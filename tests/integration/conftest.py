@@ -125,6 +125,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             route("claude-drop-betas", "no-context-1m", "d"),
             route("claude-only-betas", "known-betas", "d"),
             route("claude-structured", "structured", "d"),
+            # What Claude Code asks for when nobody set its model: its own default Opus.
+            route("claude-opus-4-1", "foundry", "opus-deployment", aliases=["claude-opus-*"]),
         ],
     }  # fmt: skip
     gateway, base, config_path = start_gateway(config, env={"FOUNDRY_TEST_KEY": API_KEY}, log_dir=work)

@@ -59,7 +59,7 @@ def test_the_model_list_holds_what_clients_may_send(stack: Stack) -> None:
 
 
 def test_a_name_nothing_matches_is_a_404_listing_the_names(stack: Stack) -> None:
-    response = httpx.post(stack.base + "/v1/messages", json={"model": "claude-opus-9", "max_tokens": 5,
+    response = httpx.post(stack.base + "/v1/messages", json={"model": "gpt-4o", "max_tokens": 5,
                                                                "messages": HELLO})  # fmt: skip
     assert response.status_code == 404
     assert "sonnet-latest" in response.json()["error"]["message"]

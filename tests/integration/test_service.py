@@ -28,6 +28,7 @@ def test_models_list_the_routes_then_their_exact_aliases(stack: Stack) -> None:
         "claude-drop-betas",
         "claude-only-betas",
         "claude-structured",
+        "claude-opus-4-1",
         "sonnet-latest",
     ]
     assert client.models.retrieve("claude-entra").id == "claude-entra"

@@ -2,7 +2,8 @@
 
 - The last user turn holds tool results: the reply quotes them ("Tool results: ...").
 - Tools are offered and tool_choice allows them: with `any` or a named tool, that tool is
-  called; with `auto`, each tool whose name appears in the last user text is called
+  called; with `auto`, each tool the last user text names as a word is called (text in a
+  harness's <system-reminder> blocks, which name every tool, does not count)
   (several at once unless disable_parallel_tool_use). Inputs are built from the schema.
 - Otherwise the reply is "You said: <last user text>", noting any images.
 - Thinking enabled: a thinking block with a signature comes first.
@@ -27,6 +28,19 @@ def _text_of(content: Any) -> str:
     if isinstance(content, str):
         return content
     return " ".join(b.get("text", "") for b in content if isinstance(b, dict) and b.get("type") == "text")
+
+
+def _user_words(content: Any) -> str:
+    """What the person wrote: the text blocks other than a harness's <system-reminder> notes, which
+    name every tool (Claude Code sends them) and are not a request to call any."""
+    if isinstance(content, str):
+        return content
+    texts = (b.get("text", "") for b in content if isinstance(b, dict) and b.get("type") == "text")
+    return " ".join(t for t in texts if not t.lstrip().startswith("<system-reminder>"))
+
+
+def _mentions(text: str, name: str) -> bool:
+    return re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", text) is not None
 
 
 def _tool_result_text(block: dict[str, Any]) -> str:
@@ -58,10 +72,10 @@ def _tool_calls(body: dict[str, Any], last_text: str) -> list[dict[str, Any]]:
     if choice["type"] == "tool":
         chosen = [t for t in tools if t["name"] == choice["name"]]
     elif choice["type"] == "any":
-        mentioned = [t for t in tools if t["name"] in last_text]
+        mentioned = [t for t in tools if _mentions(last_text, t["name"])]
         chosen = mentioned[:1] or tools[:1]
     else:
-        chosen = [t for t in tools if t["name"] in last_text]
+        chosen = [t for t in tools if _mentions(last_text, t["name"])]
         if choice.get("disable_parallel_tool_use"):
             chosen = chosen[:1]
     return [
@@ -109,7 +123,8 @@ def count_input_tokens(body: dict[str, Any]) -> int:
 
 
 def build_message(body: dict[str, Any], prompt_cache: set[str]) -> dict[str, Any]:
-    last = body["messages"][-1]
+    # System text that stands between turns (Claude Code's per-turn control) is not the turn answered.
+    last = next(m for m in reversed(body["messages"]) if m["role"] != "system")
     content = last["content"]
     blocks = content if isinstance(content, list) else [{"type": "text", "text": content}]
     out: list[dict[str, Any]] = []
@@ -125,7 +140,7 @@ def build_message(body: dict[str, Any], prompt_cache: set[str]) -> dict[str, Any
             }
         )
     results = [b for b in blocks if isinstance(b, dict) and b.get("type") == "tool_result"]
-    last_text = _text_of(content)
+    last_text = _user_words(content)
     calls = [] if results or last["role"] != "user" else _tool_calls(body, last_text)
     stop_reason, stop_sequence = "end_turn", None
     answer_format = (body.get("output_config") or {}).get("format")

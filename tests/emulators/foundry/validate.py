@@ -316,8 +316,13 @@ def validate_request(body: Any, *, count_tokens: bool = False, betas: frozenset[
         if not isinstance(thinking, dict) or thinking.get("type") not in ("enabled", "disabled", "adaptive"):
             raise InvalidRequest("thinking.type: Input should be 'enabled', 'disabled' or 'adaptive'")
         if thinking["type"] == "adaptive":
-            if thinking.get("display", "summarized") not in ("summarized", "omitted"):
-                raise InvalidRequest("thinking.adaptive.display: Input should be 'summarized' or 'omitted'")
+            displays: tuple[str, ...] = ("summarized", "omitted")
+            if any(b.startswith("thinking-display-updates-") for b in betas):
+                displays += ("updates",)  # Claude Code 2.1 sends it with that beta, and without, when refused
+            if thinking.get("display", "summarized") not in displays:
+                raise InvalidRequest(
+                    "thinking.adaptive.display: Input should be " + " or ".join(repr(d) for d in displays)
+                )
             if forced:
                 raise InvalidRequest("Thinking may not be enabled when tool_choice forces tool use.")
             _thinking_leads_the_tool_turn(body["messages"])
