@@ -105,6 +105,11 @@ def main(argv: list[str] | None = None) -> int:
         print(exc, file=sys.stderr)
         return 2
     configure_logging(config.logging.level, config.logging.format)
+    if not config.responses.reasoning_keys:
+        log.warning(
+            "reasoning_keys_per_process",
+            reason="responses.reasoning_keys_file is not set: items open only on the replica that sealed them",
+        )
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a dependency on every platform the images run on

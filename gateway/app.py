@@ -18,7 +18,7 @@ from gateway import reload
 from gateway.config import GatewayConfig
 from gateway.context import Load, RequestContext
 from gateway.errors import Dialect, GatewayError, echo
-from gateway.handlers import chat_completions, info, messages
+from gateway.handlers import chat_completions, info, messages, responses
 from gateway.inbound.authenticator import Inbound
 from gateway.keys import CONTEXT, DIALECTS, LIVE, LOAD, PUBLIC, RECORDER, SESSION
 from gateway.observability.logging import AccessLog
@@ -46,6 +46,10 @@ class Endpoint:
 ENDPOINTS = (
     Endpoint("POST", "/v1/chat/completions", chat_completions.chat_completions, Dialect.OPENAI),
     Endpoint("POST", "/chat/completions", chat_completions.chat_completions, Dialect.OPENAI),
+    Endpoint("POST", "/v1/responses", responses.create_response, Dialect.RESPONSES),
+    Endpoint("POST", "/responses", responses.create_response, Dialect.RESPONSES),
+    Endpoint("GET", "/v1/responses/{response_id}", responses.stored_response, Dialect.RESPONSES),
+    Endpoint("DELETE", "/v1/responses/{response_id}", responses.stored_response, Dialect.RESPONSES),
     Endpoint("POST", "/v1/messages", messages.messages, Dialect.ANTHROPIC),
     Endpoint("POST", "/anthropic/v1/messages", messages.messages, Dialect.ANTHROPIC),
     Endpoint("POST", "/v1/messages/count_tokens", messages.count_tokens, Dialect.ANTHROPIC),

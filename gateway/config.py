@@ -8,12 +8,15 @@ values.schema.json and the docs are generated from.
 from __future__ import annotations
 
 import fnmatch
+import stat
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+
+from gateway.reasoning_seal import parse_keys
 
 _MESSAGES_SUFFIX = "/v1/messages"
 
@@ -295,6 +298,36 @@ class InboundConfig(_Model):
     service_accounts: ServiceAccountAuth | None = None
 
 
+class ResponsesConfig(_Model):
+    """The OpenAI Responses dialect (/v1/responses)."""
+
+    reasoning_keys_file: Path | None = Field(
+        None,
+        description="Keys that seal the thinking in reasoning items clients carry between turns: one base64 "
+        "32-byte key a line (32 random bytes, base64-encoded), the first seals, all open; add a new key "
+        "on top to rotate. Read at start and at each reload. Omitted: a key per process, so an item "
+        "opens only on the replica that made it (elsewhere its turn goes without thinking).",
+    )
+    _keys: tuple[bytes, ...] = PrivateAttr(default=())
+
+    @model_validator(mode="after")
+    def _read_keys(self) -> ResponsesConfig:
+        if self.reasoning_keys_file is not None:
+            try:
+                mode = self.reasoning_keys_file.stat().st_mode
+                if mode & (stat.S_IROTH | stat.S_IWOTH):  # as for every secret file the gateway reads
+                    raise ValueError(f"mode {stat.S_IMODE(mode):04o}: it must be neither world-readable nor -writable")
+                self._keys = tuple(parse_keys(self.reasoning_keys_file.read_text(encoding="ascii")))
+            except (OSError, UnicodeDecodeError, ValueError) as exc:
+                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+                raise ValueError(f"reasoning_keys_file {self.reasoning_keys_file}: {reason}") from None
+        return self
+
+    @property
+    def reasoning_keys(self) -> tuple[bytes, ...]:
+        return self._keys
+
+
 class GatewayConfig(_Model):
     """The whole gateway config file."""
 
@@ -302,6 +335,7 @@ class GatewayConfig(_Model):
     retries: RetryConfig = RetryConfig()
     inbound: InboundConfig | None = None
     logging: LoggingConfig = LoggingConfig()
+    responses: ResponsesConfig = ResponsesConfig()
     upstreams: list[UpstreamConfig] = Field(min_length=1)
     routes: list[RouteConfig] = Field(min_length=1)
 

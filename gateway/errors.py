@@ -16,6 +16,7 @@ from typing import Any
 class Dialect(Enum):
     OPENAI = "openai"
     ANTHROPIC = "anthropic"
+    RESPONSES = "responses"  # OpenAI's Responses API: its errors are spelled as OpenAI's
 
 
 # Anthropic's error type for each status it documents; the OpenAI rendering reuses them
@@ -120,7 +121,7 @@ class GatewayError(Exception):
         return body
 
     def body(self, dialect: Dialect, request_id: str | None = None) -> dict[str, Any]:
-        return self.openai_body() if dialect is Dialect.OPENAI else self.anthropic_body(request_id)
+        return self.anthropic_body(request_id) if dialect is Dialect.ANTHROPIC else self.openai_body()
 
 
 class StreamError(Exception):

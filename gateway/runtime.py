@@ -25,6 +25,7 @@ from gateway.config import GatewayConfig, TargetConfig, UpstreamConfig, Upstream
 from gateway.errors import GatewayError, echo
 from gateway.inbound.authenticator import Inbound
 from gateway.inbound.clients import Client
+from gateway.reasoning_seal import ReasoningSeal
 from gateway.upstream.credentials import Credential, CredentialUnavailable, credential_for
 from gateway.upstream.retry import RetryBudget, TargetHealth
 
@@ -136,6 +137,10 @@ class Runtime:
                 else:
                     self.names.setdefault(alias, self.routes[r.model])
         self._matched: dict[str, Route] = {}
+        keys = config.responses.reasoning_keys
+        same_keys = previous is not None and previous.config.responses.reasoning_keys == keys
+        # Kept across a reload, a per-process key too: items sealed before it still open.
+        self.seal: ReasoningSeal = previous.seal if previous is not None and same_keys else ReasoningSeal(keys)
         retries = config.retries
         carried = previous._health if previous is not None else {}
         self._health: dict[tuple[str, str], TargetHealth] = {}

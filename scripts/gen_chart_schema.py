@@ -111,6 +111,20 @@ def schema() -> dict[str, Any]:
             "routes": copy.deepcopy(gateway["properties"]["routes"]),
             "retries": {"$ref": "#/$defs/RetryConfig"},
             "inbound": {"$ref": "#/$defs/InboundConfig"},
+            "responses": obj(
+                {
+                    "reasoningKeys": obj(
+                        {
+                            "existingSecret": {
+                                **STR,
+                                "description": "A Secret holding the keys that seal reasoning items (one base64 "
+                                "32-byte key a line, the sealing key first); empty: a key per pod.",
+                            },
+                            "secretKey": STR,
+                        }
+                    )
+                }
+            ),
             "gateway": obj(
                 {
                     **server_settings(),

@@ -13,20 +13,18 @@ from typing import Any
 import orjson
 
 from gateway.errors import echo, invalid_request
-
-# The forced tool that carries response_format: Foundry's Azure-hosted Claude deployments
-# reject native structured outputs, so JSON answers come back as this tool's input.
-JSON_TOOL_NAME = "json_response"
-
-# reasoning_effort -> thinking budget (Anthropic's minimum budget is 1024 tokens).
-REASONING_BUDGETS: Mapping[str, int] = {
-    "minimal": 1024,
-    "low": 1024,
-    "medium": 2048,
-    "high": 4096,
-    "xhigh": 8192,
-    "max": 16384,
-}
+from gateway.translate.messages_request import (
+    Tooling,
+    cache_control,
+    expect,
+    json_answer_tool,
+    mark,
+    max_tokens,
+    number,
+    place_cache_breakpoints,
+    thinking_for_effort,
+    thinking_for_turn,
+)
 
 _ROLE_SYSTEM = frozenset({"system", "developer"})
 
@@ -87,29 +85,6 @@ class TranslatedRequest:
     adjusted: tuple[str, ...] = ()  # what the gateway changed so Claude accepts the request (access log)
 
 
-def _type_name(value: Any) -> str:
-    return {dict: "object", list: "array", str: "string", bool: "boolean", int: "integer", float: "number"}.get(
-        type(value), "null" if value is None else type(value).__name__
-    )
-
-
-def _expect(value: Any, kind: type | tuple[type, ...], param: str, what: str) -> Any:
-    # bool is an int subclass in Python, but JSON true is not a number.
-    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
-        raise invalid_request(f"'{param}' must be {what}, got {_type_name(value)}", param)
-    return value
-
-
-def _number(body: Mapping[str, Any], name: str, low: float, high: float) -> float | None:
-    value = body.get(name)
-    if value is None:
-        return None
-    _expect(value, (int, float), name, "a number")
-    if not low <= value <= high:
-        raise invalid_request(f"'{name}' must be between {low:g} and {high:g} for Claude, got {value}", name)
-    return float(value) if isinstance(value, float) else value
-
-
 def _refuse_unsupported(body: Mapping[str, Any]) -> None:
     n = body.get("n")
     if n is not None and n != 1:
@@ -139,50 +114,21 @@ def _text_of(content: Any, param: str) -> str:
     """Content that must be text: a string or a list of text parts."""
     if isinstance(content, str):
         return content
-    _expect(content, list, param, "a string or an array of text parts")
+    expect(content, list, param, "a string or an array of text parts")
     texts = []
     for i, part in enumerate(content):
-        _expect(part, dict, f"{param}[{i}]", "an object")
+        expect(part, dict, f"{param}[{i}]", "an object")
         if part.get("type") != "text":
             raise invalid_request(
                 f"'{param}[{i}].type' must be 'text' here, got {part.get('type')!r}", f"{param}[{i}].type"
             )
-        texts.append(_expect(part.get("text"), str, f"{param}[{i}].text", "a string"))
+        texts.append(expect(part.get("text"), str, f"{param}[{i}].text", "a string"))
     return "\n".join(texts)
 
 
-# Claude's limit on cache breakpoints in one request (tools, system and messages together).
-MAX_CACHE_BREAKPOINTS = 4
-
-
-def _cache_control(holder: Mapping[str, Any], param: str) -> dict[str, Any] | None:
-    """A prompt-cache breakpoint, as LiteLLM and others accept it on OpenAI content parts, messages
-    and tools: {"type": "ephemeral"} with an optional "ttl" of 5m or 1h. None when there is none."""
-    cache = holder.get("cache_control")
-    if cache is None:
-        return None
-    _expect(cache, dict, f"{param}.cache_control", 'an object like {"type": "ephemeral"}')
-    if cache.get("type") != "ephemeral":
-        raise invalid_request(f"'{param}.cache_control.type' must be 'ephemeral'", f"{param}.cache_control.type")
-    out = {"type": "ephemeral"}
-    ttl = cache.get("ttl")
-    if ttl is not None:
-        if ttl not in ("5m", "1h"):
-            raise invalid_request(f"'{param}.cache_control.ttl' must be '5m' or '1h'", f"{param}.cache_control.ttl")
-        out["ttl"] = ttl
-    return out
-
-
-def _mark(blocks: list[dict[str, Any]], cache: dict[str, Any] | None) -> list[dict[str, Any]]:
-    """A message-level cache_control marks the message's last block, where its prefix ends."""
-    if cache is not None and blocks:
-        blocks[-1]["cache_control"] = cache
-    return blocks
-
-
 def _image_block(part: Mapping[str, Any], param: str) -> dict[str, Any]:
-    image = _expect(part.get("image_url"), dict, f"{param}.image_url", "an object with 'url'")
-    url = _expect(image.get("url"), str, f"{param}.image_url.url", "a string")
+    image = expect(part.get("image_url"), dict, f"{param}.image_url", "an object with 'url'")
+    url = expect(image.get("url"), str, f"{param}.image_url.url", "a string")
     if url.startswith("data:"):
         header, sep, data = url[5:].partition(",")
         media_type, _, encoding = header.partition(";")
@@ -201,14 +147,14 @@ def _image_block(part: Mapping[str, Any], param: str) -> dict[str, Any]:
 def _user_content(content: Any, param: str) -> list[dict[str, Any]]:
     if isinstance(content, str):
         return [{"type": "text", "text": content}] if content else []
-    _expect(content, list, param, "a string or an array of content parts")
+    expect(content, list, param, "a string or an array of content parts")
     blocks: list[dict[str, Any]] = []
     for i, part in enumerate(content):
         p = f"{param}[{i}]"
-        _expect(part, dict, p, "an object")
+        expect(part, dict, p, "an object")
         kind = part.get("type")
         if kind == "text":
-            text = _expect(part.get("text"), str, f"{p}.text", "a string")
+            text = expect(part.get("text"), str, f"{p}.text", "a string")
             if not text:
                 continue
             block: dict[str, Any] = {"type": "text", "text": text}
@@ -216,7 +162,7 @@ def _user_content(content: Any, param: str) -> list[dict[str, Any]]:
             block = _image_block(part, p)
         else:
             raise invalid_request(f"'{p}.type' {kind!r} is not supported; use 'text' or 'image_url'", f"{p}.type")
-        cache = _cache_control(part, p)
+        cache = cache_control(part, p)
         if cache is not None:
             block["cache_control"] = cache
         blocks.append(block)
@@ -231,22 +177,22 @@ def _assistant_content(msg: Mapping[str, Any], param: str) -> list[dict[str, Any
             # Assistant parts are text or refusal; both are plain text to Claude.
             texts = []
             for i, part in enumerate(content):
-                _expect(part, dict, f"{param}.content[{i}]", "an object")
+                expect(part, dict, f"{param}.content[{i}]", "an object")
                 texts.append(part.get("text") if part.get("type") == "text" else part.get("refusal"))
-                _expect(texts[-1], str, f"{param}.content[{i}]", "a text or refusal part")
+                expect(texts[-1], str, f"{param}.content[{i}]", "a text or refusal part")
             content = "".join(texts)
-        text = _expect(content, str, f"{param}.content", "a string, an array or null")
+        text = expect(content, str, f"{param}.content", "a string, an array or null")
         if text:
             blocks.append({"type": "text", "text": text})
     tool_calls = msg.get("tool_calls")
     if tool_calls is not None:
-        _expect(tool_calls, list, f"{param}.tool_calls", "an array")
+        expect(tool_calls, list, f"{param}.tool_calls", "an array")
         for j, call in enumerate(tool_calls):
             p = f"{param}.tool_calls[{j}]"
-            _expect(call, dict, p, "an object")
-            fn = _expect(call.get("function"), dict, f"{p}.function", "an object")
+            expect(call, dict, p, "an object")
+            fn = expect(call.get("function"), dict, f"{p}.function", "an object")
             arguments = fn.get("arguments") or "{}"
-            _expect(arguments, str, f"{p}.function.arguments", "a JSON string")
+            expect(arguments, str, f"{p}.function.arguments", "a JSON string")
             try:
                 tool_input = orjson.loads(arguments)
             except orjson.JSONDecodeError:
@@ -258,8 +204,8 @@ def _assistant_content(msg: Mapping[str, Any], param: str) -> list[dict[str, Any
             blocks.append(
                 {
                     "type": "tool_use",
-                    "id": _expect(call.get("id"), str, f"{p}.id", "a string"),
-                    "name": _expect(fn.get("name"), str, f"{p}.function.name", "a string"),
+                    "id": expect(call.get("id"), str, f"{p}.id", "a string"),
+                    "name": expect(fn.get("name"), str, f"{p}.function.name", "a string"),
                     "input": tool_input,
                 }
             )
@@ -267,7 +213,7 @@ def _assistant_content(msg: Mapping[str, Any], param: str) -> list[dict[str, Any
 
 
 def _tool_result(msg: Mapping[str, Any], param: str) -> dict[str, Any]:
-    tool_call_id = _expect(msg.get("tool_call_id"), str, f"{param}.tool_call_id", "a string")
+    tool_call_id = expect(msg.get("tool_call_id"), str, f"{param}.tool_call_id", "a string")
     return {
         "type": "tool_result",
         "tool_use_id": tool_call_id,
@@ -281,32 +227,32 @@ def translate_messages(messages: Any) -> tuple[list[dict[str, Any]], list[dict[s
     System and developer messages are hoisted into `system`; consecutive turns of one
     role (tool results and the user text after them, say) merge into one turn.
     """
-    _expect(messages, list, "messages", "an array")
+    expect(messages, list, "messages", "an array")
     if not messages:
         raise invalid_request("'messages' must contain at least one message", "messages")
     system: list[dict[str, Any]] = []
     turns: list[dict[str, Any]] = []
     for i, msg in enumerate(messages):
         param = f"messages[{i}]"
-        _expect(msg, dict, param, "an object")
+        expect(msg, dict, param, "an object")
         role = msg.get("role")
-        cache = _cache_control(msg, param)
+        cache = cache_control(msg, param)
         if role in _ROLE_SYSTEM:
             text = _text_of(msg.get("content"), f"{param}.content")
             content = msg.get("content")
             parts = content if isinstance(content, list) else []
             # On the message or on any of its parts: the system block is one block either way.
             cache = cache or next((c for i, part in enumerate(parts)
-                                   if (c := _cache_control(part, f"{param}.content[{i}]"))), None)  # fmt: skip
+                                   if (c := cache_control(part, f"{param}.content[{i}]"))), None)  # fmt: skip
             if text:
-                system.append(_mark([{"type": "text", "text": text}], cache)[0])
+                system.append(mark([{"type": "text", "text": text}], cache)[0])
             continue
         if role == "user":
-            anthropic_role, blocks = "user", _mark(_user_content(msg.get("content"), f"{param}.content"), cache)
+            anthropic_role, blocks = "user", mark(_user_content(msg.get("content"), f"{param}.content"), cache)
         elif role == "assistant":
-            anthropic_role, blocks = "assistant", _mark(_assistant_content(msg, param), cache)
+            anthropic_role, blocks = "assistant", mark(_assistant_content(msg, param), cache)
         elif role == "tool":
-            anthropic_role, blocks = "user", _mark([_tool_result(msg, param)], cache)
+            anthropic_role, blocks = "user", mark([_tool_result(msg, param)], cache)
         else:
             raise invalid_request(
                 f"'{param}.role' must be one of system, developer, user, assistant, tool; got {role!r}", f"{param}.role"
@@ -328,17 +274,17 @@ def translate_messages(messages: Any) -> tuple[list[dict[str, Any]], list[dict[s
 
 
 def _tools(tools: Any) -> list[dict[str, Any]]:
-    _expect(tools, list, "tools", "an array")
+    expect(tools, list, "tools", "an array")
     out = []
     for i, tool in enumerate(tools):
         p = f"tools[{i}]"
-        _expect(tool, dict, p, "an object")
+        expect(tool, dict, p, "an object")
         if tool.get("type") != "function":
             raise invalid_request(f"'{p}.type' must be 'function', got {tool.get('type')!r}", f"{p}.type")
-        fn = _expect(tool.get("function"), dict, f"{p}.function", "an object")
+        fn = expect(tool.get("function"), dict, f"{p}.function", "an object")
         entry: dict[str, Any] = {
-            "name": _expect(fn.get("name"), str, f"{p}.function.name", "a string"),
-            "input_schema": _expect(
+            "name": expect(fn.get("name"), str, f"{p}.function.name", "a string"),
+            "input_schema": expect(
                 fn.get("parameters") or {"type": "object", "properties": {}},
                 dict,
                 f"{p}.function.parameters",
@@ -346,10 +292,10 @@ def _tools(tools: Any) -> list[dict[str, Any]]:
             ),
         }
         if fn.get("description") is not None:
-            entry["description"] = _expect(fn["description"], str, f"{p}.function.description", "a string")
+            entry["description"] = expect(fn["description"], str, f"{p}.function.description", "a string")
         if fn.get("strict") is True:
             entry["strict"] = True  # the caller keeps it (native structured outputs) or says it is not enforced
-        cache = _cache_control(tool, p) or _cache_control(fn, f"{p}.function")
+        cache = cache_control(tool, p) or cache_control(fn, f"{p}.function")
         if cache is not None:
             entry["cache_control"] = cache
         out.append(entry)
@@ -364,7 +310,7 @@ def _tool_choice(choice: Any) -> dict[str, Any]:
                 f"'tool_choice' must be auto, required, none or a named function, got {echo(choice)}", "tool_choice"
             )
         return {"type": mapped}
-    _expect(choice, dict, "tool_choice", "a string or an object")
+    expect(choice, dict, "tool_choice", "a string or an object")
     fn = choice.get("function")
     if choice.get("type") != "function" or not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
         raise invalid_request(
@@ -375,91 +321,42 @@ def _tool_choice(choice: Any) -> dict[str, Any]:
 
 def _response_format(fmt: Any) -> dict[str, Any] | None:
     """The forced tool that carries a JSON answer, or None for plain text."""
-    _expect(fmt, dict, "response_format", "an object")
+    expect(fmt, dict, "response_format", "an object")
     kind = fmt.get("type")
-    if kind == "text":
-        return None
-    if kind == "json_object":
-        return {
-            "name": JSON_TOOL_NAME,
-            "description": "Give the answer as a JSON object.",
-            "input_schema": {"type": "object", "additionalProperties": True},
-        }
     if kind == "json_schema":
-        spec = _expect(fmt.get("json_schema"), dict, "response_format.json_schema", "an object")
-        schema = _expect(
-            spec.get("schema", {"type": "object"}), dict, "response_format.json_schema.schema", "an object"
-        )
-        if schema.get("type") != "object":
-            raise invalid_request(
-                "'response_format.json_schema.schema' must describe an object (type: object) for Claude",
-                "response_format.json_schema.schema",
-            )
-        tool: dict[str, Any] = {"name": JSON_TOOL_NAME, "input_schema": schema}
-        description = (
-            spec.get("description") or f"Give the answer as JSON matching the schema {spec.get('name', '')}".strip()
-        )
-        tool["description"] = description
-        if spec.get("strict") is True:
-            tool["strict_schema"] = schema  # the caller sends it natively, or says it is not enforced
-        return tool
-    raise invalid_request(
-        f"'response_format.type' must be text, json_object or json_schema, got {kind!r}", "response_format.type"
-    )
+        spec = expect(fmt.get("json_schema"), dict, "response_format.json_schema", "an object")
+        return json_answer_tool("json_schema", spec, "response_format.json_schema")
+    return json_answer_tool(kind, {}, "response_format")
 
 
 def _thinking(body: Mapping[str, Any]) -> dict[str, Any] | None:
     thinking = body.get("thinking")
     effort = body.get("reasoning_effort")
     if thinking is not None:
-        _expect(thinking, dict, "thinking", 'an object like {"type": "enabled", "budget_tokens": 2048}')
+        expect(thinking, dict, "thinking", 'an object like {"type": "enabled", "budget_tokens": 2048}')
         if thinking.get("type") == "enabled":
-            _expect(thinking.get("budget_tokens"), int, "thinking.budget_tokens", "an integer")
+            expect(thinking.get("budget_tokens"), int, "thinking.budget_tokens", "an integer")
         elif thinking.get("type") != "disabled":
             raise invalid_request("'thinking.type' must be enabled or disabled", "thinking.type")
         return dict(thinking)
-    if effort is None or effort == "none":
-        return None
-    budget = REASONING_BUDGETS.get(effort) if isinstance(effort, str) else None
-    if budget is None:
-        raise invalid_request(
-            f"'reasoning_effort' must be one of none, {', '.join(REASONING_BUDGETS)}; got {effort!r}",
-            "reasoning_effort",
-        )
-    return {"type": "enabled", "budget_tokens": budget}
+    return thinking_for_effort(effort, "reasoning_effort")
 
 
 def _max_tokens(body: Mapping[str, Any], default: int | None, thinking: Mapping[str, Any] | None) -> int:
     for name in ("max_completion_tokens", "max_tokens"):
-        value = body.get(name)
-        if value is not None:
-            value = int(_expect(value, int, name, "an integer"))
-            if value < 1:
-                raise invalid_request(f"'{name}' must be at least 1, got {value}", name)
-            budget = thinking.get("budget_tokens") if thinking and thinking.get("type") == "enabled" else None
-            if isinstance(budget, int) and value <= budget:
-                raise invalid_request(
-                    f"'{name}' ({value}) must be greater than the thinking budget ({budget} tokens)", name
-                )
-            return value
-    if default is None:
-        raise invalid_request("'max_completion_tokens' is required for this model", "max_completion_tokens")
-    if thinking and thinking.get("type") == "enabled":
-        budget = thinking.get("budget_tokens", 0)
-        if isinstance(budget, int) and default <= budget:
-            # The route default was meant for the answer; thinking comes on top of it.
-            return budget + default
-    return default
+        if body.get(name) is not None:
+            return max_tokens(body[name], name, default, thinking)
+    return max_tokens(None, "max_completion_tokens", default, thinking)
 
 
 def _stop_sequences(stop: Any) -> list[str]:
     if isinstance(stop, str):
         return [stop]
-    _expect(stop, list, "stop", "a string or an array of up to 4 strings")
+    expect(stop, list, "stop", "a string or an array of up to 4 strings")
     if len(stop) > 4:
         raise invalid_request("'stop' may hold at most 4 sequences", "stop")
     for i, item in enumerate(stop):
-        _expect(item, str, f"stop[{i}]", "a string")
+        expect(item, str, f"stop[{i}]", "a string")
     return list(stop)
 
 
@@ -480,14 +377,7 @@ def chat_to_messages(
     """
     _refuse_unsupported(body)
     system, messages = translate_messages(body.get("messages"))
-    thinking = _thinking(body)
-    adjusted: tuple[str, ...] = ()
-    if thinking is not None and thinking.get("type") == "enabled" and _continues_tool_use(messages):
-        # With thinking on, Claude requires the turn whose tool calls this answers to open with the
-        # signed thinking it gave; an OpenAI client has no way to send that back, so this turn goes
-        # without thinking rather than to a certain 400. Stateless: any replica decides the same.
-        thinking = None
-        adjusted = ("thinking_off_for_tool_results",)
+    thinking, adjusted = thinking_for_turn(_thinking(body), messages)
     out: dict[str, Any] = {
         "messages": messages,
         "max_tokens": _max_tokens(body, max_tokens_default, thinking),
@@ -496,86 +386,34 @@ def chat_to_messages(
         out["system"] = system
     if thinking is not None:
         out["thinking"] = thinking
-    temperature = _number(body, "temperature", 0, 1)
+    temperature = number(body, "temperature", 0, 1)
     if temperature is not None:
         out["temperature"] = temperature
-    top_p = _number(body, "top_p", 0, 1)
+    top_p = number(body, "top_p", 0, 1)
     if top_p is not None:
         out["top_p"] = top_p
     if body.get("stop") is not None:
         out["stop_sequences"] = _stop_sequences(body["stop"])
     user = body.get("user")
     if user is not None:
-        out["metadata"] = {"user_id": _expect(user, str, "user", "a string")}
-
-    tools = _tools(body["tools"]) if body.get("tools") is not None else []
-    strict = [tool for tool in tools if tool.pop("strict", False)]
-    if strict and structured_outputs:
-        for tool in strict:
-            tool["strict"] = True
-    elif strict:
-        adjusted += ("strict_not_enforced",)
-    tool_choice = _tool_choice(body["tool_choice"]) if body.get("tool_choice") is not None else None
-    json_tool = _response_format(body["response_format"]) if body.get("response_format") is not None else None
-    if json_tool is not None and structured_outputs and json_tool.get("strict_schema") is not None:
-        out["output_config"] = {"format": {"type": "json_schema", "schema": json_tool["strict_schema"]}}
-        json_tool = None
-    elif json_tool is not None and json_tool.pop("strict_schema", None) is not None:
-        adjusted += ("json_schema_as_forced_tool",)
-    if json_tool is not None:
-        if thinking is not None and thinking.get("type") == "enabled":
-            raise invalid_request(
-                "'response_format' cannot be combined with thinking or reasoning_effort on Claude "
-                "(it is carried by a forced tool call, which thinking does not allow)",
-                "response_format",
-            )
-        tools.append(json_tool)
-        tool_choice = {"type": "tool", "name": JSON_TOOL_NAME}
-    parallel = body.get("parallel_tool_calls")
-    if parallel is not None:
-        _expect(parallel, bool, "parallel_tool_calls", "a boolean")
-    if tools:
-        out["tools"] = tools
-        if parallel is False and (tool_choice is None or tool_choice["type"] != "none"):
-            tool_choice = {**(tool_choice or {"type": "auto"}), "disable_parallel_tool_use": True}
-        if tool_choice is not None:
-            out["tool_choice"] = tool_choice
-    elif tool_choice is not None and tool_choice["type"] != "none":
-        raise invalid_request("'tool_choice' needs 'tools'", "tool_choice")
-    breakpoints = _breakpoints(out)
-    if auto_cache and breakpoints == 0 and (out.get("tools") or out.get("system")):
-        for blocks in (out.get("tools"), out.get("system")):
-            if blocks:
-                blocks[-1]["cache_control"] = {"type": "ephemeral"}
-        adjusted += ("cache_breakpoints_added",)
-    elif breakpoints > MAX_CACHE_BREAKPOINTS:
-        raise invalid_request(
-            f"{breakpoints} cache_control breakpoints; Claude takes at most {MAX_CACHE_BREAKPOINTS} per request",
-            "messages",
-        )
+        out["metadata"] = {"user_id": expect(user, str, "user", "a string")}
+    tooling = Tooling(
+        tools=_tools(body["tools"]) if body.get("tools") is not None else [],
+        choice=_tool_choice(body["tool_choice"]) if body.get("tool_choice") is not None else None,
+        json_tool=_response_format(body["response_format"]) if body.get("response_format") is not None else None,
+        parallel=body.get("parallel_tool_calls"),
+        format_param="response_format",
+    )
+    json_tool, tool_adjustments = tooling.apply(out, thinking, structured_outputs=structured_outputs)
+    adjusted += tool_adjustments + place_cache_breakpoints(out, auto_cache)
 
     stream = body.get("stream") or False
-    _expect(stream, bool, "stream", "a boolean")
+    expect(stream, bool, "stream", "a boolean")
     include_usage = False
     options = body.get("stream_options")
     if options is not None:
-        _expect(options, dict, "stream_options", "an object")
+        expect(options, dict, "stream_options", "an object")
         include_usage = bool(options.get("include_usage"))
     if stream:
         out["stream"] = True
-    return TranslatedRequest(out, stream, include_usage, JSON_TOOL_NAME if json_tool is not None else None, adjusted)
-
-
-def _breakpoints(body: Mapping[str, Any]) -> int:
-    blocks = [*body.get("tools", ()), *body.get("system", ())]
-    for turn in body["messages"]:
-        blocks += turn["content"]
-    return sum(1 for block in blocks if "cache_control" in block)
-
-
-def _continues_tool_use(messages: list[dict[str, Any]]) -> bool:
-    """The last message carries tool results for an assistant turn's tool calls."""
-    if not messages or messages[-1]["role"] != "user":
-        return False
-    content = messages[-1]["content"]
-    return isinstance(content, list) and any(block.get("type") == "tool_result" for block in content)
+    return TranslatedRequest(out, stream, include_usage, json_tool, adjusted)

@@ -259,3 +259,27 @@ def test_an_upstreams_beta_policy_reaches_the_config(tmp_path: Path) -> None:
     config_map = gateway_config(render(values, tmp=tmp_path))
     config = parse_config(yaml.safe_load(config_map["data"]["config.yaml"]), "rendered")
     assert config.upstreams[0].betas is not None and config.upstreams[0].betas.drop == ["context-1m-2025-08-07"]
+
+
+def test_an_upstreams_structured_outputs_reaches_the_config(tmp_path: Path) -> None:
+    values = yaml.safe_load((CHART / "ci" / "api-key-values.yaml").read_text())
+    values["upstreams"][0]["structured_outputs"] = True
+    config_map = gateway_config(render(values, tmp=tmp_path))
+    assert parse_config(yaml.safe_load(config_map["data"]["config.yaml"]), "rendered").upstreams[0].structured_outputs
+
+
+def test_reasoning_keys_come_from_a_secret_every_pod_mounts(tmp_path: Path) -> None:
+    values = yaml.safe_load((CHART / "ci" / "api-key-values.yaml").read_text())
+    values["responses"] = {"reasoningKeys": {"existingSecret": "fgw-reasoning", "secretKey": "keys.txt"}}
+    objects = render(values, tmp=tmp_path)
+    config = yaml.safe_load(gateway_config(objects)["data"]["config.yaml"])
+    keys_file = Path(config["responses"]["reasoning_keys_file"])
+    pod = one(objects, "Deployment")["spec"]["template"]["spec"]
+    gateway = next(c for c in pod["containers"] if c["name"] == "gateway")
+    mount = next(m for m in gateway["volumeMounts"] if m["mountPath"] == str(keys_file.parent))
+    volume = next(v for v in pod["volumes"] if v["name"] == mount["name"])
+    assert volume["secret"]["secretName"] == "fgw-reasoning" and volume["secret"]["defaultMode"] == 0o440
+    assert volume["secret"]["items"] == [{"key": "keys.txt", "path": keys_file.name}]
+    # Without a Secret: no keys file (a key per pod), and nothing mounted for it.
+    default = yaml.safe_load(gateway_config(render(CHART / "ci" / "api-key-values.yaml"))["data"]["config.yaml"])
+    assert "responses" not in default

@@ -42,6 +42,9 @@ TEXT = [
     ("ai-compatible-stream", "You said: Hello streaming AI SDK"),
     ("ai-anthropic-text", "You said: Hello from the AI SDK's Anthropic provider"),
     ("ai-anthropic-stream", "You said: Hello streaming Anthropic provider"),
+    ("openai-responses", "You said: Hello from JavaScript"),
+    ("ai-openai-text", "You said: Hello from the AI SDK's OpenAI provider"),
+    ("ai-openai-stream", "You said: Hello streaming OpenAI provider"),
 ]
 
 
@@ -59,6 +62,12 @@ def test_tool_calls_arrive_parsed(stack: Stack, scenario: str) -> None:
     assert got.get("finish", got.get("stop")) in ("tool_calls", "tool_use")
 
 
+def test_the_openai_sdks_responses_stream(stack: Stack) -> None:
+    got = run(stack, "openai-responses-stream")["ok"]
+    assert got == {"text": "You said: Hello from JavaScript", "model": "claude-sonnet-4-5",
+                   "first": "response.created", "last": "response.completed"}  # fmt: skip
+
+
 @pytest.mark.parametrize("scenario", ["ai-compatible-tools", "ai-anthropic-tools"])
 def test_the_ai_sdk_runs_a_tool_loop(stack: Stack, scenario: str) -> None:
     got = run(stack, scenario)["ok"]
@@ -72,6 +81,8 @@ def test_the_ai_sdk_runs_a_tool_loop(stack: Stack, scenario: str) -> None:
         ("ai-compatible-object", "claude-sonnet-4-5"),  # json_schema through the forced tool
         ("ai-compatible-object", "claude-structured"),  # json_schema as native output_config.format
         ("ai-anthropic-object", "claude-structured"),  # the provider's own output_config.format, relayed
+        ("ai-openai-object", "claude-sonnet-4-5"),  # Responses text.format through the forced tool
+        ("ai-openai-object", "claude-structured"),  # ... and as native output_config.format
     ],
 )
 def test_the_ai_sdk_generates_objects(stack: Stack, scenario: str, model: str) -> None:
@@ -81,3 +92,27 @@ def test_the_ai_sdk_generates_objects(stack: Stack, scenario: str, model: str) -
 def test_native_object_generation_where_it_cannot_be_served_is_a_clear_400(stack: Stack) -> None:
     got = run(stack, "ai-anthropic-object")
     assert got["status"] == 400 and "is not served by the deployments of 'claude-sonnet-4-5'" in got["error"]
+
+
+@pytest.mark.parametrize(
+    ("scenario", "thinking"),
+    [
+        # Chat Completions cannot carry thinking back: the tool-result turn goes without it.
+        ("ai-compatible-reasoning-tools", [True, False]),
+        # The Anthropic provider sends the signed thinking back itself.
+        ("ai-anthropic-reasoning-tools", [True, True]),
+        # The Responses provider sends the reasoning items back, and the gateway opens them.
+        ("ai-openai-reasoning-tools", [True, True]),
+    ],
+)
+def test_the_ai_sdk_tool_loop_with_reasoning(stack: Stack, scenario: str, thinking: list[bool]) -> None:
+    got = run(stack, scenario)["ok"]
+    assert got["calls"] == [{"name": "get_weather", "args": {"city": "example"}}]
+    assert got["text"] == "Tool results: sunny in example"
+    assert ["thinking" in r["body"] for r in stack.recorded()] == thinking
+
+
+def test_the_responses_provider_with_stored_items_is_told_to_send_them(stack: Stack) -> None:
+    """Its default (store: true) refers to earlier output items by id; the gateway keeps none."""
+    got = run(stack, "ai-openai-tools")
+    assert got["status"] == 400 and "providerOptions.openai.store = false" in got["error"]

@@ -70,14 +70,18 @@ def test_the_dialect_of_a_path_no_endpoint_matches_comes_from_the_table(path: st
 async def test_every_endpoint_in_the_table_is_served(gateway: tuple[TestClient[Any, Any], CollectorRegistry]) -> None:
     client, _ = gateway
     for endpoint in ENDPOINTS:
-        path = endpoint.path.replace("{model}", "claude")
+        path = endpoint.path.replace("{model}", "claude").replace("{response_id}", "resp_1")
         body: dict[str, Any] | None = None
         if endpoint.method == "POST":
             body = {"model": "claude", "messages": HELLO}
             if endpoint.path.endswith("/messages"):
                 body["max_tokens"] = 5
+            if endpoint.path.endswith("/responses"):
+                body = {"model": "claude", "input": "Hello"}
         response = await client.request(endpoint.method, path, json=body)
-        assert response.status == 200, (endpoint.path, await response.text())
+        # A stored response is the one thing served with a 404: none is ever stored.
+        expected = 404 if "{response_id}" in endpoint.path else 200
+        assert response.status == expected, (endpoint.path, await response.text())
 
 
 @pytest.mark.asyncio

@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from gateway.errors import GatewayError
-from gateway.translate.chat_request import JSON_TOOL_NAME, chat_to_messages
+from gateway.translate.chat_request import chat_to_messages
+from gateway.translate.messages_request import JSON_TOOL_NAME
 
 USER_HI = [{"role": "user", "content": "Hi"}]
 ANTHROPIC_HI = [{"role": "user", "content": [{"type": "text", "text": "Hi"}]}]

@@ -56,6 +56,7 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- define "fgw.tokenFile" -}}/var/run/foundry-token/token.json{{- end -}}
 {{- define "fgw.configDir" -}}/etc/foundry-gateway/config{{- end -}}
 {{- define "fgw.apiKeyDir" -}}/etc/foundry-gateway/api-keys{{- end -}}
+{{- define "fgw.reasoningKeysDir" -}}/etc/foundry-gateway/reasoning-keys{{- end -}}
 
 {{/* True ("true") when any upstream authenticates with Entra, so the pod needs the sidecar. */}}
 {{- define "fgw.needsSidecar" -}}
@@ -112,6 +113,7 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- $u := dict "name" .name "base_url" .base_url "auth" $auth -}}
 {{- if .timeouts }}{{ $_ := set $u "timeouts" .timeouts }}{{ end -}}
 {{- if .betas }}{{ $_ := set $u "betas" .betas }}{{ end -}}
+{{- if hasKey . "structured_outputs" }}{{ $_ := set $u "structured_outputs" .structured_outputs }}{{ end -}}
 {{- $upstreams = append $upstreams $u -}}
 {{- end -}}
 {{- $g := .Values.gateway -}}
@@ -124,6 +126,9 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
   "upstreams" $upstreams "routes" .Values.routes -}}
 {{- with .Values.retries }}{{ $_ := set $config "retries" . }}{{ end -}}
 {{- with .Values.inbound }}{{ $_ := set $config "inbound" . }}{{ end -}}
+{{- if .Values.responses.reasoningKeys.existingSecret -}}
+{{- $_ := set $config "responses" (dict "reasoning_keys_file" (printf "%s/keys" (include "fgw.reasoningKeysDir" .))) -}}
+{{- end -}}
 {{- toYaml $config -}}
 {{- end -}}
 

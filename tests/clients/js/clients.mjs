@@ -5,6 +5,7 @@ import OpenAI from "openai";
 import { generateObject, generateText, jsonSchema, stepCountIs, streamText, tool } from "ai";
 import { createOpenAICompatible } from "@ai-sdk/openai-compatible";
 import { createAnthropic } from "@ai-sdk/anthropic";
+import { createOpenAI } from "@ai-sdk/openai";
 
 const base = process.env.BASE_URL;
 const model = process.env.MODEL || "claude-sonnet-4-5";
@@ -23,6 +24,8 @@ const anthropic = () => new Anthropic({ baseURL: base, apiKey: key, maxRetries: 
 const compatible = () =>
   createOpenAICompatible({ name: "gateway", baseURL: `${base}/v1`, apiKey: key, supportsStructuredOutputs: true })(model);
 const aiAnthropic = () => createAnthropic({ baseURL: `${base}/v1`, apiKey: key })(model);
+// The AI SDK's own OpenAI provider: its default model speaks the Responses API.
+const aiOpenAI = () => createOpenAI({ baseURL: `${base}/v1`, apiKey: key })(model);
 
 const scenarios = {
   async "openai-text"() {
@@ -43,6 +46,17 @@ const scenarios = {
     });
     const call = r.choices[0].message.tool_calls[0];
     return { name: call.function.name, args: JSON.parse(call.function.arguments), finish: r.choices[0].finish_reason };
+  },
+  async "openai-responses"() {
+    const r = await openai().responses.create({ model, input: "Hello from JavaScript" });
+    return { text: r.output_text, model: r.model };
+  },
+  async "openai-responses-stream"() {
+    const stream = openai().responses.stream({ model, input: "Hello from JavaScript" });
+    const kinds = [];
+    for await (const event of stream) kinds.push(event.type);
+    const final = await stream.finalResponse();
+    return { text: final.output_text, model: final.model, first: kinds[0], last: kinds.at(-1) };
   },
   async "anthropic-text"() {
     const r = await anthropic().messages.create({ model, max_tokens: 100, messages: hello });
@@ -72,8 +86,18 @@ const prompts = {
   "ai-compatible-stream": "Hello streaming AI SDK",
   "ai-anthropic-text": "Hello from the AI SDK's Anthropic provider",
   "ai-anthropic-stream": "Hello streaming Anthropic provider",
+  "ai-openai-text": "Hello from the AI SDK's OpenAI provider",
+  "ai-openai-stream": "Hello streaming OpenAI provider",
 };
-for (const [prefix, provider] of [["ai-compatible", compatible], ["ai-anthropic", aiAnthropic]]) {
+// Reasoning on (forceReasoning: the provider assumes only OpenAI model names reason) and, for the
+// Responses provider, stateless (store: false), so each step sends the
+// reasoning items back whole rather than as references to responses the gateway does not keep.
+const reasoning = {
+  openai: { reasoningEffort: "low", store: false, forceReasoning: true },
+  gateway: { reasoningEffort: "low" }, // the OpenAI-compatible provider's options go by its name
+  anthropic: { thinking: { type: "enabled", budgetTokens: 1024 } },
+};
+for (const [prefix, provider] of [["ai-compatible", compatible], ["ai-anthropic", aiAnthropic], ["ai-openai", aiOpenAI]]) {
   const weatherTool = {
     get_weather: tool({ inputSchema: jsonSchema(weather), execute: async ({ city }) => `sunny in ${city}` }),
   };
@@ -94,6 +118,14 @@ for (const [prefix, provider] of [["ai-compatible", compatible], ["ai-anthropic"
       });
       const calls = r.steps.flatMap((s) => s.toolCalls.map((c) => ({ name: c.toolName, args: c.input })));
       return { text: r.text, calls };
+    },
+    async [`${prefix}-reasoning-tools`]() {
+      const r = await generateText({
+        model: provider(), prompt: "call get_weather", tools: weatherTool, stopWhen: stepCountIs(3),
+        providerOptions: reasoning, maxOutputTokens: 4000,
+      });
+      const calls = r.steps.flatMap((s) => s.toolCalls.map((c) => ({ name: c.toolName, args: c.input })));
+      return { text: r.text, calls, reasoning: r.steps.map((s) => s.reasoningText ?? null) };
     },
     async [`${prefix}-object`]() {
       const r = await generateObject({ model: provider(), schema: jsonSchema(weather), prompt: "the weather" });

@@ -1,0 +1,334 @@
+"""Anthropic Messages stream events -> OpenAI Responses stream events. Pure: event in, events out.
+
+The Responses protocol in its order, each event numbered by `sequence_number`:
+response.created and response.in_progress at message_start; per content block an
+output_item.added, its deltas (output_text, function_call_arguments, reasoning summary
+text), their .done events and output_item.done; then response.completed (or
+response.incomplete) at message_stop. Every upstream event that carries something is
+answered as it is read, nothing held back. An upstream error event, or events out of order,
+raise StreamError, and the relay ends the stream with `response.failed`: never with
+response.completed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from gateway.errors import GatewayError, StreamError, echo, known_error_type
+from gateway.sse import SSEDecoder, encode_event, parse_events
+from gateway.translate.responses_response import (
+    Seal,
+    function_call_item,
+    item_id,
+    message_item,
+    output_text,
+    reasoning_item,
+    response_id,
+    response_object,
+)
+from gateway.translate.usage import merge_usage
+
+
+@dataclass(slots=True)
+class _Item:
+    """One content block on its way to becoming an output item."""
+
+    kind: str  # message, reasoning, function_call
+    output_index: int
+    id: str
+    block: dict[str, Any]  # the upstream's content_block, its text and signature filled in as they come
+    text: list[str] = field(default_factory=list)  # text, thinking or JSON arguments so far
+    summary_open: bool = False
+    done: dict[str, Any] | None = None
+
+
+class ResponsesStreamTranslator:
+    __slots__ = (
+        "_created",
+        "_echo",
+        "_items",
+        "_json_tool",
+        "_model",
+        "_rid",
+        "_seal",
+        "_sequence",
+        "_stop_reason",
+        "_usage",
+        "delta_seen",
+        "started",
+        "stopped",
+    )
+
+    def __init__(
+        self, *, model: str, created: int, echo: Mapping[str, Any], seal: Seal, json_tool: str | None = None
+    ) -> None:
+        self._model = model
+        self._created = created
+        self._echo = echo
+        self._seal = seal
+        self._json_tool = json_tool
+        self._rid = ""
+        self._sequence = 0
+        self._items: dict[int, _Item] = {}  # by Anthropic block index
+        self._usage: dict[str, Any] = {}
+        self._stop_reason: Any = None
+        self.started = False
+        self.stopped = False
+        self.delta_seen = False
+
+    @property
+    def usage(self) -> Mapping[str, Any]:
+        return self._usage
+
+    def _event(self, kind: str, **fields: Any) -> bytes:
+        payload = {"type": kind, "sequence_number": self._sequence, **fields}
+        self._sequence += 1
+        return encode_event(kind, payload)
+
+    def _response(self, status: str, error: dict[str, Any] | None = None) -> dict[str, Any]:
+        output = [item.done for item in self._items.values() if item.done is not None]
+        return response_object(
+            rid=self._rid,
+            model=self._model,
+            created=self._created,
+            echo=self._echo,
+            status=status,
+            output=output,
+            usage=self._usage if status != "in_progress" else None,
+            stop_reason=self._stop_reason,
+            error=error,
+        )
+
+    def feed(self, event_type: str | None, data: dict[str, Any]) -> bytes:
+        """One parsed upstream event in, the client's events for it out (b"" for none)."""
+        kind = data.get("type", event_type)
+        if kind == "content_block_delta" and self.started:
+            return self._delta(data)
+        if kind == "error":
+            err = data.get("error")
+            err = err if isinstance(err, dict) else {}
+            message = err.get("message")
+            raise StreamError(
+                known_error_type(err.get("type")) or "api_error",
+                message if isinstance(message, str) and message else "upstream stream error",
+            )
+        if kind == "message_start":
+            message = data.get("message")
+            message = message if isinstance(message, dict) else {}
+            self._rid = response_id(message.get("id"))
+            merge_usage(self._usage, message.get("usage"))
+            self.started = True
+            snapshot = self._response("in_progress")
+            return self._event("response.created", response=snapshot) + self._event(
+                "response.in_progress", response=snapshot
+            )
+        if kind == "ping" or kind is None:
+            return b""
+        if not self.started:
+            raise StreamError("api_error", f"upstream stream sent {echo(kind)} before message_start")
+        if kind == "content_block_start":
+            return self._block_start(data)
+        if kind == "content_block_stop":
+            return self._block_stop(data)
+        if kind == "message_delta":
+            delta = data.get("delta")
+            merge_usage(self._usage, data.get("usage"))
+            self._stop_reason = delta.get("stop_reason") if isinstance(delta, dict) else None
+            return b""
+        if kind == "message_stop":
+            if self._stop_reason is None:
+                raise StreamError("api_error", "upstream stream stopped without a stop reason")
+            self.stopped = True
+            final = self._response("completed")
+            return self._event(f"response.{final['status']}", response=final)
+        return b""  # event types added after this was written carry nothing for the client
+
+    def _block_start(self, data: dict[str, Any]) -> bytes:
+        block = data.get("content_block")
+        index = data.get("index")
+        if not isinstance(block, dict) or not isinstance(index, int) or index in self._items:
+            raise StreamError("api_error", "upstream stream sent a content block without a usable index")
+        kind = block.get("type")
+        mid = self._rid.removeprefix("resp_")
+        if kind == "tool_use" and not (self._json_tool is not None and block.get("name") == self._json_tool):
+            item = _Item("function_call", len(self._items), item_id("function_call", mid, index), dict(block))
+            added = function_call_item(item.id, block, "", "in_progress")
+        elif kind in ("thinking", "redacted_thinking"):
+            item = _Item("reasoning", len(self._items), item_id("reasoning", mid, index), dict(block))
+            added = reasoning_item(item.id, None, self._seal)
+        elif kind in ("text", "tool_use"):  # tool_use here: the JSON-answer tool, whose input is the text
+            item = _Item("message", len(self._items), item_id("message", mid, index), {"type": kind})
+            added = message_item(item.id, "", "in_progress")
+        else:
+            return b""  # a block type added after this was written: nothing the client can use
+        self._items[index] = item
+        out = self._event("response.output_item.added", output_index=item.output_index, item=added)
+        if item.kind == "message":
+            out += self._event(
+                "response.content_part.added",
+                item_id=item.id,
+                output_index=item.output_index,
+                content_index=0,
+                part=output_text(""),
+            )
+            if kind == "text" and block.get("text"):
+                out += self._text_delta(item, block["text"])
+        return out
+
+    def _item(self, data: Mapping[str, Any]) -> _Item | None:
+        index = data.get("index")
+        return self._items.get(index) if isinstance(index, int) else None
+
+    def _text_delta(self, item: _Item, text: str) -> bytes:
+        item.text.append(text)
+        return self._event(
+            "response.output_text.delta",
+            item_id=item.id,
+            output_index=item.output_index,
+            content_index=0,
+            delta=text,
+            logprobs=[],
+        )
+
+    def _delta(self, data: dict[str, Any]) -> bytes:
+        delta = data.get("delta")
+        item = self._item(data)
+        if not isinstance(delta, dict) or item is None:
+            return b""
+        self.delta_seen = True
+        kind = delta.get("type")
+        if kind == "text_delta" and item.kind == "message":
+            text = delta.get("text")
+            return self._text_delta(item, text) if isinstance(text, str) and text else b""
+        if kind == "input_json_delta":
+            fragment = delta.get("partial_json")
+            if not isinstance(fragment, str) or not fragment:
+                return b""
+            if item.kind == "message":
+                return self._text_delta(item, fragment)
+            item.text.append(fragment)
+            return self._event(
+                "response.function_call_arguments.delta",
+                item_id=item.id,
+                output_index=item.output_index,
+                delta=fragment,
+            )
+        if kind == "thinking_delta" and item.kind == "reasoning":
+            thinking = delta.get("thinking")
+            if not isinstance(thinking, str) or not thinking:
+                return b""
+            item.text.append(thinking)
+            out = b""
+            if not item.summary_open:
+                item.summary_open = True
+                out = self._event(
+                    "response.reasoning_summary_part.added",
+                    item_id=item.id,
+                    output_index=item.output_index,
+                    summary_index=0,
+                    part={"type": "summary_text", "text": ""},
+                )
+            return out + self._event(
+                "response.reasoning_summary_text.delta",
+                item_id=item.id,
+                output_index=item.output_index,
+                summary_index=0,
+                delta=thinking,
+            )
+        if kind == "signature_delta" and item.kind == "reasoning":
+            signature = delta.get("signature")
+            if isinstance(signature, str):
+                item.block["signature"] = item.block.get("signature", "") + signature
+        return b""
+
+    def _block_stop(self, data: dict[str, Any]) -> bytes:
+        item = self._item(data)
+        if item is None or item.done is not None:
+            return b""
+        text = "".join(item.text)
+        where = {"item_id": item.id, "output_index": item.output_index}
+        out = b""
+        if item.kind == "message":
+            item.done = message_item(item.id, text)
+            out += self._event("response.output_text.done", **where, content_index=0, text=text, logprobs=[])
+            out += self._event("response.content_part.done", **where, content_index=0, part=output_text(text))
+        elif item.kind == "function_call":
+            item.done = function_call_item(item.id, item.block, text or "{}")
+            out += self._event("response.function_call_arguments.done", **where, arguments=text or "{}")
+        else:
+            if item.block.get("type") == "thinking":
+                item.block["thinking"] = text
+            if item.summary_open:
+                part = {"type": "summary_text", "text": text}
+                out += self._event("response.reasoning_summary_text.done", **where, summary_index=0, text=text)
+                out += self._event("response.reasoning_summary_part.done", **where, summary_index=0, part=part)
+            item.done = reasoning_item(item.id, item.block, self._seal)
+        return out + self._event("response.output_item.done", output_index=item.output_index, item=item.done)
+
+    def failed(self, failure: GatewayError) -> bytes:
+        """The stream's last event when it cannot finish: response.failed, naming what failed."""
+        code = (
+            "rate_limit_exceeded"
+            if failure.anthropic_type in ("rate_limit_error", "overloaded_error")
+            else "server_error"
+        )
+        self.stopped = True
+        return self._event(
+            "response.failed", response=self._response("failed", {"code": code, "message": failure.message})
+        )
+
+
+class ResponsesStream:
+    """The Responses dialect for the stream relay: whole upstream events in, Responses events out."""
+
+    __slots__ = ("_decoder", "_translator")
+
+    pending = False  # only whole events are written: a heartbeat never lands inside one
+    upstream_error = False  # an upstream error event becomes a StreamError, never passed on
+
+    def __init__(self, translator: ResponsesStreamTranslator, max_event_bytes: int) -> None:
+        self._translator = translator
+        self._decoder = SSEDecoder(max_event_bytes)
+
+    @property
+    def done(self) -> bool:
+        return self._translator.stopped
+
+    @property
+    def first_token(self) -> bool:
+        return self._translator.delta_seen
+
+    @property
+    def usage(self) -> dict[str, Any]:
+        return dict(self._translator.usage)
+
+    def feed(self, chunk: bytes) -> bytes:
+        complete = self._decoder.complete(chunk)
+        if complete is None:
+            return b""
+        out: list[bytes] = []
+        try:
+            for name, data in parse_events(complete):
+                if not data:
+                    continue
+                try:
+                    payload = orjson.loads(data)
+                except orjson.JSONDecodeError:
+                    payload = None
+                if not isinstance(payload, dict):
+                    raise StreamError("api_error", "upstream sent an event that is not a JSON object")
+                out.append(self._translator.feed(name, payload))
+        except StreamError as exc:
+            exc.before = b"".join(out)  # what came before the failure in the same read still goes, in order
+            raise
+        return b"".join(out)
+
+    def ending(self) -> bytes:
+        return b""  # the Responses stream ends with its response.completed event, no [DONE]
+
+    def error(self, failure: GatewayError) -> bytes:
+        return self._translator.failed(failure)

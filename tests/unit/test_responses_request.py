@@ -1,0 +1,185 @@
+"""OpenAI Responses request -> Anthropic Messages request: table-driven."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from gateway.errors import GatewayError
+from gateway.reasoning_seal import ReasoningSeal
+from gateway.translate.messages_request import JSON_TOOL_NAME
+from gateway.translate.responses_request import responses_to_messages
+
+SEAL = ReasoningSeal()
+THOUGHT = {"type": "thinking", "thinking": "Let me think.", "signature": "sig_1"}
+HI = [{"role": "user", "content": [{"type": "text", "text": "Hi"}]}]
+WEATHER = {
+    "type": "function",
+    "name": "get_weather",
+    "description": "Weather for a city",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+}
+WEATHER_CLAUDE = {
+    "name": "get_weather",
+    "description": "Weather for a city",
+    "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}},
+}
+CALL = {"type": "function_call", "call_id": "toolu_1", "name": "get_weather", "arguments": '{"city": "Paris"}'}
+OUTPUT = {"type": "function_call_output", "call_id": "toolu_1", "output": "sunny"}
+TOOL_USE = {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {"city": "Paris"}}
+TOOL_RESULT = {"type": "tool_result", "tool_use_id": "toolu_1", "content": "sunny"}
+
+
+def translate(body: dict[str, Any], **options: Any) -> Any:
+    return responses_to_messages({"model": "m", **body}, max_tokens_default=4096, open_reasoning=SEAL.open, **options)
+
+
+CASES: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
+    ("a string input", {"input": "Hi"}, {"messages": HI, "max_tokens": 4096}),
+    (
+        "instructions and system/developer messages become the system prompt, in order",
+        {"instructions": "Be brief.", "input": [{"role": "developer", "content": "Use metric."},
+                                                 {"role": "user", "content": "Hi"}]},
+        {"system": [{"type": "text", "text": "Be brief."}, {"type": "text", "text": "Use metric."}],
+         "messages": HI, "max_tokens": 4096},
+    ),
+    (
+        "sampling, max_output_tokens and the user",
+        {"input": "Hi", "temperature": 0.5, "top_p": 0.9, "max_output_tokens": 100, "safety_identifier": "u1"},
+        {"messages": HI, "max_tokens": 100, "temperature": 0.5, "top_p": 0.9, "metadata": {"user_id": "u1"}},
+    ),
+    (
+        "a tool turn: call and output as tool_use and tool_result, the result first in its turn",
+        {"input": [{"role": "user", "content": "Weather?"}, CALL, OUTPUT,
+                   {"role": "user", "content": [{"type": "input_text", "text": "Thanks"}]}],
+         "tools": [WEATHER], "tool_choice": "required", "parallel_tool_calls": False},
+        {"messages": [{"role": "user", "content": [{"type": "text", "text": "Weather?"}]},
+                      {"role": "assistant", "content": [TOOL_USE]},
+                      {"role": "user", "content": [TOOL_RESULT, {"type": "text", "text": "Thanks"}]}],
+         "max_tokens": 4096, "tools": [WEATHER_CLAUDE],
+         "tool_choice": {"type": "any", "disable_parallel_tool_use": True}},
+    ),
+    (
+        "a reasoning item sent back opens into the thinking that leads its turn",
+        {"input": [{"role": "user", "content": "Weather?"},
+                   {"type": "reasoning", "id": "rs_1", "summary": [], "encrypted_content": SEAL.seal(THOUGHT)},
+                   {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "Let me."}]},
+                   CALL, OUTPUT],
+         "tools": [WEATHER], "reasoning": {"effort": "low"}, "max_output_tokens": 2000},
+        {"messages": [{"role": "user", "content": [{"type": "text", "text": "Weather?"}]},
+                      {"role": "assistant", "content": [THOUGHT, {"type": "text", "text": "Let me."}, TOOL_USE]},
+                      {"role": "user", "content": [TOOL_RESULT]}],
+         "max_tokens": 2000, "thinking": {"type": "enabled", "budget_tokens": 1024}, "tools": [WEATHER_CLAUDE]},
+    ),
+    (
+        "reasoning effort none: no thinking",
+        {"input": "Hi", "reasoning": {"effort": "none", "summary": "auto"}},
+        {"messages": HI, "max_tokens": 4096},
+    ),
+    (
+        "function call output as content parts",
+        {"input": [{"role": "user", "content": "Weather?"}, CALL,
+                   {**OUTPUT, "output": [{"type": "input_text", "text": "sunny"}]}]},
+        {"messages": [{"role": "user", "content": [{"type": "text", "text": "Weather?"}]},
+                      {"role": "assistant", "content": [TOOL_USE]},
+                      {"role": "user", "content": [{**TOOL_RESULT, "content": [{"type": "text", "text": "sunny"}]}]}],
+         "max_tokens": 4096},
+    ),
+    (
+        "text.format json_schema without native structured outputs: a forced tool",
+        {"input": "Hi", "text": {"format": {"type": "json_schema", "name": "city", "strict": True,
+                                            "schema": {"type": "object"}}}},
+        {"messages": HI, "max_tokens": 4096,
+         "tools": [{"name": JSON_TOOL_NAME, "input_schema": {"type": "object"},
+                    "description": "Give the answer as JSON matching the schema city"}],
+         "tool_choice": {"type": "tool", "name": JSON_TOOL_NAME}},
+    ),
+    (
+        "accepted without effect: store, metadata, include of encrypted reasoning, truncation disabled",
+        {"input": "Hi", "store": False, "metadata": {"a": "b"}, "include": ["reasoning.encrypted_content"],
+         "truncation": "disabled", "background": False},
+        {"messages": HI, "max_tokens": 4096},
+    ),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "body", "expected"), CASES, ids=[c[0] for c in CASES])
+def test_translation(name: str, body: dict[str, Any], expected: dict[str, Any]) -> None:
+    assert translate(body).body == expected
+
+
+def test_native_structured_outputs_where_served() -> None:
+    fmt = {"type": "json_schema", "name": "city", "strict": True, "schema": {"type": "object"}}
+    translated = translate({"input": "Hi", "text": {"format": fmt}}, structured_outputs=True)
+    assert translated.body["output_config"] == {"format": {"type": "json_schema", "schema": {"type": "object"}}}
+    assert translated.json_tool is None and translated.adjusted == ()
+
+
+UNOPENABLE = ["", "fgw1.AAAA", "fgw1." + "A" * 80, None, 42, ReasoningSeal().seal(THOUGHT)]
+
+
+@pytest.mark.parametrize("sealed", UNOPENABLE, ids=["empty", "short", "garbage", "none", "number", "other-key"])
+def test_a_reasoning_item_that_does_not_open_leaves_thinking_off_for_the_tool_turn(sealed: Any) -> None:
+    reasoning = {"type": "reasoning", "id": "rs_1", "summary": [], "encrypted_content": sealed}
+    translated = translate(
+        {"input": [{"role": "user", "content": "Weather?"}, reasoning, CALL, OUTPUT], "reasoning": {"effort": "low"}}
+    )
+    assert "thinking" not in translated.body
+    assert translated.body["messages"][1]["content"] == [TOOL_USE]
+    assert translated.adjusted == ("thinking_off_for_tool_results",)
+
+
+REFUSED: list[tuple[dict[str, Any], str]] = [
+    ({"input": "Hi", "tools": [{"type": "web_search_preview"}]}, "tools[0].type"),
+    ({"input": "Hi", "tools": [{"type": "file_search", "vector_store_ids": ["v"]}]}, "tools[0].type"),
+    ({"input": "Hi", "previous_response_id": "resp_1"}, "previous_response_id"),
+    ({"input": "Hi", "conversation": {"id": "conv_1"}}, "conversation"),
+    ({"input": "Hi", "background": True}, "background"),
+    ({"input": "Hi", "truncation": "auto"}, "truncation"),
+    ({"input": "Hi", "include": ["message.output_text.logprobs"]}, "include[0]"),
+    ({"input": "Hi", "top_logprobs": 2}, "top_logprobs"),
+    ({"input": "Hi", "frobnicate": 1}, "frobnicate"),
+    ({"input": 42}, "input"),
+    ({"input": []}, "input"),
+    ({"input": [{"type": "computer_call_output", "call_id": "c"}]}, "input[0].type"),
+    ({"input": [{"role": "tool", "content": "x"}]}, "input[0].role"),
+    ({"input": [{"role": "assistant", "content": [{"type": "input_image", "image_url": "https://x/y.png"}]}]},
+     "input[0].content[0].type"),
+    ({"input": [{"role": "user", "content": [{"type": "input_image", "image_url": "http://x/y.png"}]}]},
+     "input[0].content[0].image_url"),
+    ({"input": [{"role": "user", "content": [{"type": "input_image", "file_id": "file_1"}]}]},
+     "input[0].content[0]"),
+    ({"input": [{"role": "user", "content": [{"type": "input_file", "file_data": "data:text/plain;base64,eA=="}]}]},
+     "input[0].content[0].file_data"),
+    ({"input": [CALL | {"arguments": "{not json"}]}, "input[0].arguments"),
+    ({"input": "Hi", "tool_choice": {"type": "allowed_tools", "tools": []}}, "tool_choice"),
+    ({"input": "Hi", "tool_choice": "required"}, "tool_choice"),
+    ({"input": "Hi", "text": {"format": {"type": "yaml"}}}, "text.format.type"),
+    ({"input": "Hi", "text": {"format": {"type": "json_schema", "schema": {"type": "array"}}}}, "text.format.schema"),
+    ({"input": "Hi", "text": {"format": {"type": "json_object"}}, "reasoning": {"effort": "high"}}, "text.format"),
+    ({"input": "Hi", "max_output_tokens": 0}, "max_output_tokens"),
+    ({"input": "Hi", "max_output_tokens": 1000, "reasoning": {"effort": "low"}}, "max_output_tokens"),
+    ({"input": "Hi", "temperature": 1.5}, "temperature"),
+    ({"input": "Hi", "stream": "yes"}, "stream"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("body", "param"), REFUSED, ids=[r[1] + "-" + str(i) for i, r in enumerate(REFUSED)])
+def test_refused_with_a_400_naming_the_parameter(body: dict[str, Any], param: str) -> None:
+    with pytest.raises(GatewayError) as caught:
+        translate(body)
+    assert caught.value.status == 400 and caught.value.param == param, caught.value.message
+
+
+def test_the_route_default_leaves_room_for_thinking() -> None:
+    translated = responses_to_messages(
+        {"input": "Hi", "reasoning": {"effort": "high"}}, max_tokens_default=1000, open_reasoning=SEAL.open
+    )
+    assert translated.body["max_tokens"] == 4096 + 1000
+
+
+def test_echo_repeats_the_clients_settings() -> None:
+    echo = translate({"input": "Hi", "tools": [WEATHER], "tool_choice": "auto", "temperature": 0.3}).echo
+    assert echo["tools"] == [WEATHER] and echo["tool_choice"] == "auto" and echo["temperature"] == 0.3
+    assert echo["max_output_tokens"] == 4096 and echo["text"] == {"format": {"type": "text"}}
