@@ -78,8 +78,8 @@ def main() -> int:
     try:
         rows = []
         for name in ("minimal relay", "gateway /v1/messages", "gateway /v1/messages, telemetry removed",
-                     "gateway /v1/chat/completions"):  # fmt: skip
-            path = "/v1/chat/completions" if name.startswith("gateway /v1/chat") else "/v1/messages"
+                     "gateway /v1/chat/completions", "gateway /v1/responses"):  # fmt: skip
+            path = name.split(",")[0].removeprefix("gateway ") if name.startswith("gateway") else "/v1/messages"
             counts = []
             for count in (low, high):
                 port = free_port()

@@ -141,6 +141,7 @@ class Bench:
             "minimal relay": (f"http://127.0.0.1:{relay_port}/v1/messages", UPSTREAM_KEY, self.relay),
             "gateway /v1/messages": (self.gateway_url + "/v1/messages", CLIENT_KEY, self.gateway),
             "gateway /v1/chat/completions": (self.gateway_url + "/v1/chat/completions", CLIENT_KEY, self.gateway),
+            "gateway /v1/responses": (self.gateway_url + "/v1/responses", CLIENT_KEY, self.gateway),
         }
         # Throughput rows only: the same OpenAI requests through LiteLLM's proxy, on the same upstream and core.
         self.litellm: dict[str, tuple[str, str, Process | None]] = {}
@@ -184,7 +185,7 @@ class Bench:
                 continue
             for connections in self.args.clients or (1, 32):
                 plan = {
-                    name: (url, key, proc, request_body(model, openai=name.endswith("completions")))
+                    name: (url, key, proc, request_body(model, url))
                     for name, (url, key, proc) in {**self.targets, **self.litellm}.items()
                 }
                 for url, key, _, body in plan.values():
@@ -272,7 +273,7 @@ class Bench:
 
     def cold_start(self) -> list[list[str]]:
         """Process start to the first 200 of a translated request, and the idle RSS after it."""
-        body = orjson.dumps(request_body("bench-json", openai=True))
+        body = orjson.dumps(request_body("bench-json", "/v1/chat/completions"))
         results = []
         for _ in range(self.args.cold_starts):
             port = free_port()

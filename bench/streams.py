@@ -29,27 +29,33 @@ class StreamTimes:
     failed: list[str] = field(default_factory=list)
 
 
-def request_body(model: str, openai: bool) -> dict[str, object]:
-    """One bench request in either dialect; every model but bench-json answers with a stream."""
+def request_body(model: str, url: str) -> dict[str, object]:
+    """One bench request in the dialect of `url`'s path; every model but bench-json answers with a stream."""
     body: dict[str, object] = {"model": model, "messages": [{"role": "user", "content": "w0 w1 w2"}]}
+    if url.endswith("/responses"):
+        body = {"model": model, "input": "w0 w1 w2"}
+    elif not url.endswith("/chat/completions"):
+        body["max_tokens"] = 1000
     if model != "bench-json":
         body["stream"] = True
-    if not openai:
-        body["max_tokens"] = 1000
     return body
 
 
 def prepared(url: str, model: str, key: str) -> tuple[bytes, dict[str, str]]:
-    """The encoded body and the headers of a bench request to `url` (the dialect follows the path)."""
-    data = orjson.dumps(request_body(model, openai=url.endswith("/chat/completions")))
+    """The encoded body and the headers of a bench request to `url`."""
+    data = orjson.dumps(request_body(model, url))
     return data, {"content-type": "application/json", "anthropic-version": "2023-06-01", "x-api-key": key}
+
+
+# What ends a complete stream, and what ends a failed one, by the path's dialect.
+_END = {"/chat/completions": b"data: [DONE]", "/responses": b"event: response.completed"}
+_FAILED = (b"event: error", b"event: response.failed", b'data: {"error"')
 
 
 async def one_stream(
     session: aiohttp.ClientSession, url: str, data: bytes, headers: dict[str, str], times: StreamTimes
 ) -> None:
-    openai = url.endswith("/chat/completions")
-    end_marker = b"data: [DONE]" if openai else b"event: message_stop"
+    end_marker = next((end for path, end in _END.items() if url.endswith(path)), b"event: message_stop")
     sent = time.monotonic()
     first = True
     try:
@@ -68,7 +74,7 @@ async def one_stream(
                 elif line.startswith(end_marker):
                     times.complete += 1
                     return
-                elif b"error" in line:
+                elif line.startswith(_FAILED):
                     times.failed.append(line[:200].decode(errors="replace"))
                     return
             times.failed.append("stream ended without its end marker")
