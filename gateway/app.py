@@ -19,12 +19,13 @@ from gateway.config import GatewayConfig
 from gateway.context import Load, RequestContext
 from gateway.errors import Dialect, GatewayError, echo
 from gateway.handlers import chat_completions, info, messages, responses
-from gateway.inbound.authenticator import Inbound
-from gateway.keys import CONTEXT, DIALECTS, LIVE, LOAD, PUBLIC, RECORDER, SESSION
+from gateway.keys import CONTEXT, DIALECTS, LIMITER, LIVE, LOAD, PUBLIC, RECORDER, SESSION
 from gateway.observability.logging import AccessLog
 from gateway.observability.metrics import GatewayMetrics, TokenExpiryCollector
 from gateway.observability.recorder import Recorder
 from gateway.runtime import Live, Runtime
+from gateway.spend.limits import LimiterSlot, limiter_for
+from gateway.spend.prices import Spent
 from gateway.upstream.client import session_for
 
 log = structlog.get_logger("gateway")
@@ -158,15 +159,19 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
         load.active -= 1
     if not response.prepared:  # a stream has sent its id with its headers (relay_stream)
         response.headers["x-request-id"] = ctx.request_id
+        if ctx.standing is not None:
+            response.headers.update(ctx.standing.headers(ctx.dialect))
     _finish(request, ctx, response.status)
     return response
 
 
 def _finish(request: web.Request, ctx: RequestContext, status: int) -> None:
-    """A request's end, however it ended: the tokens it used taken from its client's per-minute
-    bucket, then its metrics and access-log line."""
-    if ctx.client is not None and ctx.usage:
-        Inbound.charge(ctx.client, ctx.usage.get("input_tokens", 0) + ctx.usage.get("output_tokens", 0))
+    """A request's end, however it ended: what it used and cost, charged to its client's limits
+    and budget, then its metrics and access-log line."""
+    if ctx.usage:
+        ctx.spent = Spent.of(ctx.usage, ctx.target.price if ctx.target is not None else None)
+        if ctx.client is not None and ctx.client.limited:
+            request.app[LIMITER].current.charge(ctx.client, ctx.spent.tokens.total, ctx.spent.usd or 0.0)
     request.app[RECORDER].finish(ctx, request.method, request.path, status)
 
 
@@ -224,6 +229,13 @@ def create_app(
         await app[SESSION].close()
 
     app.cleanup_ctx.append(upstream_session)
+
+    async def limiter(app: web.Application) -> AsyncIterator[None]:
+        yield
+        await app[LIMITER].current.close()
+
+    app[LIMITER] = LimiterSlot(limiter_for(config.state.redis, app[RECORDER], None))
+    app.cleanup_ctx.append(limiter)
     if config_path is not None:
 
         async def config_watcher(app: web.Application) -> AsyncIterator[None]:

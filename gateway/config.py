@@ -223,12 +223,23 @@ class UpstreamConfig(_Model):
         return self.base_url + _MESSAGES_SUFFIX
 
 
+class PriceConfig(_Model):
+    """USD per million tokens, as Foundry bills them; cache writes and reads priced on their own."""
+
+    input: float = Field(ge=0, description="Uncached input tokens.")
+    output: float = Field(ge=0, description="Output tokens, thinking included.")
+    cache_write: float | None = Field(None, ge=0, description="5-minute cache writes; omitted: 1.25 x input.")
+    cache_write_1h: float | None = Field(None, ge=0, description="1-hour cache writes; omitted: 2 x input.")
+    cache_read: float | None = Field(None, ge=0, description="Cache reads; omitted: 0.1 x input.")
+
+
 class TargetConfig(_Model):
     """A deployment at an upstream that serves a route."""
 
     upstream: str = Field(description="Name of an entry in upstreams.")
     deployment: str = Field(min_length=1, description="The model deployment name at Foundry.")
     weight: int = Field(1, ge=1, description="Share of traffic among this route's targets.")
+    price: PriceConfig | None = Field(None, description="This deployment's price, when it differs from the route's.")
 
 
 class RouteConfig(_Model):
@@ -257,6 +268,20 @@ class RouteConfig(_Model):
     timeouts: UpstreamTimeouts | None = Field(
         None, description="This route's own timeouts (long thinking, say); omitted: each upstream's."
     )
+    price: PriceConfig | None = Field(
+        None,
+        description="USD per million tokens; omitted: the built-in list price of the Claude model the route or "
+        "its deployment names (docs/cost.md), else the route is counted in tokens only.",
+    )
+
+
+class BudgetConfig(_Model):
+    """Spend a client may make per UTC day and month; past one, its requests get 429 until the window turns."""
+
+    usd_per_day: float | None = Field(None, gt=0)
+    usd_per_month: float | None = Field(None, gt=0)
+    tokens_per_day: int | None = Field(None, ge=1, description="Input (cache included) plus output tokens.")
+    tokens_per_month: int | None = Field(None, ge=1)
 
 
 class InboundApiKey(_Model):
@@ -265,10 +290,13 @@ class InboundApiKey(_Model):
     client: str = Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$", description="Name in logs and metrics.")
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="Hex SHA-256 of the key (sha256sum of it, lower case).")
     routes: list[str] | None = Field(None, description="Models this client may use; omitted: every route.")
-    requests_per_minute: int | None = Field(None, ge=1, description="Per pod, token bucket; omitted: no limit.")
-    tokens_per_minute: int | None = Field(
-        None, ge=1, description="Input plus output tokens per pod and minute; omitted: no limit."
+    requests_per_minute: int | None = Field(
+        None, ge=1, description="With state.redis, for all replicas together; else per pod. Omitted: no limit."
     )
+    tokens_per_minute: int | None = Field(
+        None, ge=1, description="Input plus output tokens a minute, shared or per pod as above; omitted: no limit."
+    )
+    budget: BudgetConfig | None = None
 
 
 class ServiceAccountClient(_Model):
@@ -280,6 +308,7 @@ class ServiceAccountClient(_Model):
     routes: list[str] | None = Field(None, description="Models this client may use; omitted: every route.")
     requests_per_minute: int | None = Field(None, ge=1)
     tokens_per_minute: int | None = Field(None, ge=1)
+    budget: BudgetConfig | None = None
 
 
 class ServiceAccountAuth(_Model):
@@ -328,6 +357,49 @@ class ResponsesConfig(_Model):
         return self._keys
 
 
+class RedisConfig(_Model):
+    """The Redis the replicas share their request, token and budget counters through."""
+
+    url: str | None = Field(
+        None, pattern=r"^rediss?://", description="redis:// or rediss:// (TLS), password in the URL."
+    )
+    url_file: Path | None = Field(None, description="A file holding the URL (a mounted Secret); read at each load.")
+    key_prefix: str = Field("fgw:", description="Prefix of every key the gateway writes.")
+    timeout_ms: int = Field(
+        50, ge=1, le=10000, description="The most a request waits for Redis; past it, on_error decides."
+    )
+    on_error: Literal["allow", "deny"] = Field(
+        "allow", description="Redis down or slow: allow serves as if no limit were reached; deny answers 503."
+    )
+    _url: str = PrivateAttr(default="")
+
+    @model_validator(mode="after")
+    def _one_url(self) -> RedisConfig:
+        if (self.url is None) == (self.url_file is None):
+            raise ValueError("set exactly one of url or url_file")
+        if self.url_file is not None:
+            try:
+                url = self.url_file.read_text(encoding="utf-8").strip()
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ValueError(f"url_file {self.url_file}: {exc}") from None
+            if not url.startswith(("redis://", "rediss://")):
+                raise ValueError(f"url_file {self.url_file}: the URL must begin with redis:// or rediss://")
+            self._url = url
+        else:
+            self._url = self.url or ""
+        return self
+
+    @property
+    def resolved_url(self) -> str:
+        return self._url
+
+
+class StateConfig(_Model):
+    """State the replicas share. Omitted: limits and budgets are per pod (N replicas allow N times as much)."""
+
+    redis: RedisConfig | None = None
+
+
 class GatewayConfig(_Model):
     """The whole gateway config file."""
 
@@ -336,6 +408,7 @@ class GatewayConfig(_Model):
     inbound: InboundConfig | None = None
     logging: LoggingConfig = LoggingConfig()
     responses: ResponsesConfig = ResponsesConfig()
+    state: StateConfig = StateConfig()
     upstreams: list[UpstreamConfig] = Field(min_length=1)
     routes: list[RouteConfig] = Field(min_length=1)
 

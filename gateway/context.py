@@ -9,6 +9,8 @@ from typing import Any
 from gateway.errors import Dialect
 from gateway.inbound.clients import Client
 from gateway.runtime import OTHER_ROUTE, Runtime, Target
+from gateway.spend.limits import Standing
+from gateway.spend.prices import Spent
 
 
 @dataclass(slots=True)
@@ -35,6 +37,8 @@ class RequestContext:
     adjusted: tuple[str, ...] = ()  # what the gateway changed in the request so Claude accepts it
     betas_dropped: tuple[str, ...] = ()  # anthropic-beta values the upstream's policy kept back
     error: str | None = None
+    standing: Standing | None = None  # where the client stands against its limits: response headers
+    spent: Spent | None = None  # what the request used and cost, worked out at its end
 
     def mark_first_token(self) -> None:
         if self.first_token_at is None:

@@ -14,12 +14,15 @@ if TYPE_CHECKING:
     from gateway.errors import Dialect
     from gateway.observability.recorder import Recorder
     from gateway.runtime import Live
+    from gateway.spend.limits import LimiterSlot
 
 # The runtime new requests take; a reload swaps what it holds, never the application's keys.
 LIVE: web.AppKey[Live] = web.AppKey("live")
 RECORDER: web.AppKey[Recorder] = web.AppKey("recorder")
 SESSION: web.AppKey[aiohttp.ClientSession] = web.AppKey("session")
 LOAD: web.AppKey[Load] = web.AppKey("load")
+# Clients' rate limits and budgets: per pod, or shared through Redis (state.redis).
+LIMITER: web.AppKey[LimiterSlot] = web.AppKey("limiter")
 # Each API route's dialect, from the endpoint table (gateway/app.py).
 DIALECTS: web.AppKey[dict[AbstractRoute, Dialect]] = web.AppKey("dialects")
 # The API routes served without inbound authentication (HEAD /).

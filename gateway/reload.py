@@ -13,7 +13,7 @@ import structlog
 from aiohttp import web
 
 from gateway.config import ConfigError, load_config
-from gateway.keys import LIVE, RECORDER
+from gateway.keys import LIMITER, LIVE, RECORDER
 from gateway.runtime import Runtime
 from gateway.upstream.credentials import file_identity
 
@@ -44,6 +44,7 @@ async def reload_once(app: web.Application, path: Path) -> bool:
     if config.server != old.server:
         log.warning("config_reload_server_unchanged", reason="server settings take effect at the next restart")
     live.runtime = Runtime(config, previous=live.runtime)
+    await app[LIMITER].replace_for(config.state.redis, recorder)
     recorder.config_reloaded("applied")
     log.info("config_reloaded", path=str(path), routes=sorted(r.model for r in config.routes))
     return True

@@ -21,11 +21,19 @@ from typing import Any
 import aiohttp
 import orjson
 
-from gateway.config import GatewayConfig, TargetConfig, UpstreamConfig, UpstreamTimeouts, is_pattern
+from gateway.config import (
+    GatewayConfig,
+    RouteConfig,
+    TargetConfig,
+    UpstreamConfig,
+    UpstreamTimeouts,
+    is_pattern,
+)
 from gateway.errors import GatewayError, echo
 from gateway.inbound.authenticator import Inbound
 from gateway.inbound.clients import Client
 from gateway.reasoning_seal import ReasoningSeal
+from gateway.spend.prices import Price, list_price
 from gateway.upstream.credentials import Credential, CredentialUnavailable, credential_for
 from gateway.upstream.retry import RetryBudget, TargetHealth
 
@@ -68,14 +76,17 @@ class Target:
     timeouts: UpstreamTimeouts
     # Built once here rather than per request.
     client_timeout: aiohttp.ClientTimeout = field(compare=False)
+    price: Price | None = field(default=None, compare=False)  # None: counted in tokens only
 
 
-def _target(upstream: Upstream, t: TargetConfig, route_timeouts: UpstreamTimeouts | None) -> Target:
-    timeouts = route_timeouts or upstream.config.timeouts
+def _target(upstream: Upstream, t: TargetConfig, route: RouteConfig) -> Target:
+    timeouts = route.timeouts or upstream.config.timeouts
     client_timeout = aiohttp.ClientTimeout(
         total=timeouts.total_seconds, connect=timeouts.connect_seconds, sock_read=timeouts.read_seconds
     )
-    return Target(upstream, t.deployment, t.weight, timeouts, client_timeout)
+    configured = t.price or route.price
+    price = Price.of(configured) if configured is not None else list_price(t.deployment, route.model)
+    return Target(upstream, t.deployment, t.weight, timeouts, client_timeout, price)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +127,7 @@ class Runtime:
         self.routes: dict[str, Route] = {
             r.model: Route(
                 r.model,
-                tuple(_target(self.upstreams[t.upstream], t, r.timeouts) for t in r.targets),
+                tuple(_target(self.upstreams[t.upstream], t, r) for t in r.targets),
                 r.max_tokens_default,
                 r.strategy == "priority",
                 r.cache_breakpoints == "auto",

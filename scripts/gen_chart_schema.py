@@ -111,6 +111,21 @@ def schema() -> dict[str, Any]:
             "routes": copy.deepcopy(gateway["properties"]["routes"]),
             "retries": {"$ref": "#/$defs/RetryConfig"},
             "inbound": {"$ref": "#/$defs/InboundConfig"},
+            "state": obj(
+                {
+                    "redis": obj(
+                        {
+                            "enabled": BOOL,
+                            "existingSecret": {**STR, "description": "A Secret holding the redis:// or rediss:// URL."},
+                            "secretKey": STR,
+                            "keyPrefix": STR,
+                            "timeoutMs": {"type": "integer", "minimum": 1, "maximum": 10000},
+                            "onError": {"enum": ["allow", "deny"]},
+                            "port": PORT,
+                        }
+                    )
+                }
+            ),
             "responses": obj(
                 {
                     "reasoningKeys": obj(

@@ -230,6 +230,62 @@ TOKENS = (
 )
 
 
+COST = f"foundry_gateway_cost_usd_total{NS}"
+CLIENT_TOKENS = "foundry_gateway_client_tokens_total"
+SPEND = (
+    Panel(
+        "Spend per client, per UTC day",
+        "currencyUSD",
+        ((f"sum by (client) (increase({COST}[1d]))", "{{client}}"),),
+        "At the routes' prices (docs/cost.md); anonymous is traffic with inbound auth off.",
+    ),
+    Panel(
+        "Spend rate by client (USD an hour)",
+        "currencyUSD",
+        ((f"sum by (client) (rate({COST}[{RI}])) * 3600", "{{client}}"),),
+    ),
+    Panel(
+        "Top routes by spend, last 24 h",
+        "currencyUSD",
+        ((f"topk(10, sum by (route) (increase({COST}[1d])))", "{{route}}"),),
+    ),
+    Panel(
+        "Tokens by client and type",
+        "short",
+        ((f"sum by (client, type) (rate({CLIENT_TOKENS}{NS}[{RI}]))", "{{client}} {{type}}"),),
+    ),
+    Panel(
+        "Prompt cache hit rate",
+        "percentunit",
+        (
+            (
+                f'sum(rate({CLIENT_TOKENS}{{namespace=~"$namespace", type="cache_read"}}[{RI}])) / '
+                f'sum(rate({CLIENT_TOKENS}{{namespace=~"$namespace", type=~"input|cache_read|cache_write"}}[{RI}]))',
+                "cache reads / input",
+            ),
+        ),
+        "Share of prompt tokens read from the cache; reads cost a tenth of input.",
+    ),
+    Panel(
+        "What caching saved, last 24 h",
+        "currencyUSD",
+        ((f"sum by (route) (increase(foundry_gateway_cache_savings_usd_total{NS}[1d]))", "{{route}}"),),
+    ),
+    Panel(
+        "Shared limits store (Redis): admission round trip",
+        "s",
+        quantiles("foundry_gateway_shared_state_duration_seconds", "namespace", "namespace"),
+        "Bounded by state.redis.timeout_ms; empty without state.redis.",
+    ),
+    Panel(
+        "Shared limits store (Redis): failures",
+        "ops",
+        ((f"sum by (operation) (rate(foundry_gateway_shared_state_errors_total{NS}[{RI}]))", "{{operation}}"),),
+        "Alert FoundryGatewaySharedStateErrors fires after 5 minutes of failures.",
+    ),
+)
+
+
 def dashboard(uid: str, title: str, panels: tuple[Panel, ...], metric_for_namespaces: str) -> dict[str, Any]:
     rendered = []
     for i, panel in enumerate(panels):
@@ -286,6 +342,9 @@ def dashboard(uid: str, title: str, panels: tuple[Panel, ...], metric_for_namesp
 DASHBOARDS = {
     "foundry-gateway-overview.json": dashboard(
         "foundry-gateway-overview", "Foundry gateway: overview", OVERVIEW, "foundry_gateway_build_info"
+    ),
+    "foundry-gateway-spend.json": dashboard(
+        "foundry-gateway-spend", "Foundry gateway: spend", SPEND, "foundry_gateway_build_info"
     ),
     "foundry-gateway-tokens.json": dashboard(
         "foundry-gateway-tokens", "Foundry gateway: Entra tokens", TOKENS, "token_sidecar_build_info"

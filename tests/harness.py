@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import ssl
@@ -249,3 +250,18 @@ def start_sidecar(
     base = f"http://127.0.0.1:{port}"
     wait_http(base + "/healthz", proc=proc)
     return proc, base
+
+
+def start_redis(log_dir: Path | None = None, port: int | None = None, *args: str) -> tuple[Process, int]:
+    """Debian's redis-server on loopback, nothing persisted; `make tools` installs it."""
+    port = port or free_port()
+    server = shutil.which("redis-server")
+    assert server, "redis-server is not installed: make tools installs Debian's redis-server"
+    proc = Process(
+        f"redis-{port}",
+        [],
+        log_dir=log_dir,
+        executable=[server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", *args],
+    )
+    proc.wait_for_line("Ready to accept connections")
+    return proc, port

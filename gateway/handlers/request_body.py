@@ -12,8 +12,7 @@ from aiohttp import web
 
 from gateway.context import RequestContext
 from gateway.errors import GatewayError, echo, invalid_request, too_deeply_nested
-from gateway.inbound.authenticator import Inbound
-from gateway.keys import RECORDER, SESSION, context
+from gateway.keys import LIMITER, RECORDER, SESSION, context
 from gateway.runtime import Route
 from gateway.upstream.exchange import Exchange
 
@@ -112,14 +111,26 @@ def _inflate(inflater: Any, raw: bytes, limit: int) -> bytes | None:
     return body
 
 
-def admit(request: web.Request, ctx: RequestContext, route: Route) -> None:
-    """With inbound auth on: the client may use this route, and is within its limits."""
-    if ctx.client is None:
+async def admit(request: web.Request, ctx: RequestContext, route: Route) -> None:
+    """With inbound auth on: the client may use this route, and is within its limits and budget."""
+    client = ctx.client
+    if client is None:
+        return
+    if not client.may_use(route.name):
+        request.app[RECORDER].inbound_rejected("forbidden_route")
+        raise GatewayError(
+            403,
+            f"Client {client.name!r} may not use model {route.name!r}",
+            param="model",
+            error_type="permission_error",
+        )
+    if not client.limited:
         return
     try:
-        Inbound.admit(ctx.client, route.name)
+        ctx.standing = await request.app[LIMITER].current.admit(client)
     except GatewayError as exc:
-        request.app[RECORDER].inbound_rejected("forbidden_route" if exc.status == 403 else "rate_limited")
+        if exc.status == 429:
+            request.app[RECORDER].inbound_rejected("over_budget" if "budget" in exc.message else "rate_limited")
         raise
 
 
@@ -129,7 +140,7 @@ async def routed_request(request: web.Request) -> tuple[RequestContext, dict[str
     body = await read_json_object(request, ctx)
     route = ctx.runtime.route(model_of(body), ctx.client)
     ctx.route = route.name
-    admit(request, ctx, route)
+    await admit(request, ctx, route)
     return ctx, body, route
 
 

@@ -103,6 +103,8 @@ async def relay_stream(
     try:
         response = web.StreamResponse(headers={**SSE_HEADERS, **relayed_headers(upstream_response.headers)})
         response.headers["x-request-id"] = ctx.request_id
+        if ctx.standing is not None:
+            response.headers.update(ctx.standing.headers(ctx.dialect))
         await response.prepare(request)
         await _relay(ctx, upstream_response, response, dialect)
         return response

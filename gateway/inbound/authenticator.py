@@ -7,13 +7,12 @@ about other keys. Then what the caller may use, and whether it is within its lim
 from __future__ import annotations
 
 import hashlib
-import math
 import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from gateway.config import InboundConfig
-from gateway.errors import GatewayError, unauthenticated
+from gateway.errors import unauthenticated
 from gateway.inbound.clients import Client, configured_client
 
 if TYPE_CHECKING:
@@ -66,31 +65,3 @@ class Inbound:
         if client is None:
             raise unauthenticated("Invalid API key")
         return client
-
-    @staticmethod
-    def admit(client: Client, route: str) -> None:
-        """403 for a route the client may not use; 429 with retry-after when it is over a limit."""
-        if not client.may_use(route):
-            raise GatewayError(
-                403, f"Client {client.name!r} may not use model {route!r}", param="model", error_type="permission_error"
-            )
-        waits = []
-        if client.tokens is not None:
-            waits.append(client.tokens.wait(1.0))
-        if client.requests is not None:
-            waits.append(client.requests.wait())
-        wait = max(waits, default=0.0)
-        if wait > 0:
-            raise GatewayError(
-                429,
-                f"Client {client.name!r} is over its rate limit on this gateway; retry in {math.ceil(wait)} s",
-                error_type="rate_limit_error",
-                headers={"retry-after": str(math.ceil(wait))},
-            )
-        if client.requests is not None:
-            client.requests.take(1)
-
-    @staticmethod
-    def charge(client: Client, tokens: int) -> None:
-        if client.tokens is not None and tokens > 0:
-            client.tokens.take(tokens)

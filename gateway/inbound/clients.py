@@ -1,12 +1,14 @@
-"""A configured client: its name, the routes it may use, and its rate limits (token buckets per
-client and per pod: N replicas allow N times the rate)."""
+"""A configured client: its name, the routes it may use, its rate limits and its budget.
+
+Without shared state the rate limits are token buckets per client and per pod (N replicas allow
+N times the rate); with state.redis, gateway/spend/limits.py counts them for all replicas."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from gateway.config import InboundApiKey, ServiceAccountClient
+from gateway.config import BudgetConfig, InboundApiKey, ServiceAccountClient
 
 
 class TokenBucket:
@@ -49,6 +51,14 @@ class Client:
     routes: frozenset[str] | None
     requests: TokenBucket | None
     tokens: TokenBucket | None
+    budget: BudgetConfig | None = None
+    requests_per_minute: int | None = None
+    tokens_per_minute: int | None = None
+
+    @property
+    def limited(self) -> bool:
+        """It has a rate limit or a budget: its requests are counted."""
+        return self.requests_per_minute is not None or self.tokens_per_minute is not None or self.budget is not None
 
     def may_use(self, route: str) -> bool:
         return self.routes is None or route in self.routes
@@ -63,6 +73,9 @@ def configured_client(
         frozenset(key.routes) if key.routes is not None else None,
         _bucket(key.requests_per_minute, old.requests if old else None, clock),
         _bucket(key.tokens_per_minute, old.tokens if old else None, clock),
+        key.budget,
+        key.requests_per_minute,
+        key.tokens_per_minute,
     )
 
 

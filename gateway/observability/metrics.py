@@ -15,6 +15,8 @@ from gateway import __version__
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600)
 # Claude streams tens to a few hundred tokens a second.
 TOKEN_INTERVAL_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.2, 0.5, 1)
+# A Redis round trip in the cluster: well under a millisecond, bounded by state.redis.timeout_ms.
+SHARED_STATE_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1)
 
 
 M = TypeVar("M", Counter, Histogram)
@@ -131,6 +133,26 @@ class GatewayMetrics:
             "reason",
         )
         self.config_reloads = counter("config_reloads", "Config file reloads by result (applied, refused).", "result")
+        # Spend, by client (configured names, or anonymous with inbound auth off) and route.
+        self.cost = counter("cost_usd", "USD spent at the route's price, by client and route.", "client", "route")
+        self.client_tokens = counter(
+            "client_tokens", "Tokens Foundry reported, by client, route and type (input, output, cache_read, "
+            "cache_write).", "client", "route", "type",
+        )  # fmt: skip
+        self.cache_savings = counter(
+            "cache_savings_usd", "What cache reads saved over paying for them as input, by client and route.",
+            "client", "route",
+        )  # fmt: skip
+        # The shared state (state.redis).
+        self.shared_state_errors = counter(
+            "shared_state_errors",
+            "Redis operations that failed or timed out: admit (on the request path) or charge (after it).",
+            "operation",
+        )
+        self.shared_state_duration = histogram(
+            "shared_state_duration_seconds", "Time a request waited for its admission round trip to Redis.",
+            SHARED_STATE_BUCKETS,
+        )  # fmt: skip
         Info("foundry_gateway_build", "Gateway version.", registry=registry).info({"version": __version__})
         # Memory, CPU, open files and the garbage collector of this process, under their standard names.
         ProcessCollector(registry=registry)
@@ -144,6 +166,9 @@ class GatewayMetrics:
         self.client_requests_by = Children(self.client_requests)
         self.upstream_requests_by = Children(self.upstream_requests)
         self.upstream_duration_by = Children(self.upstream_duration)
+        self.cost_by = Children(self.cost)
+        self.client_tokens_by = Children(self.client_tokens)
+        self.cache_savings_by = Children(self.cache_savings)
 
     def record_tokens(self, route: str, usage: Mapping[str, object]) -> None:
         for kind, key in (

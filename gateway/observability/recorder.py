@@ -19,6 +19,9 @@ import structlog
 from gateway.observability.logging import AccessLog
 from gateway.observability.metrics import GatewayMetrics
 
+# The client label of requests made with inbound auth off.
+ANONYMOUS = "anonymous"
+
 if TYPE_CHECKING:
     from gateway.context import RequestContext
     from gateway.runtime import Target
@@ -100,6 +103,14 @@ class Recorder:
             reason=reason,
         )
 
+    # Shared state.
+
+    def shared_state_failed(self, operation: str) -> None:
+        self.metrics.shared_state_errors.labels(operation).inc()
+
+    def shared_state_latency(self, seconds: float) -> None:
+        self.metrics.shared_state_duration.observe(seconds)
+
     # Config.
 
     def config_reloaded(self, result: str) -> None:
@@ -138,6 +149,16 @@ class Recorder:
         if ctx.client is not None:
             client = ctx.client.name
             metrics.client_requests_by(client, ctx.route, str(status)).inc()
+        spent = ctx.spent
+        if spent is not None:
+            payer = client or ANONYMOUS
+            for kind, count in spent.tokens.by_kind():
+                if count:
+                    metrics.client_tokens_by(payer, ctx.route, kind).inc(count)
+            if spent.usd is not None:
+                metrics.cost_by(payer, ctx.route).inc(spent.usd)
+                if spent.saved_usd:
+                    metrics.cache_savings_by(payer, ctx.route).inc(spent.saved_usd)
         fields = {
             "request_id": ctx.request_id,
             "client": client,
@@ -157,6 +178,8 @@ class Recorder:
             "input_tokens": ctx.usage.get("input_tokens"),
             "output_tokens": ctx.usage.get("output_tokens"),
             "cache_read_tokens": ctx.usage.get("cache_read_input_tokens"),
+            "cache_write_tokens": ctx.usage.get("cache_creation_input_tokens") or None,
+            "cost_usd": round(spent.usd, 6) if spent is not None and spent.usd is not None else None,
             "stream_error": ctx.stream_error,
             "client_disconnected": ctx.client_disconnected or None,
             "auth_retried": ctx.auth_retried or None,

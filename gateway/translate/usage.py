@@ -15,3 +15,8 @@ def merge_usage(into: dict[str, Any], usage: object) -> None:
         for key, value in usage.items():
             if type(value) is int and value >= 0:  # bool is an int too, and is no count
                 into[key] = value
+            elif key == "cache_creation" and isinstance(value, dict):
+                # The 1-hour share of the cache writes, priced apart (gateway/spend/prices.py).
+                hour = value.get("ephemeral_1h_input_tokens")
+                if type(hour) is int and hour >= 0:
+                    into["cache_creation_1h_input_tokens"] = hour

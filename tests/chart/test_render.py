@@ -283,3 +283,30 @@ def test_reasoning_keys_come_from_a_secret_every_pod_mounts(tmp_path: Path) -> N
     # Without a Secret: no keys file (a key per pod), and nothing mounted for it.
     default = yaml.safe_load(gateway_config(render(CHART / "ci" / "api-key-values.yaml"))["data"]["config.yaml"])
     assert "responses" not in default
+
+
+def test_shared_state_reads_the_redis_url_from_a_secret_and_may_reach_redis(tmp_path: Path) -> None:
+    values = yaml.safe_load((CHART / "ci" / "api-key-values.yaml").read_text())
+    values["state"] = {"redis": {"enabled": True, "existingSecret": "team-redis", "onError": "deny", "port": 6380}}
+    values["networkPolicy"] = {"enabled": True}
+    objects = render(values, tmp=tmp_path)
+    redis = yaml.safe_load(gateway_config(objects)["data"]["config.yaml"])["state"]["redis"]
+    assert redis["on_error"] == "deny" and redis["timeout_ms"] == 50 and "url" not in redis
+    url_file = Path(redis["url_file"])
+    pod = one(objects, "Deployment")["spec"]["template"]["spec"]
+    gateway = next(c for c in pod["containers"] if c["name"] == "gateway")
+    mount = next(m for m in gateway["volumeMounts"] if m["mountPath"] == str(url_file.parent))
+    volume = next(v for v in pod["volumes"] if v["name"] == mount["name"])
+    assert volume["secret"] == {"secretName": "team-redis", "defaultMode": 0o440,
+                                "items": [{"key": "url", "path": url_file.name}]}  # fmt: skip
+    egress = one(objects, "NetworkPolicy")["spec"]["egress"]
+    assert {"port": 6380, "protocol": "TCP"} in [p for rule in egress for p in rule["ports"]]
+
+
+def test_shared_state_without_its_secret_is_refused(tmp_path: Path) -> None:
+    values = yaml.safe_load((CHART / "ci" / "api-key-values.yaml").read_text())
+    values["state"] = {"redis": {"enabled": True}}
+    path = tmp_path / "values.yaml"
+    path.write_text(yaml.safe_dump(values))
+    result = helm("template", "fgw", str(CHART), "-f", str(path))
+    assert result.returncode != 0 and "name the Secret that holds the Redis URL" in result.stderr

@@ -57,6 +57,7 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- define "fgw.configDir" -}}/etc/foundry-gateway/config{{- end -}}
 {{- define "fgw.apiKeyDir" -}}/etc/foundry-gateway/api-keys{{- end -}}
 {{- define "fgw.reasoningKeysDir" -}}/etc/foundry-gateway/reasoning-keys{{- end -}}
+{{- define "fgw.redisDir" -}}/etc/foundry-gateway/redis{{- end -}}
 
 {{/* True ("true") when any upstream authenticates with Entra, so the pod needs the sidecar. */}}
 {{- define "fgw.needsSidecar" -}}
@@ -126,6 +127,10 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
   "upstreams" $upstreams "routes" .Values.routes -}}
 {{- with .Values.retries }}{{ $_ := set $config "retries" . }}{{ end -}}
 {{- with .Values.inbound }}{{ $_ := set $config "inbound" . }}{{ end -}}
+{{- with .Values.state.redis }}{{ if .enabled -}}
+{{- $redis := dict "url_file" (printf "%s/url" (include "fgw.redisDir" $)) "key_prefix" .keyPrefix "timeout_ms" .timeoutMs "on_error" .onError -}}
+{{- $_ := set $config "state" (dict "redis" $redis) -}}
+{{- end }}{{ end -}}
 {{- if .Values.responses.reasoningKeys.existingSecret -}}
 {{- $_ := set $config "responses" (dict "reasoning_keys_file" (printf "%s/keys" (include "fgw.reasoningKeysDir" .))) -}}
 {{- end -}}

@@ -261,6 +261,7 @@ async def _handle(request: web.Request, *, count_tokens: bool) -> web.StreamResp
             headers=_ids(),
         )
     message = build_message(body, state.prompt_cache)
+    state.requests[-1]["usage"] = message["usage"]  # what it answered, for tests that check what was charged
     if not body.get("stream"):
         return web.Response(body=orjson.dumps(message), content_type="application/json", headers=_ids())
     return await _stream(request, state, message, fault)

@@ -1,0 +1,375 @@
+"""Rate limits and budgets, per pod or shared by every replica through Redis.
+
+Admission reads where a client stands and refuses it past a limit (429 naming which, and when it
+resets) before anything goes upstream. What a request used is charged after its answer, so a
+stream that crosses a budget finishes and the next request is refused.
+
+Shared (state.redis): one Lua script per admitted request, a single round trip bounded by
+`timeout_ms`, counts the request and reads the token and budget counters; charges go after the
+answer in one pipelined write that nobody waits for. Windows are fixed: the minute, the UTC day
+and the UTC month, each key expiring after its window, so budgets survive gateway restarts.
+When Redis fails or is slow, `on_error` decides (serve, or 503), every failure is counted, and
+the next request tries again: redis-py reconnects by itself.
+
+Per pod (no Redis): the clients' token buckets for the per-minute limits, and budget counters in
+this process, carried across reloads; N replicas allow N times as much.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import redis.asyncio as aioredis
+import redis.exceptions
+import structlog
+
+from gateway.config import BudgetConfig, RedisConfig
+from gateway.errors import Dialect, GatewayError
+from gateway.inbound.clients import Client
+from gateway.upstream import scrub
+
+log = structlog.get_logger("gateway")
+
+MICRO = 1_000_000  # budgets are counted in micro-dollars: integers Redis adds atomically
+
+
+@dataclass(frozen=True, slots=True)
+class Windows:
+    """The fixed windows `now` falls in: their keys and the epoch seconds at which each ends."""
+
+    minute: int
+    minute_end: float
+    day: str
+    day_end: float
+    month: str
+    month_end: float
+
+    @classmethod
+    def at(cls, now: float) -> Windows:
+        moment = datetime.fromtimestamp(now, UTC)
+        day_start = moment.replace(hour=0, minute=0, second=0, microsecond=0)
+        next_month = (day_start.replace(day=28) + (day_start.replace(day=28) - day_start.replace(day=1))).replace(day=1)
+        minute = int(now // 60)
+        return cls(
+            minute,
+            (minute + 1) * 60.0,
+            day_start.strftime("%Y%m%d"),
+            day_start.timestamp() + 86400,
+            day_start.strftime("%Y%m"),
+            next_month.timestamp(),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Standing:
+    """Where a client stands after admission, for the headers its SDK reads."""
+
+    requests_remaining: int | None = None
+    tokens_remaining: int | None = None
+    reset_seconds: float = 0.0  # both per-minute windows turn together
+
+    def headers(self, dialect: Dialect) -> dict[str, str]:
+        out: dict[str, str] = {}
+        reset = max(0.0, self.reset_seconds)
+        if dialect is Dialect.ANTHROPIC:
+            at = datetime.fromtimestamp(time.time() + reset, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            if self.requests_remaining is not None:
+                out["anthropic-ratelimit-requests-remaining"] = str(self.requests_remaining)
+                out["anthropic-ratelimit-requests-reset"] = at
+            if self.tokens_remaining is not None:
+                out["anthropic-ratelimit-tokens-remaining"] = str(self.tokens_remaining)
+                out["anthropic-ratelimit-tokens-reset"] = at
+            return out
+        if self.requests_remaining is not None:
+            out["x-ratelimit-remaining-requests"] = str(self.requests_remaining)
+            out["x-ratelimit-reset-requests"] = f"{reset:.0f}s"
+        if self.tokens_remaining is not None:
+            out["x-ratelimit-remaining-tokens"] = str(self.tokens_remaining)
+            out["x-ratelimit-reset-tokens"] = f"{reset:.0f}s"
+        return out
+
+
+def _refused(message: str, reset: float) -> GatewayError:
+    wait = max(1, math.ceil(reset))
+    return GatewayError(429, message, error_type="rate_limit_error", headers={"retry-after": str(wait)})
+
+
+def over_rate(client: Client, limit: str, value: int, reset: float, shared: bool) -> GatewayError:
+    where = "across all replicas" if shared else "on this gateway pod"
+    return _refused(
+        f"Client {client.name!r} is over its rate limit ({limit}: {value}) {where}; "
+        f"retry in {max(1, math.ceil(reset))} s",
+        reset,
+    )
+
+
+def over_budget(client: Client, budget: str, used: float, limit: float, ends: float, now: float) -> GatewayError:
+    money = budget.startswith("usd")
+    spent = f"${used:,.2f} of ${limit:,.2f}" if money else f"{used:,.0f} of {limit:,.0f} tokens"
+    resets = datetime.fromtimestamp(ends, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return _refused(f"Client {client.name!r} has used its {budget} budget ({spent}); it resets at {resets}", ends - now)
+
+
+# (name, config field, window) of each budget, in the order the script reads them.
+BUDGETS = (
+    ("usd_per_day", "day"),
+    ("usd_per_month", "month"),
+    ("tokens_per_day", "day"),
+    ("tokens_per_month", "month"),
+)
+
+
+def _budget_limits(budget: BudgetConfig | None) -> list[float | None]:
+    if budget is None:
+        return [None] * len(BUDGETS)
+    return [getattr(budget, name) for name, _ in BUDGETS]
+
+
+class Limiter(Protocol):
+    shared: bool
+
+    async def admit(self, client: Client) -> Standing:
+        """Where the client stands, or a GatewayError (429 past a limit; 503 when shared state fails under deny)."""
+        ...
+
+    def charge(self, client: Client, tokens: int, usd: float) -> None:
+        """Count what a request used; never waits."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class LocalLimiter:
+    """Per pod: the clients' token buckets, and budgets counted in this process."""
+
+    shared = False
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self._spent: dict[tuple[str, str, str], float] = {}  # (client, budget kind, window) -> usd or tokens
+
+    async def admit(self, client: Client) -> Standing:
+        for bucket, name, value in (
+            (client.requests, "requests_per_minute", client.requests_per_minute),
+            (client.tokens, "tokens_per_minute", client.tokens_per_minute),
+        ):
+            wait = bucket.wait(1.0) if bucket is not None else 0.0
+            if wait > 0:
+                raise over_rate(client, name, value or 0, wait, shared=False)
+        if client.budget is not None:
+            now = self._clock()
+            windows = Windows.at(now)
+            for (name, window), limit in zip(BUDGETS, _budget_limits(client.budget), strict=True):
+                key = windows.day if window == "day" else windows.month
+                used = self._spent.get((client.name, name, key), 0.0)
+                if limit is not None and used >= limit:
+                    ends = windows.day_end if window == "day" else windows.month_end
+                    raise over_budget(client, name, used, limit, ends, now)
+        if client.requests is not None:
+            client.requests.take(1)
+        return Standing(
+            int(client.requests.level) if client.requests is not None else None,
+            max(0, int(client.tokens.level)) if client.tokens is not None else None,
+            _full_in(client),
+        )
+
+    def charge(self, client: Client, tokens: int, usd: float) -> None:
+        if client.tokens is not None and tokens > 0:
+            client.tokens.take(tokens)
+        if client.budget is None:
+            return
+        windows = Windows.at(self._clock())
+        for name, window in BUDGETS:
+            key = (client.name, name, windows.day if window == "day" else windows.month)
+            self._spent[key] = self._spent.get(key, 0.0) + (usd if name.startswith("usd") else tokens)
+        if len(self._spent) > 4 * len(BUDGETS) * 1024:  # windows gone by: keep only the current ones
+            current = {windows.day, windows.month}
+            self._spent = {k: v for k, v in self._spent.items() if k[2] in current}
+
+    async def close(self) -> None:
+        return None
+
+
+def _full_in(client: Client) -> float:
+    """Seconds until the client's per-minute buckets are full again."""
+    waits = [0.0]
+    for bucket in (client.requests, client.tokens):
+        if bucket is not None:
+            waits.append(max(0.0, (bucket.capacity - bucket.level) / (bucket.capacity / 60.0)))
+    return max(waits)
+
+
+# KEYS: requests this minute, tokens this minute, usd day, usd month, tokens day, tokens month.
+# ARGV: their limits (-1: none; budgets in micro-dollars), then the minute key's time to live.
+# Returns {refused (0: admitted, else the 1-based KEYS index), requests, tokens, budgets...}.
+_ADMIT = """
+local used = redis.call('MGET', KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6])
+local out = {0, 0}
+for i = 1, 5 do
+  local value = tonumber(used[i]) or 0
+  out[i + 2] = value
+  local limit = tonumber(ARGV[i + 1])
+  if limit >= 0 and value >= limit and out[1] == 0 then out[1] = i + 1 end
+end
+if out[1] ~= 0 then return out end
+local limit = tonumber(ARGV[1])
+if limit >= 0 then
+  local count = redis.call('INCR', KEYS[1])
+  if count == 1 then redis.call('EXPIRE', KEYS[1], ARGV[7]) end
+  out[2] = count
+  if count > limit then out[1] = 1 end
+end
+return out
+"""
+
+
+class RedisLimiter:
+    """Every replica's counters in one Redis."""
+
+    shared = True
+
+    def __init__(self, config: RedisConfig, recorder: Any, clock: Callable[[], float] = time.time) -> None:
+        self.config = config
+        url = config.resolved_url
+        password = aioredis.connection.parse_url(url).get("password")
+        if isinstance(password, str):
+            scrub.remember(password)  # redis-py's errors name the host, never the password: belt and braces
+        timeout = config.timeout_ms / 1000
+        self._redis = aioredis.Redis.from_url(
+            url, socket_timeout=timeout, socket_connect_timeout=timeout, retry_on_timeout=False
+        )
+        self._admit = self._redis.register_script(_ADMIT)
+        self._timeout = timeout
+        self._prefix = config.key_prefix
+        self._recorder = recorder
+        self._clock = clock
+        self._pending: set[asyncio.Task[None]] = set()
+        self._last_logged = 0.0
+
+    def _keys(self, client: Client, windows: Windows) -> list[str]:
+        # {client}: a hash tag, so a Redis Cluster keeps one client's keys on one slot for the script.
+        base = f"{self._prefix}{{{client.name}}}:"
+        return [
+            f"{base}requests:{windows.minute}",
+            f"{base}tokens:{windows.minute}",
+            f"{base}usd:{windows.day}",
+            f"{base}usd:{windows.month}",
+            f"{base}tokens:{windows.day}",
+            f"{base}tokens:{windows.month}",
+        ]
+
+    def _failed(self, operation: str, exc: BaseException) -> None:
+        self._recorder.shared_state_failed(operation)
+        now = time.monotonic()
+        if now - self._last_logged >= 1.0:  # a Redis outage must not become a log flood
+            self._last_logged = now
+            log.warning("shared_state_failed", operation=operation, error=scrub.scrub(f"{type(exc).__name__}: {exc}"))
+
+    async def admit(self, client: Client) -> Standing:
+        now = self._clock()
+        windows = Windows.at(now)
+        budgets = [None if b is None else round(b * MICRO) if i < 2 else b
+                   for i, b in enumerate(_budget_limits(client.budget))]  # fmt: skip
+        limits = [client.requests_per_minute, client.tokens_per_minute, *budgets]
+        args = [-1 if limit is None else limit for limit in limits] + [120]
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(self._timeout):
+                result = await self._admit(keys=self._keys(client, windows), args=args)
+        except (TimeoutError, redis.exceptions.RedisError, OSError) as exc:
+            self._failed("admit", exc)
+            if self.config.on_error == "deny":
+                raise GatewayError(
+                    503,
+                    f"The shared limits store (Redis) did not answer within {self.config.timeout_ms} ms, and this "
+                    "gateway refuses requests then (state.redis.on_error: deny); retry shortly",
+                    error_type="api_error",
+                    headers={"retry-after": "1"},
+                ) from None
+            return Standing()
+        finally:
+            self._recorder.shared_state_latency(time.perf_counter() - started)
+        refused, requests, tokens, *spent = (int(v) for v in result)
+        reset = windows.minute_end - now
+        if refused == 1:
+            raise over_rate(client, "requests_per_minute", client.requests_per_minute or 0, reset, shared=True)
+        if refused == 2:
+            raise over_rate(client, "tokens_per_minute", client.tokens_per_minute or 0, reset, shared=True)
+        if refused:
+            name, window = BUDGETS[refused - 3]
+            used = spent[refused - 3] / MICRO if name.startswith("usd") else spent[refused - 3]
+            limit = _budget_limits(client.budget)[refused - 3] or 0
+            raise over_budget(client, name, used, limit, windows.day_end if window == "day" else windows.month_end, now)
+        rpm, tpm = client.requests_per_minute, client.tokens_per_minute
+        return Standing(
+            max(0, rpm - requests) if rpm is not None else None,
+            max(0, tpm - tokens) if tpm is not None else None,
+            reset,
+        )
+
+    def charge(self, client: Client, tokens: int, usd: float) -> None:
+        if tokens <= 0 and usd <= 0:
+            return
+        task = asyncio.get_running_loop().create_task(self._charge(client, tokens, usd))
+        self._pending.add(task)  # kept until done: the loop holds tasks only weakly
+        task.add_done_callback(self._pending.discard)
+
+    async def _charge(self, client: Client, tokens: int, usd: float) -> None:
+        windows = Windows.at(self._clock())
+        keys = self._keys(client, windows)
+        micro = round(usd * MICRO)
+        # A day's and a month's counters live a window longer than their window: a clock a little
+        # off between replicas must not lose a charge.
+        writes = [
+            (keys[1], tokens, windows.minute_end + 60),
+            (keys[2], micro, windows.day_end + 86400),
+            (keys[3], micro, windows.month_end + 86400),
+            (keys[4], tokens, windows.day_end + 86400),
+            (keys[5], tokens, windows.month_end + 86400),
+        ]
+        try:
+            async with asyncio.timeout(max(self._timeout, 1.0)):
+                pipe = self._redis.pipeline(transaction=False)
+                for key, amount, expires in writes:
+                    if amount > 0:
+                        pipe.incrby(key, amount)
+                        pipe.expireat(key, int(expires))
+                await pipe.execute()
+        except (TimeoutError, redis.exceptions.RedisError, OSError) as exc:
+            self._failed("charge", exc)
+
+    async def close(self) -> None:
+        if self._pending:
+            await asyncio.wait(self._pending, timeout=self._timeout + 1)
+        await self._redis.aclose()
+
+
+def limiter_for(config: RedisConfig | None, recorder: Any, previous: Limiter | None) -> Limiter:
+    """The limiter for a config; a reload keeps the one it has when the shared state is unchanged."""
+    if config is None:
+        return previous if isinstance(previous, LocalLimiter) else LocalLimiter()
+    if isinstance(previous, RedisLimiter) and previous.config == config:
+        return previous
+    return RedisLimiter(config, recorder)
+
+
+class LimiterSlot:
+    """The limiter requests use. A reload that changes state.redis swaps it; the application is
+    frozen by then, so the swap happens here, not on it."""
+
+    __slots__ = ("current",)
+
+    def __init__(self, limiter: Limiter) -> None:
+        self.current = limiter
+
+    async def replace_for(self, config: RedisConfig | None, recorder: Any) -> None:
+        new = limiter_for(config, recorder, self.current)
+        if new is not self.current:
+            old, self.current = self.current, new
+            await old.close()

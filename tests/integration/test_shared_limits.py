@@ -1,0 +1,287 @@
+"""Cost, limits and budgets across replicas, with a real Redis (Debian's redis-server) and two
+gateway processes sharing it, in front of the Foundry emulator."""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.harness import (
+    Process,
+    access_lines,
+    emulator_control,
+    metric,
+    start_foundry_emulator,
+    start_gateway,
+    start_redis,
+)
+
+KEY = "emu-key-shared-limits"
+PRICE = {"input": 3.0, "output": 15.0, "cache_write": 3.75, "cache_read": 0.3}
+CLIENTS = {"rpm": "key-rpm-3b1f", "budget": "key-budget-8c2e", "usd": "key-usd-5d7a", "free": "key-free-1a9c",
+           "headers": "key-headers-6e4b"}  # fmt: skip
+HELLO = [{"role": "user", "content": "Hello there"}]
+
+
+def inbound() -> dict[str, Any]:
+    def key(name: str, **limits: Any) -> dict[str, Any]:
+        return {"client": name, "sha256": hashlib.sha256(CLIENTS[name].encode()).hexdigest(), **limits}
+
+    return {"api_keys": [
+        key("rpm", requests_per_minute=10),
+        key("budget", budget={"tokens_per_day": 150}),
+        key("usd", budget={"usd_per_day": 0.0005}),
+        key("free"),
+        key("headers", requests_per_minute=1000, tokens_per_minute=1_000_000),
+    ]}  # fmt: skip
+
+
+def gateway_config(foundry: str, redis_url: str | None, **redis: Any) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "upstreams": [{"name": "foundry", "base_url": foundry, "auth": {"type": "api_key", "key_env": "K"}}],
+        "routes": [
+            {"model": "claude-sonnet-4-5", "targets": [{"upstream": "foundry", "deployment": "d"}], "price": PRICE,
+             "cache_breakpoints": "auto"},
+        ],
+        "inbound": inbound(),
+        "retries": {"max_attempts": 1},
+    }  # fmt: skip
+    if redis_url is not None:
+        config["state"] = {"redis": {"url": redis_url, "timeout_ms": 200, **redis}}
+    return config
+
+
+@dataclass
+class Shared:
+    foundry: str
+    redis: Process
+    redis_port: int
+    replicas: list[tuple[Process, str]]
+    work: Path
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shared]:
+    work = tmp_path_factory.mktemp("shared")
+    emulator, foundry = start_foundry_emulator("--api-key", KEY, log_dir=work)
+    redis, port = start_redis(work)
+    url = f"redis://127.0.0.1:{port}/0"
+    replicas = [start_gateway(gateway_config(foundry, url), env={"K": KEY}, log_dir=work / n) for n in "ab"]
+    try:
+        yield Shared(foundry, redis, port, [(p, base) for p, base, _ in replicas], work)
+    finally:
+        for proc, _, _ in replicas:
+            proc.stop()
+        redis.stop()
+        emulator.stop()
+
+
+def ask(base: str, client: str, **extra: Any) -> httpx.Response:
+    body = {"model": "claude-sonnet-4-5", "max_tokens": 50, "messages": HELLO, **extra}
+    return httpx.post(base + "/v1/messages", json=body, headers={"x-api-key": CLIENTS[client]}, timeout=10)
+
+
+def same_minute(margin: float = 8.0) -> None:
+    """Wait out the end of a minute, so a burst is counted in one per-minute window."""
+    left = 60 - time.time() % 60
+    if left < margin:
+        time.sleep(left + 0.2)
+
+
+def test_two_replicas_hold_a_client_to_its_requests_per_minute_together(shared: Shared) -> None:
+    same_minute()
+    statuses = [ask(shared.replicas[i % 2][1], "rpm").status_code for i in range(14)]
+    assert statuses == [200] * 10 + [429] * 4, "ten in all, whichever replica took them"
+    refused = ask(shared.replicas[0][1], "rpm")
+    assert refused.status_code == 429 and "across all replicas" in refused.json()["error"]["message"]
+    assert 1 <= int(refused.headers["retry-after"]) <= 60
+
+
+def test_the_headers_say_where_a_client_stands(shared: Shared) -> None:
+    same_minute()
+    native = ask(shared.replicas[0][1], "headers")
+    left = int(native.headers["anthropic-ratelimit-requests-remaining"])
+    assert left < 1000 and native.headers["anthropic-ratelimit-requests-reset"].endswith("Z")
+    tokens_left = int(native.headers["anthropic-ratelimit-tokens-remaining"])
+    time.sleep(0.05)  # the first answer's tokens are charged just after it
+    chat = httpx.post(shared.replicas[1][1] + "/v1/chat/completions",
+                      json={"model": "claude-sonnet-4-5", "messages": HELLO},
+                      headers={"authorization": f"Bearer {CLIENTS['headers']}"})  # fmt: skip
+    assert int(chat.headers["x-ratelimit-remaining-requests"]) == left - 1, "counted across both replicas"
+    assert int(chat.headers["x-ratelimit-remaining-tokens"]) < tokens_left, "the first answer's tokens counted"
+    assert chat.headers["x-ratelimit-reset-requests"].endswith("s")
+
+
+def test_a_token_budget_across_both_replicas_is_refused_at_the_same_total(shared: Shared) -> None:
+    used = []
+    for i in range(20):
+        response = ask(shared.replicas[i % 2][1], "budget")
+        if response.status_code != 200:
+            break
+        usage = response.json()["usage"]
+        used.append(sum(usage[k] for k in ("input_tokens", "output_tokens", "cache_read_input_tokens",
+                                              "cache_creation_input_tokens")))  # fmt: skip
+        time.sleep(0.05)  # a charge lands just after its answer
+    assert response.status_code == 429, "refused once the day's tokens were used"
+    message = response.json()["error"]["message"]
+    assert "tokens_per_day budget" in message and "resets at" in message and "T00:00:00Z" in message
+    assert sum(used) >= 150 > sum(used[:-1]), "refused at the first request after the total passed the budget"
+
+
+def test_a_dollar_budget_uses_the_price(shared: Shared) -> None:
+    statuses = [ask(shared.replicas[i % 2][1], "usd").status_code for i in range(6)]
+    # Each request costs about $0.0002 at $3/$15 per million: the $0.0005 day is spent after three.
+    assert statuses[:2] == [200, 200] and 429 in statuses
+    refused = ask(shared.replicas[0][1], "usd")
+    assert "usd_per_day budget" in refused.json()["error"]["message"]
+
+
+def expected_cost(usage: dict[str, int]) -> float:
+    return (
+        usage.get("input_tokens", 0) * PRICE["input"]
+        + usage.get("output_tokens", 0) * PRICE["output"]
+        + usage.get("cache_read_input_tokens", 0) * PRICE["cache_read"]
+        + usage.get("cache_creation_input_tokens", 0) * PRICE["cache_write"]
+    ) / 1e6
+
+
+@pytest.mark.parametrize("path", ["/v1/messages", "/v1/chat/completions", "/v1/responses"])
+@pytest.mark.parametrize("stream", [False, True])
+def test_cost_is_price_times_the_usage_foundry_reported(shared: Shared, path: str, stream: bool) -> None:
+    proc, base = shared.replicas[0]
+    before = metric(proc.admin, 'foundry_gateway_cost_usd_total{client="free",route="claude-sonnet-4-5"}')
+    body: dict[str, Any] = {"model": "claude-sonnet-4-5", "stream": stream}
+    system = "You are a careful assistant. " * 20  # a stable prefix: cache writes, then reads
+    if path == "/v1/responses":
+        body |= {"input": f"cost check {stream}", "instructions": system}
+    elif path == "/v1/chat/completions":
+        body |= {"messages": [{"role": "system", "content": system}, {"role": "user", "content": f"cost {stream}"}]}
+    else:
+        body |= {"max_tokens": 50, "system": [{"type": "text", "text": system, "cache_control": {"type": "ephemeral"}}],
+                 "messages": [{"role": "user", "content": f"cost check {stream}"}]}  # fmt: skip
+    response = httpx.post(base + path, json=body, headers={"x-api-key": CLIENTS["free"]}, timeout=10)
+    assert response.status_code == 200
+    reported = emulator_control(shared.foundry, "requests")[-1]["usage"]  # what the emulator answered
+    after = metric(proc.admin, 'foundry_gateway_cost_usd_total{client="free",route="claude-sonnet-4-5"}')
+    assert after - before == pytest.approx(expected_cost(reported), rel=1e-9)
+    line = access_lines(proc)[-1]
+    assert line["cost_usd"] == pytest.approx(expected_cost(reported), abs=1e-6) and line["client"] == "free"
+    assert reported["cache_read_input_tokens"] or reported["cache_creation_input_tokens"], "cache tokens priced"
+
+
+@pytest.fixture
+def own_redis(shared: Shared) -> Iterator[tuple[Process, int]]:
+    proc, port = start_redis(shared.work / f"own-{time.monotonic_ns()}")
+    try:
+        yield proc, port
+    finally:
+        proc.stop()
+
+
+@pytest.mark.parametrize("on_error", ["allow", "deny"])
+def test_redis_down_then_back(shared: Shared, own_redis: tuple[Process, int], on_error: str) -> None:
+    redis, port = own_redis
+    url = f"redis://127.0.0.1:{port}/0"
+    proc, base, _ = start_gateway(gateway_config(shared.foundry, url, on_error=on_error), env={"K": KEY},
+                                  log_dir=shared.work / f"outage-{on_error}")  # fmt: skip
+    try:
+        assert ask(base, "rpm").status_code == 200
+        redis.stop()
+        during = [ask(base, "rpm") for _ in range(3)]
+        if on_error == "allow":
+            assert [r.status_code for r in during] == [200] * 3, "no request fails because Redis is down"
+        else:
+            assert [r.status_code for r in during] == [503] * 3
+            assert "state.redis.on_error: deny" in during[0].json()["error"]["message"]
+        errors = metric(proc.admin, 'foundry_gateway_shared_state_errors_total{operation="admit"}')
+        assert errors >= 3
+        back, _ = start_redis(shared.work / f"back-{on_error}", port=port)
+        try:
+            same_minute()
+            assert ask(base, "rpm").status_code == 200
+            assert int(ask(base, "rpm").headers["anthropic-ratelimit-requests-remaining"]) == 8, "counting resumed"
+        finally:
+            back.stop()
+    finally:
+        proc.stop()
+
+
+class Silent:
+    """A server that accepts connections and never answers: Redis hung, or a black hole."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.held: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.held.append(conn)
+
+    def close(self) -> None:
+        self.sock.close()
+        for conn in self.held:
+            conn.close()
+
+
+def test_a_redis_that_never_answers_adds_at_most_the_timeout(shared: Shared) -> None:
+    silent = Silent()
+    config = gateway_config(shared.foundry, f"redis://127.0.0.1:{silent.port}/0", timeout_ms=100)
+    proc, base, _ = start_gateway(config, env={"K": KEY}, log_dir=shared.work / "silent")
+    try:
+        ask(base, "free")  # a client without limits never waits for Redis
+        started = time.perf_counter()
+        assert ask(base, "free").status_code == 200
+        unlimited = time.perf_counter() - started
+        times = []
+        for _ in range(3):
+            started = time.perf_counter()
+            assert ask(base, "rpm").status_code == 200  # allow: served as if no limit were reached
+            times.append(time.perf_counter() - started)
+        assert max(times) < unlimited + 0.1 + 0.15, f"{times} vs {unlimited}: at most timeout_ms more"
+        assert min(times) >= 0.09, "it did wait for Redis, up to the timeout"
+    finally:
+        proc.stop()
+        silent.close()
+
+
+def test_no_secret_in_logs_or_errors(shared: Shared) -> None:
+    redis, port = start_redis(shared.work / "password-redis", None, "--requirepass", "the-real-one-0a1b2c")
+    password = "redis-pass-9f8e7d6c5b"
+    url = f"redis://:{password}@127.0.0.1:{port}/0"  # the wrong password: every call fails
+    proc, base, _ = start_gateway(gateway_config(shared.foundry, url, on_error="deny"), env={"K": KEY},
+                                  log_dir=shared.work / "password")  # fmt: skip
+    try:
+        response = ask(base, "rpm")
+        assert response.status_code == 503 and password not in response.text
+        assert "shared_state_failed" in proc.log(), "the failure is logged"
+        assert password not in proc.log() and password not in httpx.get(proc.admin + "/metrics").text
+    finally:
+        proc.stop()
+        redis.stop()
+
+
+def test_without_redis_limits_are_per_pod(shared: Shared) -> None:
+    proc, base, _ = start_gateway(gateway_config(shared.foundry, None), env={"K": KEY}, log_dir=shared.work / "pod")
+    try:
+        statuses = [ask(base, "rpm").status_code for _ in range(11)]
+        assert statuses == [200] * 10 + [429]
+        assert "on this gateway pod" in ask(base, "rpm").json()["error"]["message"]
+    finally:
+        proc.stop()
