@@ -149,6 +149,15 @@ class Bench:
         self.limited, self.limited_url = self.start_gateway(
             {"redis": {"url": f"redis://127.0.0.1:{redis_port}/0", "timeout_ms": 100}}
         )
+        # The same gateway with tracing on at full sampling, exporting to a sink on core 1.
+        sink_port = free_port()
+        self.sink = Process("otlp-sink", [str(ROOT / "bench" / "otlp_sink.py"), str(sink_port)], log_dir=self.work)
+        wait_port(sink_port)
+        pin(self.sink.popen.pid, 1)
+        self.traced, self.traced_url = self.start_gateway(
+            env={"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{sink_port}",
+                 "OTEL_TRACES_SAMPLER": "always_on"}
+        )  # fmt: skip
         relay_port = free_port()
         self.relay = Process(
             "relay", [str(ROOT / "bench" / "relay.py"), str(relay_port), self.upstream_url], log_dir=self.work
@@ -162,6 +171,7 @@ class Bench:
             "gateway /v1/chat/completions": (self.gateway_url + "/v1/chat/completions", CLIENT_KEY, self.gateway),
             "gateway /v1/responses": (self.gateway_url + "/v1/responses", CLIENT_KEY, self.gateway),
             "gateway /v1/messages, Redis limits": (self.limited_url + "/v1/messages", LIMITED_KEY, self.limited),
+            "gateway /v1/messages, tracing on": (self.traced_url + "/v1/messages", CLIENT_KEY, self.traced),
         }
         # Throughput rows only: the same OpenAI requests through LiteLLM's proxy, on the same upstream and core.
         self.litellm: dict[str, tuple[str, str, Process | None]] = {}
@@ -186,17 +196,19 @@ class Bench:
         pin(proc.popen.pid, 0)
         return f"http://127.0.0.1:{port}/v1/chat/completions", LITELLM_KEY, proc
 
-    def start_gateway(self, state: dict[str, Any] | None = None) -> tuple[Process, str]:
+    def start_gateway(
+        self, state: dict[str, Any] | None = None, env: dict[str, str] | None = None
+    ) -> tuple[Process, str]:
         config = gateway_config(self.upstream_url)
         if state is not None:
             config["state"] = state
-        log_dir = self.work / ("limited" if state else "gateway")
-        proc, url, _ = start_gateway(config, env={"BENCH_KEY": UPSTREAM_KEY}, log_dir=log_dir)
+        log_dir = self.work / ("limited" if state else "traced" if env else "gateway")
+        proc, url, _ = start_gateway(config, env={"BENCH_KEY": UPSTREAM_KEY, **(env or {})}, log_dir=log_dir)
         pin(proc.popen.pid, 0)
         return proc, url
 
     def stop(self) -> None:
-        for started in (self.gateway, self.limited, self.redis, self.relay, self.upstream,
+        for started in (self.gateway, self.limited, self.redis, self.traced, self.sink, self.relay, self.upstream,
                         *(t[2] for t in self.litellm.values())):  # fmt: skip
             if started is not None:
                 started.stop()

@@ -20,6 +20,7 @@ from gateway.connections import ConnectionGuard
 from gateway.handlers.admin import create_admin_app
 from gateway.keys import LOAD, RECORDER
 from gateway.observability.logging import configure_logging
+from gateway.observability.tracing import Tracing, TracingConfigError
 
 log = structlog.get_logger("gateway")
 
@@ -40,10 +41,10 @@ def settle_heap() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
-async def serve(config: GatewayConfig, config_path: Path) -> None:
+async def serve(config: GatewayConfig, config_path: Path, tracing: Tracing | None = None) -> None:
     server = config.server
     registry = CollectorRegistry()
-    app = create_app(config, registry, config_path=config_path)
+    app = create_app(config, registry, config_path=config_path, tracing=tracing)
     # handler_cancellation: a client that goes away cancels its handler, and with it the upstream request.
     # auto_decompress off: request bodies are inflated by the handler, bounded, with errors in the caller's dialect.
     runner = web.AppRunner(
@@ -92,6 +93,8 @@ async def serve(config: GatewayConfig, config_path: Path) -> None:
     listener.close()
     await runner.cleanup()
     await admin.cleanup()
+    if tracing is not None:
+        await asyncio.to_thread(tracing.shutdown)  # the last spans, exported before the process ends
     log.info("stopped")
 
 
@@ -105,6 +108,12 @@ def main(argv: list[str] | None = None) -> int:
         print(exc, file=sys.stderr)
         return 2
     configure_logging(config.logging.level, config.logging.format)
+    try:
+        tracing = Tracing.from_environ("foundry-gateway")
+    except TracingConfigError as exc:
+        print(f"tracing: {exc}", file=sys.stderr)
+        return 2
+    log.info("tracing", enabled=tracing is not None)
     if not config.responses.reasoning_keys:
         log.warning(
             "reasoning_keys_per_process",
@@ -113,9 +122,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a dependency on every platform the images run on
-        asyncio.run(serve(config, Path(args.config)))
+        asyncio.run(serve(config, Path(args.config), tracing))
     else:
-        uvloop.run(serve(config, Path(args.config)))
+        uvloop.run(serve(config, Path(args.config), tracing))
     return 0
 
 

@@ -19,10 +19,11 @@ from gateway.config import GatewayConfig
 from gateway.context import Load, RequestContext
 from gateway.errors import Dialect, GatewayError, echo
 from gateway.handlers import chat_completions, info, messages, responses
-from gateway.keys import CONTEXT, DIALECTS, LIMITER, LIVE, LOAD, PUBLIC, RECORDER, SESSION
+from gateway.keys import CONTEXT, DIALECTS, LIMITER, LIVE, LOAD, PUBLIC, RECORDER, SESSION, TRACING
 from gateway.observability.logging import AccessLog
 from gateway.observability.metrics import GatewayMetrics, TokenExpiryCollector
 from gateway.observability.recorder import Recorder
+from gateway.observability.tracing import Tracing
 from gateway.runtime import Live, Runtime
 from gateway.spend.limits import LimiterSlot, limiter_for
 from gateway.spend.prices import Spent
@@ -111,6 +112,11 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
         dialect=request.app[DIALECTS].get(route) or dialect_of(request.path),
         runtime=request.app[LIVE].runtime,
     )
+    tracing = request.app[TRACING]
+    if tracing is not None:
+        ctx.tracing = tracing
+        ctx.span = tracing.server_span(request.headers, f"{request.method} {request.path}")
+        ctx.trace_id = tracing.trace_id(ctx.span)
     session = request.headers.get("x-claude-code-session-id")
     if session is not None:
         ctx.session_id = printable(session)
@@ -173,6 +179,8 @@ def _finish(request: web.Request, ctx: RequestContext, status: int) -> None:
         if ctx.client is not None and ctx.client.limited:
             request.app[LIMITER].current.charge(ctx.client, ctx.spent.tokens.total, ctx.spent.usd or 0.0)
     request.app[RECORDER].finish(ctx, request.method, request.path, status)
+    if ctx.span is not None:
+        Tracing.end_request(ctx.span, ctx, status)
 
 
 def request_id(given: str | None) -> str:
@@ -207,7 +215,10 @@ async def expect_continue(request: web.Request) -> None:
 
 
 def create_app(
-    config: GatewayConfig, registry: CollectorRegistry | None = None, config_path: Path | None = None
+    config: GatewayConfig,
+    registry: CollectorRegistry | None = None,
+    config_path: Path | None = None,
+    tracing: Tracing | None = None,
 ) -> web.Application:
     """The API application. Its health and metrics are served by `create_admin_app(app, registry)`."""
     registry = registry or CollectorRegistry()
@@ -215,6 +226,7 @@ def create_app(
     app[LIVE] = Live(Runtime(config))
     app[RECORDER] = Recorder(GatewayMetrics(registry), AccessLog(config.logging.level, config.logging.format))
     app[LOAD] = Load(config.server.max_concurrent_requests)
+    app[TRACING] = tracing
     # The gauge reads the one count the concurrency limit keeps, at scrape time.
     app[RECORDER].watch_in_flight(lambda: app[LOAD].active)
     registry.register(

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from gateway.context import Load, RequestContext
     from gateway.errors import Dialect
     from gateway.observability.recorder import Recorder
+    from gateway.observability.tracing import Tracing
     from gateway.runtime import Live
     from gateway.spend.limits import LimiterSlot
 
@@ -27,6 +28,9 @@ LIMITER: web.AppKey[LimiterSlot] = web.AppKey("limiter")
 DIALECTS: web.AppKey[dict[AbstractRoute, Dialect]] = web.AppKey("dialects")
 # The API routes served without inbound authentication (HEAD /).
 PUBLIC: web.AppKey[frozenset[AbstractRoute]] = web.AppKey("public")
+
+# Set when OTEL_TRACES_EXPORTER names an exporter; None: tracing is off and costs nothing.
+TRACING: web.AppKey[Tracing | None] = web.AppKey("tracing")
 
 # Per request.
 CONTEXT: web.RequestKey[RequestContext] = web.RequestKey("context")

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from itertools import accumulate
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import orjson
@@ -66,6 +67,7 @@ class Upstream:
     messages_url: str
     count_tokens_url: str
     betas: Betas | None = None
+    host: str = ""  # for traces' server.address
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +124,13 @@ class Runtime:
                 listed = u.betas.only if u.betas.only is not None else u.betas.drop
                 betas = Betas(frozenset(listed or ()), u.betas.only is not None)
             self.upstreams[u.name] = Upstream(
-                u.name, u, credential, u.messages_url, u.messages_url + "/count_tokens", betas
+                u.name,
+                u,
+                credential,
+                u.messages_url,
+                u.messages_url + "/count_tokens",
+                betas,
+                urlsplit(u.messages_url).hostname or "",
             )
         self.routes: dict[str, Route] = {
             r.model: Route(

@@ -126,6 +126,25 @@ def schema() -> dict[str, Any]:
                     )
                 }
             ),
+            "tracing": obj(
+                {
+                    "exporter": {"enum": ["", "otlp"], "description": "otlp turns tracing on."},
+                    "endpoint": STR,
+                    "headers": obj({"existingSecret": STR, "secretKey": STR}),
+                    "sampler": {
+                        "enum": [
+                            "always_on",
+                            "always_off",
+                            "traceidratio",
+                            "parentbased_always_on",
+                            "parentbased_always_off",
+                            "parentbased_traceidratio",
+                        ]
+                    },
+                    "samplerArg": STR,
+                    "port": PORT,
+                }
+            ),
             "responses": obj(
                 {
                     "reasoningKeys": obj(

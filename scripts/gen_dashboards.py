@@ -35,6 +35,7 @@ class Panel:
     targets: tuple[tuple[str, str], ...]  # (expr, legend)
     description: str = ""
     kind: str = "timeseries"
+    exemplars: bool = False  # show the trace ids the histogram carries (docs/observability.md, Traces)
 
 
 def quantiles(metric: str, by: str, label: str) -> tuple[tuple[str, str], ...]:
@@ -74,10 +75,15 @@ OVERVIEW = (
         "Request duration by route",
         "s",
         quantiles("foundry_gateway_request_duration_seconds", "route", "route"),
-        "From request received to response complete; streams included.",
+        "From request received to response complete; streams included. With tracing on, exemplars open traces.",
+        exemplars=True,
     ),
     Panel(
-        "Time to first token by route", "s", quantiles("foundry_gateway_time_to_first_token_seconds", "route", "route")
+        "Time to first token by route",
+        "s",
+        quantiles("foundry_gateway_time_to_first_token_seconds", "route", "route"),
+        "With tracing on, exemplars open the trace of a slow first token.",
+        exemplars=True,
     ),
     Panel(
         "Time per output token by route",
@@ -305,6 +311,7 @@ def dashboard(uid: str, title: str, panels: tuple[Panel, ...], metric_for_namesp
                         "datasource": {"type": "prometheus", "uid": "${datasource}"},
                         "expr": expr,
                         "legendFormat": legend,
+                        **({"exemplar": True} if panel.exemplars else {}),
                     }
                     for j, (expr, legend) in enumerate(panel.targets)
                 ],

@@ -11,6 +11,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from gateway.observability.logging import configure_logging
+from gateway.observability.tracing import Tracing, TracingConfigError
 from token_sidecar import __version__
 from token_sidecar.config import SidecarConfig, SidecarConfigError, load
 from token_sidecar.health import create_health_app
@@ -34,10 +35,10 @@ async def run_once(config: SidecarConfig) -> int:
     return 1 if failed else 0
 
 
-async def serve(config: SidecarConfig) -> int:
+async def serve(config: SidecarConfig, tracing: Tracing | None = None) -> int:
     registry = CollectorRegistry()
     metrics = SidecarMetrics(registry)
-    refreshers = [TokenRefresher(spec, config, metrics) for spec in config.tokens]
+    refreshers = [TokenRefresher(spec, config, metrics, tracing=tracing) for spec in config.tokens]
     runner = web.AppRunner(create_health_app(refreshers, config.ready_margin_seconds, registry), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, config.health_host, config.health_port)
@@ -57,6 +58,8 @@ async def serve(config: SidecarConfig) -> int:
     log.info("stopping", token_files_kept=[str(s.output) for s in config.tokens])
     await asyncio.gather(*tasks, return_exceptions=True)
     await runner.cleanup()
+    if tracing is not None:
+        await asyncio.to_thread(tracing.shutdown)
     return 0
 
 
@@ -67,7 +70,12 @@ def main(argv: list[str] | None = None) -> int:
         print(exc, file=sys.stderr)
         return 2
     configure_logging(config.log_level, config.log_format)
-    return asyncio.run(run_once(config) if once else serve(config))
+    try:
+        tracing = Tracing.from_environ("foundry-gateway-token-sidecar")
+    except TracingConfigError as exc:
+        print(f"tracing: {exc}", file=sys.stderr)
+        return 2
+    return asyncio.run(run_once(config) if once else serve(config, tracing))
 
 
 if __name__ == "__main__":

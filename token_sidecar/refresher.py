@@ -11,6 +11,7 @@ from collections.abc import Callable
 import structlog
 from azure.core.credentials_async import AsyncSupportsTokenInfo
 
+from gateway.observability.tracing import Tracing
 from token_sidecar.config import SidecarConfig, TokenSpec
 from token_sidecar.credential import build_credential
 from token_sidecar.metrics import SidecarMetrics
@@ -39,8 +40,10 @@ class TokenRefresher:
         *,
         credential_factory: CredentialFactory = build_credential,
         rng: random.Random | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self.spec = spec
+        self._tracing = tracing
         self._config = config
         self._metrics = metrics
         self._factory = credential_factory
@@ -61,6 +64,10 @@ class TokenRefresher:
     async def refresh_once(self) -> Token:
         """One real request to Entra ID; the token is written before this returns. Raises on failure."""
         name = self.spec.name
+        span = None
+        if self._tracing is not None:
+            attributes = {"token_sidecar.token": name, "token_sidecar.scope": self.spec.scope}
+            span = self._tracing.start("token_sidecar refresh", attributes)
         try:
             credential = self._factory(self.spec, str(self._config.ca_file) if self._config.ca_file else None)
             async with credential:
@@ -73,6 +80,8 @@ class TokenRefresher:
         except Exception as exc:
             self.failures += 1
             self.last_error = describe_failure(exc)
+            if span is not None:
+                Tracing.end_attempt(span, None, type(exc).__name__)
             self._metrics.refresh_attempts.labels(name, "failure").inc()
             self._metrics.consecutive_failures.labels(name).set(self.failures)
             log.warning(
@@ -83,6 +92,9 @@ class TokenRefresher:
                 current_token_remaining_s=None if self.current is None else round(self.remaining()),
             )
             raise
+        if span is not None:
+            span.set_attribute("token_sidecar.expires_in_s", round(token.expires_on - time.time()))
+            span.end()
         self.current = token
         self.failures = 0
         self.last_error = None

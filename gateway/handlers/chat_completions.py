@@ -31,6 +31,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         structured_outputs=route.structured_outputs,
     )
     ctx.adjusted = translated.adjusted
+    ctx.max_tokens = translated.body["max_tokens"]
 
     def body_for(target: Target) -> bytes:
         return orjson.dumps({"model": target.deployment, **translated.body})
@@ -47,6 +48,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         return await relay_stream(request, ctx, upstream_response, stream)
     _, message = await exchange.answer(upstream_response)
     merge_usage(ctx.usage, message.get("usage"))
+    ctx.answered(message)
     completion = message_to_completion(message, model=model, created=created, json_tool=translated.json_tool)
     return web.Response(
         body=orjson.dumps(completion),

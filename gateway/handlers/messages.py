@@ -30,6 +30,8 @@ async def _relay(request: web.Request, *, count_tokens: bool) -> web.StreamRespo
     if not route.structured_outputs:
         native.refuse_structured_outputs(body, route.name)
     ctx.stream = body.get("stream") is True and not count_tokens
+    max_tokens = body.get("max_tokens")
+    ctx.max_tokens = max_tokens if type(max_tokens) is int else None
 
     def body_for(target: Target) -> bytes:
         return native.request_body(body, target.deployment)
@@ -44,5 +46,6 @@ async def _relay(request: web.Request, *, count_tokens: bool) -> web.StreamRespo
     else:
         _, answer = await exchange.answer(upstream_response)
         merge_usage(ctx.usage, answer.get("usage"))
+        ctx.answered(answer)
         raw = native.answer_body(answer, model)
     return web.Response(body=raw, content_type="application/json", headers=relayed_headers(upstream_response.headers))

@@ -36,6 +36,7 @@ async def create_response(request: web.Request) -> web.StreamResponse:
         structured_outputs=route.structured_outputs,
     )
     ctx.adjusted = translated.adjusted
+    ctx.max_tokens = translated.body["max_tokens"]
 
     def body_for(target: Target) -> bytes:
         return orjson.dumps({"model": target.deployment, **translated.body})
@@ -55,6 +56,7 @@ async def create_response(request: web.Request) -> web.StreamResponse:
     response = message_to_response(
         message, model=model, created=created, echo=translated.echo, seal=seal.seal, json_tool=translated.json_tool
     )
+    ctx.answered(message, response["id"])
     return web.Response(
         body=orjson.dumps(response), content_type="application/json", headers=relayed_headers(upstream_response.headers)
     )

@@ -56,6 +56,16 @@ class StreamDialect(Protocol):
     def usage(self) -> dict[str, Any]: ...
 
     @property
+    def stop_reason(self) -> str | None:
+        """Claude's stop_reason, once message_delta has told it (traces' finish reason)."""
+        ...
+
+    @property
+    def response_id(self) -> str | None:
+        """The id the client got for this answer."""
+        ...
+
+    @property
     def first_token(self) -> bool:
         """A content delta has been read: the time to first token is now."""
         ...
@@ -153,6 +163,7 @@ async def _relay(
         finally:
             client.heartbeat.stop()
             ctx.usage = dialect.usage
+            ctx.stop_reason, ctx.response_id = dialect.stop_reason, dialect.response_id
         await client.finish(last)
     except ClientGone:
         ctx.client_disconnected = True

@@ -59,6 +59,7 @@ class ChatStreamTranslator:
         "delta_seen",
         "finish_reason",
         "started",
+        "stop_reason",
         "stopped",
     )
 
@@ -76,6 +77,11 @@ class ChatStreamTranslator:
         self.stopped = False
         self.delta_seen = False  # a content_block_delta has come: the first token, for time to first token
         self.finish_reason: str | None = None
+        self.stop_reason: str | None = None  # Claude's own, for traces
+
+    @property
+    def response_id(self) -> str:
+        return str(self._base["id"])
 
     @property
     def usage(self) -> Mapping[str, Any]:
@@ -159,6 +165,7 @@ class ChatStreamTranslator:
             delta = data.get("delta")
             merge_usage(self._usage, data.get("usage"))
             stop_reason = delta.get("stop_reason") if isinstance(delta, dict) else None
+            self.stop_reason = stop_reason if isinstance(stop_reason, str) else None
             self.finish_reason = finish_reason(stop_reason, self._json_tool)
             return self._chunk({}, self.finish_reason)
         if kind == "message_stop":
@@ -255,6 +262,14 @@ class ChatStream:
     @property
     def usage(self) -> dict[str, Any]:
         return dict(self._translator.usage)
+
+    @property
+    def stop_reason(self) -> str | None:
+        return self._translator.stop_reason
+
+    @property
+    def response_id(self) -> str | None:
+        return self._translator.response_id or None
 
     def feed(self, chunk: bytes) -> bytes:
         complete = self._decoder.complete(chunk)

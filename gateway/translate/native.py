@@ -64,6 +64,8 @@ class NativeStream:
         "_torn",
         "done",
         "first_token",
+        "response_id",
+        "stop_reason",
         "upstream_error",
         "usage",
     )
@@ -80,6 +82,8 @@ class NativeStream:
         self.first_token = False
         self.upstream_error = False  # the stream ended with the upstream's own error event, passed on
         self.usage: dict[str, Any] = {}
+        self.stop_reason: str | None = None
+        self.response_id: str | None = None
 
     @property
     def pending(self) -> bool:
@@ -102,6 +106,13 @@ class NativeStream:
                 payload = _watch(self.usage, name, data)
                 if name == "message_start":
                     self._start = payload if payload is not None else {}
+                    message = self._start.get("message")
+                    mid = message.get("id") if isinstance(message, dict) else None
+                    self.response_id = mid if isinstance(mid, str) else None
+                elif payload is not None:  # message_delta
+                    delta = payload.get("delta")
+                    stop = delta.get("stop_reason") if isinstance(delta, dict) else None
+                    self.stop_reason = stop if isinstance(stop, str) else None
         if self._head is None:
             return chunk
         self._head += chunk

@@ -84,6 +84,14 @@ class ResponsesStreamTranslator:
     def usage(self) -> Mapping[str, Any]:
         return self._usage
 
+    @property
+    def stop_reason(self) -> str | None:
+        return self._stop_reason if isinstance(self._stop_reason, str) else None
+
+    @property
+    def response_id(self) -> str | None:
+        return self._rid or None
+
     def _event(self, kind: str, **fields: Any) -> bytes:
         payload = {"type": kind, "sequence_number": self._sequence, **fields}
         self._sequence += 1
@@ -305,6 +313,14 @@ class ResponsesStream:
     @property
     def usage(self) -> dict[str, Any]:
         return dict(self._translator.usage)
+
+    @property
+    def stop_reason(self) -> str | None:
+        return self._translator.stop_reason
+
+    @property
+    def response_id(self) -> str | None:
+        return self._translator.response_id
 
     def feed(self, chunk: bytes) -> bytes:
         complete = self._decoder.complete(chunk)

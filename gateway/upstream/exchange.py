@@ -19,6 +19,7 @@ import orjson
 from gateway.context import RequestContext
 from gateway.errors import GatewayError, too_deeply_nested
 from gateway.observability.recorder import Recorder
+from gateway.observability.tracing import Tracing
 from gateway.runtime import Route, Runtime, Target, Upstream
 from gateway.upstream.client import (
     UnusableAnswer,
@@ -73,24 +74,31 @@ class Exchange:
         attempt = 0
         while attempt < settings.max_attempts:
             target = targets[attempt % len(targets)]
+            reason = "first"
             if attempt > 0:
                 if not runtime.health(target).available() or not runtime.budget.try_retry():
                     recorder.retry_denied(route.name)
                     break
                 ctx.retries += 1
                 previous = targets[(attempt - 1) % len(targets)]
-                recorder.retried(route.name, "fallback" if previous is not target else "retry")
+                reason = "fallback" if previous is not target else "retry"
+                recorder.retried(route.name, reason)
             attempt += 1
             status: int | None = None
             retry_after: float | None = None
+            span = ctx.tracing.attempt_span(ctx.span, target, route.name, reason) if ctx.tracing is not None else None
             try:
-                response = await self._attempt(target, body_for, count_tokens=count_tokens, native=native)
+                response = await self._attempt(target, body_for, count_tokens=count_tokens, native=native, span=span)
             except GatewayError as exc:
+                if span is not None:
+                    Tracing.end_attempt(span, None, "timeout" if exc.status == 504 else "connection_error")
                 if exc.status not in (502, 504):
                     raise  # not the upstream's doing (no usable credential, a body that cannot be sent)
                 failure = exc
                 self._failed(runtime, target, None, None)
             else:
+                if span is not None:
+                    Tracing.end_attempt(span, response.status, None if response.status == 200 else str(response.status))
                 if response.status == 200:
                     runtime.health(target).succeeded()
                     return response
@@ -144,8 +152,10 @@ class Exchange:
         *,
         count_tokens: bool,
         native: bool,
+        span: Any = None,
     ) -> aiohttp.ClientResponse:
-        """One target: its body, its credentials, one retry after a 401 if the token file changed."""
+        """One target: its body, its credentials, one retry after a 401 if the token file changed.
+        `span`, with tracing on, is the attempt's: its traceparent goes to Foundry."""
         ctx = self.ctx
         upstream = target.upstream
         ctx.target = target
@@ -155,6 +165,8 @@ class Exchange:
         except orjson.JSONEncodeError:
             raise too_deeply_nested() from None  # parsed (orjson reads 1024 levels), but not re-encoded
         headers, dropped = request_headers(upstream, self.client_headers, ctx.request_id, native=native)
+        if span is not None and ctx.tracing is not None:
+            ctx.tracing.inject(headers, span)
         if dropped:
             ctx.betas_dropped = dropped
             self.recorder.betas_dropped(upstream.name, dropped)
@@ -165,6 +177,8 @@ class Exchange:
             response.release()
             ctx.auth_retried = True
             headers, _ = request_headers(upstream, self.client_headers, ctx.request_id, native=native)
+            if span is not None and ctx.tracing is not None:
+                ctx.tracing.inject(headers, span)
             response = await self._send(target, url, body, headers)
         ctx.upstream_status = response.status
         ctx.upstream_request_id = response.headers.get("request-id") or response.headers.get("apim-request-id")

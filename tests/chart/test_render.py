@@ -310,3 +310,26 @@ def test_shared_state_without_its_secret_is_refused(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump(values))
     result = helm("template", "fgw", str(CHART), "-f", str(path))
     assert result.returncode != 0 and "name the Secret that holds the Redis URL" in result.stderr
+
+
+def test_tracing_sets_the_otel_variables_in_both_containers(tmp_path: Path) -> None:
+    values = yaml.safe_load((CHART / "ci" / "api-key-values.yaml").read_text())
+    values["tracing"] = {"exporter": "otlp", "endpoint": "http://otel.observability:4318",
+                         "headers": {"existingSecret": "otel-auth"}}  # fmt: skip
+    values["networkPolicy"] = {"enabled": True}
+    values["sidecar"] = {"tenantId": "t", "clientId": "c", "clientSecret": {"existingSecret": "entra"}}
+    values["upstreams"] = [{"name": "e", "base_url": "https://r.services.ai.azure.com/anthropic",
+                            "auth": {"type": "entra"}}]  # fmt: skip
+    values["routes"] = [{"model": "m", "targets": [{"upstream": "e", "deployment": "d"}]}]
+    objects = render(values, tmp=tmp_path)
+    for name, container in containers(objects).items():
+        env = {e["name"]: e for e in container.get("env", [])}
+        assert env["OTEL_TRACES_EXPORTER"]["value"] == "otlp", name
+        assert env["OTEL_EXPORTER_OTLP_ENDPOINT"]["value"] == "http://otel.observability:4318"
+        assert env["OTEL_EXPORTER_OTLP_HEADERS"]["valueFrom"]["secretKeyRef"] == {"name": "otel-auth", "key": "headers"}
+        assert env["OTEL_SERVICE_NAME"]["value"] in ("foundry-gateway", "foundry-gateway-token-sidecar")
+    egress = one(objects, "NetworkPolicy")["spec"]["egress"]
+    assert {"port": 4318, "protocol": "TCP"} in [p for rule in egress for p in rule["ports"]]
+    # Off by default: no OTEL_* anywhere.
+    for container in containers(render(CHART / "ci" / "api-key-values.yaml")).values():
+        assert not [e for e in container.get("env", []) if e["name"].startswith("OTEL_")]

@@ -140,3 +140,29 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- define "fgw.apiKeyUpstreams" -}}
 {{- range .Values.upstreams -}}{{- if and (eq .auth.type "api_key") .auth.secretName -}}x{{- end -}}{{- end -}}
 {{- end -}}
+
+{{/* OTEL_* for both containers: on only with tracing.exporter set. */}}
+{{- define "fgw.tracingEnv" -}}
+{{- $t := .root.Values.tracing -}}
+{{- if $t.exporter }}
+- name: OTEL_TRACES_EXPORTER
+  value: {{ $t.exporter | quote }}
+- name: OTEL_SERVICE_NAME
+  value: {{ .service | quote }}
+- name: OTEL_TRACES_SAMPLER
+  value: {{ $t.sampler | quote }}
+- name: OTEL_TRACES_SAMPLER_ARG
+  value: {{ $t.samplerArg | quote }}
+{{- with $t.endpoint }}
+- name: OTEL_EXPORTER_OTLP_ENDPOINT
+  value: {{ . | quote }}
+{{- end }}
+{{- if $t.headers.existingSecret }}
+- name: OTEL_EXPORTER_OTLP_HEADERS
+  valueFrom:
+    secretKeyRef:
+      name: {{ $t.headers.existingSecret }}
+      key: {{ $t.headers.secretKey }}
+{{- end }}
+{{- end }}
+{{- end -}}

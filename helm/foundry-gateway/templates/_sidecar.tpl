@@ -39,6 +39,7 @@
       value: {{ $v.readyMarginSeconds | quote }}
     - name: TOKEN_SIDECAR_LOG_FORMAT
       value: {{ $root.Values.gateway.logFormat | quote }}
+    {{- include "fgw.tracingEnv" (dict "root" $root "service" "foundry-gateway-token-sidecar") | nindent 4 }}
     {{- with $v.extraEnv }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
