@@ -137,6 +137,17 @@ class StreamError(Exception):
         self.before = b""
 
 
+def upstream_error_event(data: Mapping[str, Any]) -> StreamError:
+    """An upstream stream's `error` event, as the StreamError a translated dialect ends with."""
+    err = data.get("error")
+    err = err if isinstance(err, dict) else {}
+    message = err.get("message")
+    return StreamError(
+        known_error_type(err.get("type")) or "api_error",
+        message if isinstance(message, str) and message else "upstream stream error",
+    )
+
+
 def invalid_request(message: str, param: str | None = None) -> GatewayError:
     return GatewayError(400, message, param=param)
 

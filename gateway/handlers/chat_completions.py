@@ -10,9 +10,8 @@ import time
 import orjson
 from aiohttp import web
 
-from gateway.handlers.request_body import exchange_for, routed_request
+from gateway.handlers.request_body import open_translated, routed_request
 from gateway.handlers.streaming import relay_stream
-from gateway.runtime import Target
 from gateway.translate.chat_request import chat_to_messages
 from gateway.translate.chat_response import message_to_completion
 from gateway.translate.chat_stream import ChatStream, ChatStreamTranslator
@@ -30,15 +29,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         auto_cache=route.auto_cache,
         structured_outputs=route.structured_outputs,
     )
-    ctx.adjusted = translated.adjusted
-    ctx.max_tokens = translated.body["max_tokens"]
-
-    def body_for(target: Target) -> bytes:
-        return orjson.dumps({"model": target.deployment, **translated.body})
-
-    exchange = exchange_for(request, ctx)
-    upstream_response = await exchange.open(route, body_for, native=False)
-    ctx.stream = translated.stream
+    exchange, upstream_response = await open_translated(request, ctx, route, translated)
     created = int(time.time())
     if translated.stream:
         translator = ChatStreamTranslator(

@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import zlib
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Protocol
 
+import aiohttp
 import orjson
 from aiohttp import web
 
 from gateway.context import RequestContext
 from gateway.errors import GatewayError, echo, invalid_request, too_deeply_nested
 from gateway.keys import LIMITER, RECORDER, SESSION, context
-from gateway.runtime import Route
+from gateway.runtime import Route, Target
 from gateway.upstream.exchange import Exchange
 
 # Bodies at least this large are decompressed off the event loop.
@@ -146,6 +148,34 @@ async def routed_request(request: web.Request) -> tuple[RequestContext, dict[str
 
 def exchange_for(request: web.Request, ctx: RequestContext) -> Exchange:
     return Exchange(request.app[SESSION], request.app[RECORDER], ctx, request.headers)
+
+
+class Translated(Protocol):
+    """A translated request: the Messages body (no model yet), and what the translation decided."""
+
+    @property
+    def body(self) -> Mapping[str, Any]: ...
+
+    @property
+    def stream(self) -> bool: ...
+
+    @property
+    def adjusted(self) -> tuple[str, ...]: ...
+
+
+async def open_translated(
+    request: web.Request, ctx: RequestContext, route: Route, translated: Translated
+) -> tuple[Exchange, aiohttp.ClientResponse]:
+    """A translated dialect's exchange: its Messages body, with each target's deployment as the model."""
+    ctx.adjusted, ctx.stream = translated.adjusted, translated.stream
+    ctx.max_tokens = translated.body["max_tokens"]
+    body = translated.body
+
+    def body_for(target: Target) -> bytes:
+        return orjson.dumps({"model": target.deployment, **body})
+
+    exchange = exchange_for(request, ctx)
+    return exchange, await exchange.open(route, body_for, native=False)
 
 
 def model_of(body: dict[str, Any]) -> str:

@@ -25,9 +25,10 @@ from typing import Any
 
 import orjson
 
-from gateway.errors import GatewayError, StreamError, echo, known_error_type
-from gateway.sse import DONE, FRAMED_EVENT, SSEDecoder, encode_data, only_framed_events, parse_events
+from gateway.errors import GatewayError, StreamError, echo, upstream_error_event
+from gateway.sse import DONE, FRAMED_EVENT, encode_data, only_framed_events, parse_events
 from gateway.translate.chat_response import finish_reason, openai_usage
+from gateway.translate.translated_stream import TranslatedStream
 from gateway.translate.usage import merge_usage
 
 _SLOT = "\u2063slot\u2063"  # stands in for a delta's text while a template is rendered
@@ -80,8 +81,8 @@ class ChatStreamTranslator:
         self.stop_reason: str | None = None  # Claude's own, for traces
 
     @property
-    def response_id(self) -> str:
-        return str(self._base["id"])
+    def response_id(self) -> str | None:
+        return str(self._base["id"]) or None
 
     @property
     def usage(self) -> Mapping[str, Any]:
@@ -139,13 +140,7 @@ class ChatStreamTranslator:
             self.delta_seen = True
             return self._delta(data)
         if kind == "error":
-            err = data.get("error")
-            err = err if isinstance(err, dict) else {}
-            message = err.get("message")
-            raise StreamError(
-                known_error_type(err.get("type")) or "api_error",
-                message if isinstance(message, str) and message else "upstream stream error",
-            )
+            raise upstream_error_event(data)
         if kind == "message_start":
             message = data.get("message")
             message = message if isinstance(message, dict) else {}
@@ -239,49 +234,10 @@ def _is_utf8(raw: bytes) -> bool:
     return True
 
 
-class ChatStream:
+class ChatStream(TranslatedStream[ChatStreamTranslator]):
     """The Chat Completions dialect for the stream relay: whole upstream events in, chunks out."""
 
-    __slots__ = ("_decoder", "_translator")
-
-    pending = False  # only whole chunks are written: a heartbeat never lands inside one
-    upstream_error = False  # an upstream error event becomes a StreamError, never passed on
-
-    def __init__(self, translator: ChatStreamTranslator, max_event_bytes: int) -> None:
-        self._translator = translator
-        self._decoder = SSEDecoder(max_event_bytes)
-
-    @property
-    def done(self) -> bool:
-        return self._translator.stopped
-
-    @property
-    def first_token(self) -> bool:
-        return self._translator.delta_seen
-
-    @property
-    def usage(self) -> dict[str, Any]:
-        return dict(self._translator.usage)
-
-    @property
-    def stop_reason(self) -> str | None:
-        return self._translator.stop_reason
-
-    @property
-    def response_id(self) -> str | None:
-        return self._translator.response_id or None
-
-    def feed(self, chunk: bytes) -> bytes:
-        complete = self._decoder.complete(chunk)
-        if complete is None:
-            return b""
-        out: list[bytes] = []
-        try:
-            self._translator.translate(complete, out)
-        except StreamError as exc:
-            exc.before = b"".join(out)  # what came before the failure in the same read still goes, in order
-            raise
-        return b"".join(out)
+    __slots__ = ()
 
     def ending(self) -> bytes:
         return DONE

@@ -18,8 +18,8 @@ from typing import Any
 
 import orjson
 
-from gateway.errors import GatewayError, StreamError, echo, known_error_type
-from gateway.sse import SSEDecoder, encode_event, parse_events
+from gateway.errors import GatewayError, StreamError, echo, upstream_error_event
+from gateway.sse import encode_event, parse_events
 from gateway.translate.responses_response import (
     Seal,
     function_call_item,
@@ -30,6 +30,7 @@ from gateway.translate.responses_response import (
     response_id,
     response_object,
 )
+from gateway.translate.translated_stream import TranslatedStream
 from gateway.translate.usage import merge_usage
 
 
@@ -92,6 +93,19 @@ class ResponsesStreamTranslator:
     def response_id(self) -> str | None:
         return self._rid or None
 
+    def translate(self, complete: bytes, out: list[bytes]) -> None:
+        """Whole SSE events off the wire in; each one's events appended to `out`."""
+        for name, data in parse_events(complete):
+            if not data:
+                continue
+            try:
+                payload = orjson.loads(data)
+            except orjson.JSONDecodeError:
+                payload = None
+            if not isinstance(payload, dict):
+                raise StreamError("api_error", "upstream sent an event that is not a JSON object")
+            out.append(self.feed(name, payload))
+
     def _event(self, kind: str, **fields: Any) -> bytes:
         payload = {"type": kind, "sequence_number": self._sequence, **fields}
         self._sequence += 1
@@ -117,13 +131,7 @@ class ResponsesStreamTranslator:
         if kind == "content_block_delta" and self.started:
             return self._delta(data)
         if kind == "error":
-            err = data.get("error")
-            err = err if isinstance(err, dict) else {}
-            message = err.get("message")
-            raise StreamError(
-                known_error_type(err.get("type")) or "api_error",
-                message if isinstance(message, str) and message else "upstream stream error",
-            )
+            raise upstream_error_event(data)
         if kind == "message_start":
             message = data.get("message")
             message = message if isinstance(message, dict) else {}
@@ -290,58 +298,10 @@ class ResponsesStreamTranslator:
         )
 
 
-class ResponsesStream:
+class ResponsesStream(TranslatedStream[ResponsesStreamTranslator]):
     """The Responses dialect for the stream relay: whole upstream events in, Responses events out."""
 
-    __slots__ = ("_decoder", "_translator")
-
-    pending = False  # only whole events are written: a heartbeat never lands inside one
-    upstream_error = False  # an upstream error event becomes a StreamError, never passed on
-
-    def __init__(self, translator: ResponsesStreamTranslator, max_event_bytes: int) -> None:
-        self._translator = translator
-        self._decoder = SSEDecoder(max_event_bytes)
-
-    @property
-    def done(self) -> bool:
-        return self._translator.stopped
-
-    @property
-    def first_token(self) -> bool:
-        return self._translator.delta_seen
-
-    @property
-    def usage(self) -> dict[str, Any]:
-        return dict(self._translator.usage)
-
-    @property
-    def stop_reason(self) -> str | None:
-        return self._translator.stop_reason
-
-    @property
-    def response_id(self) -> str | None:
-        return self._translator.response_id
-
-    def feed(self, chunk: bytes) -> bytes:
-        complete = self._decoder.complete(chunk)
-        if complete is None:
-            return b""
-        out: list[bytes] = []
-        try:
-            for name, data in parse_events(complete):
-                if not data:
-                    continue
-                try:
-                    payload = orjson.loads(data)
-                except orjson.JSONDecodeError:
-                    payload = None
-                if not isinstance(payload, dict):
-                    raise StreamError("api_error", "upstream sent an event that is not a JSON object")
-                out.append(self._translator.feed(name, payload))
-        except StreamError as exc:
-            exc.before = b"".join(out)  # what came before the failure in the same read still goes, in order
-            raise
-        return b"".join(out)
+    __slots__ = ()
 
     def ending(self) -> bytes:
         return b""  # the Responses stream ends with its response.completed event, no [DONE]
