@@ -154,10 +154,12 @@ class Bench:
         self.sink = Process("otlp-sink", [str(ROOT / "bench" / "otlp_sink.py"), str(sink_port)], log_dir=self.work)
         wait_port(sink_port)
         pin(self.sink.popen.pid, 1)
-        self.traced, self.traced_url = self.start_gateway(
-            env={"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{sink_port}",
-                 "OTEL_TRACES_SAMPLER": "always_on"}
-        )  # fmt: skip
+        otel = {"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{sink_port}"}
+        self.traced, self.traced_url = self.start_gateway(env={**otel, "OTEL_TRACES_SAMPLER": "always_on"})
+        # And at the sampling a busy production gateway would run: one trace in ten.
+        self.sampled, self.sampled_url = self.start_gateway(
+            env={**otel, "OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.1"}
+        )
         relay_port = free_port()
         self.relay = Process(
             "relay", [str(ROOT / "bench" / "relay.py"), str(relay_port), self.upstream_url], log_dir=self.work
@@ -172,6 +174,7 @@ class Bench:
             "gateway /v1/responses": (self.gateway_url + "/v1/responses", CLIENT_KEY, self.gateway),
             "gateway /v1/messages, Redis limits": (self.limited_url + "/v1/messages", LIMITED_KEY, self.limited),
             "gateway /v1/messages, tracing on": (self.traced_url + "/v1/messages", CLIENT_KEY, self.traced),
+            "gateway /v1/messages, tracing 10%": (self.sampled_url + "/v1/messages", CLIENT_KEY, self.sampled),
         }
         # Throughput rows only: the same OpenAI requests through LiteLLM's proxy, on the same upstream and core.
         self.litellm: dict[str, tuple[str, str, Process | None]] = {}
@@ -202,13 +205,14 @@ class Bench:
         config = gateway_config(self.upstream_url)
         if state is not None:
             config["state"] = state
-        log_dir = self.work / ("limited" if state else "traced" if env else "gateway")
+        log_dir = self.work / ("limited" if state else f"traced-{len(env)}" if env else "gateway")
         proc, url, _ = start_gateway(config, env={"BENCH_KEY": UPSTREAM_KEY, **(env or {})}, log_dir=log_dir)
         pin(proc.popen.pid, 0)
         return proc, url
 
     def stop(self) -> None:
-        for started in (self.gateway, self.limited, self.redis, self.traced, self.sink, self.relay, self.upstream,
+        for started in (self.gateway, self.limited, self.redis, self.traced, self.sampled, self.sink, self.relay,
+                        self.upstream,
                         *(t[2] for t in self.litellm.values())):  # fmt: skip
             if started is not None:
                 started.stop()

@@ -19,11 +19,12 @@ from gateway.config import GatewayConfig
 from gateway.context import Load, RequestContext
 from gateway.errors import Dialect, GatewayError, echo
 from gateway.handlers import chat_completions, info, messages, responses
-from gateway.keys import CONTEXT, DIALECTS, LIMITER, LIVE, LOAD, PUBLIC, RECORDER, SESSION, TRACING
+from gateway.keys import CONTEXT, DIALECTS, LIMITER, LIVE, LOAD, PUBLIC, RECORDER, SESSION, STORE, TRACING
 from gateway.observability.logging import AccessLog
 from gateway.observability.metrics import GatewayMetrics, TokenExpiryCollector
 from gateway.observability.recorder import Recorder
 from gateway.observability.tracing import Tracing
+from gateway.responses_store import ResponseStore
 from gateway.runtime import Live, Runtime
 from gateway.spend.limits import LimiterSlot, limiter_for
 from gateway.spend.prices import Spent
@@ -248,6 +249,16 @@ def create_app(
 
     app[LIMITER] = LimiterSlot(limiter_for(config.state.redis, app[RECORDER], None))
     app.cleanup_ctx.append(limiter)
+    ttl = config.responses.store_ttl_seconds
+    app[STORE] = ResponseStore(config.state.redis, ttl, app[RECORDER]) if ttl and config.state.redis else None
+
+    async def store(app: web.Application) -> AsyncIterator[None]:
+        yield
+        kept = app[STORE]
+        if kept is not None:
+            await kept.close()
+
+    app.cleanup_ctx.append(store)
     if config_path is not None:
 
         async def config_watcher(app: web.Application) -> AsyncIterator[None]:

@@ -337,6 +337,13 @@ class ResponsesConfig(_Model):
         "on top to rotate. Read at start and at each reload. Omitted: a key per process, so an item "
         "opens only on the replica that made it (elsewhere its turn goes without thinking).",
     )
+    store_ttl_seconds: int | None = Field(
+        None,
+        ge=60,
+        description="Keep responses in the shared Redis (state.redis) this long, for previous_response_id, "
+        "item_reference and GET/DELETE /v1/responses/{id}. Stored responses hold the conversation's text. "
+        "Omitted: nothing is stored, and those are refused with a message that says so.",
+    )
     _keys: tuple[bytes, ...] = PrivateAttr(default=())
 
     @model_validator(mode="after")
@@ -466,6 +473,8 @@ def _cross_references(config: GatewayConfig) -> list[tuple[str, str]]:
                         )
                     )
     problems += _alias_conflicts(config.routes)
+    if config.responses.store_ttl_seconds is not None and config.state.redis is None:
+        problems.append(("responses.store_ttl_seconds", "stored responses live in the shared Redis: set state.redis"))
     for i, route in enumerate(config.routes):
         for j, target in enumerate(route.targets):
             if target.upstream not in names:

@@ -147,6 +147,7 @@ def schema() -> dict[str, Any]:
             ),
             "responses": obj(
                 {
+                    "storeTtlSeconds": {"type": ["integer", "null"], "minimum": 60},
                     "reasoningKeys": obj(
                         {
                             "existingSecret": {
@@ -156,7 +157,7 @@ def schema() -> dict[str, Any]:
                             },
                             "secretKey": STR,
                         }
-                    )
+                    ),
                 }
             ),
             "gateway": obj(

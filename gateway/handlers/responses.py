@@ -1,13 +1,17 @@
-"""POST /v1/responses: the OpenAI Responses API, served by Claude through the Messages API.
+"""POST /v1/responses: the OpenAI Responses API, served by Claude through the Messages API;
+GET and DELETE /v1/responses/{id}.
 
 The translation is gateway/translate/responses_*.py; this module wires it to the exchange and
-the relay. Responses are not stored: what needs a stored one (previous_response_id,
-GET /v1/responses/{id}) is refused with a message that says so.
+the relay. With a response store (responses.store_ttl_seconds and state.redis), a request's
+`previous_response_id` and `item_reference` items are resolved here, before translation, and each
+finished response is stored before the client hears it end; without one they are refused with a
+message that says so.
 """
 
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import orjson
 from aiohttp import web
@@ -15,6 +19,8 @@ from aiohttp import web
 from gateway.errors import GatewayError, echo
 from gateway.handlers.request_body import open_translated, routed_request
 from gateway.handlers.streaming import relay_stream
+from gateway.keys import STORE, context
+from gateway.responses_store import ResponseStore
 from gateway.translate.responses_request import responses_to_messages
 from gateway.translate.responses_response import message_to_response
 from gateway.translate.responses_stream import ResponsesStream, ResponsesStreamTranslator
@@ -26,6 +32,11 @@ async def create_response(request: web.Request) -> web.StreamResponse:
     ctx, body, route = await routed_request(request)
     model = body["model"]
     seal = ctx.runtime.seal
+    store = request.app[STORE]
+    client = ctx.client.name if ctx.client is not None else None
+    conversation: list[Any] = []
+    if store is not None:
+        body, conversation = await _resolved(store, body, client)
     # Translated before an upstream is chosen, so a bad request is a 400 even while no token is usable.
     translated = responses_to_messages(
         body,
@@ -36,11 +47,18 @@ async def create_response(request: web.Request) -> web.StreamResponse:
     )
     exchange, upstream_response = await open_translated(request, ctx, route, translated)
     created = int(time.time())
+    keep = store is not None and body.get("store", True) is not False
+
+    async def kept(response: dict[str, Any]) -> None:
+        assert store is not None
+        await store.save(response, conversation, client)
+
     if translated.stream:
         translator = ResponsesStreamTranslator(
             model=model, created=created, echo=translated.echo, seal=seal.seal, json_tool=translated.json_tool
         )
-        stream = ResponsesStream(translator, ctx.runtime.config.server.max_upstream_event_bytes)
+        max_event = ctx.runtime.config.server.max_upstream_event_bytes
+        stream = ResponsesStream(translator, max_event, kept if keep else None)
         return await relay_stream(request, ctx, upstream_response, stream)
     _, message = await exchange.answer(upstream_response)
     merge_usage(ctx.usage, message.get("usage"))
@@ -48,16 +66,48 @@ async def create_response(request: web.Request) -> web.StreamResponse:
         message, model=model, created=created, echo=translated.echo, seal=seal.seal, json_tool=translated.json_tool
     )
     ctx.answered(message, response["id"])
+    if keep:
+        await kept(response)
     return web.Response(
         body=orjson.dumps(response), content_type="application/json", headers=relayed_headers(upstream_response.headers)
     )
 
 
+async def _resolved(store: ResponseStore, body: dict[str, Any], client: str | None) -> tuple[dict[str, Any], list[Any]]:
+    """The request with its stored parts filled in: the conversation `previous_response_id` names
+    before its input, and each `item_reference` replaced by the item; and that whole input, which
+    is what a stored response of this request keeps."""
+    source = body.get("input")
+    items: Any = [{"role": "user", "content": source}] if isinstance(source, str) else source
+    if not isinstance(items, list):
+        return body, []  # the translator says what is wrong with it
+    previous = body.get("previous_response_id")
+    if isinstance(previous, str):
+        items = [*await store.conversation(previous, client), *items]
+    references = [i["id"] for i in items if isinstance(i, dict) and i.get("type") == "item_reference"]
+    if references and all(isinstance(r, str) for r in references):
+        found = await store.items(references, client)
+        items = [found[i["id"]] if isinstance(i, dict) and i.get("type") == "item_reference" else i for i in items]
+    resolved = {k: v for k, v in body.items() if k != "previous_response_id"}
+    resolved["input"] = items
+    return resolved, items
+
+
 async def stored_response(request: web.Request) -> web.StreamResponse:
-    """GET and DELETE /v1/responses/{id}: there is no stored response to give or delete."""
-    raise GatewayError(
-        404,
-        f"No response with id {echo(request.match_info['response_id'])} is stored: this gateway keeps no "
-        "responses (the Responses API's stored state needs a response store, which is not configured)",
-        "response_id",
-    )
+    """GET and DELETE /v1/responses/{id}."""
+    response_id = request.match_info["response_id"]
+    store = request.app[STORE]
+    if store is None:
+        raise GatewayError(
+            404,
+            f"No response with id {echo(response_id)} is stored: this gateway keeps no responses "
+            "(responses.store_ttl_seconds with state.redis keeps them)",
+            "response_id",
+        )
+    ctx = context(request)
+    client = ctx.client.name if ctx.client is not None else None
+    if request.method == "DELETE":
+        await store.delete(response_id, client)
+        return web.json_response({"id": response_id, "object": "response.deleted", "deleted": True})
+    record = await store.response(response_id, client)
+    return web.Response(body=orjson.dumps(record["response"]), content_type="application/json")

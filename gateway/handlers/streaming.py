@@ -83,6 +83,10 @@ class StreamDialect(Protocol):
         """What ends a complete stream ([DONE] for OpenAI; nothing for Anthropic)."""
         ...
 
+    async def completed(self) -> None:
+        """Called once a stream has ended well, before its last bytes go to the client."""
+        ...
+
     def error(self, failure: GatewayError) -> bytes:
         """The dialect's error event for a stream that cannot finish."""
         ...
@@ -150,6 +154,8 @@ async def _relay(
                 ctx.stream_error = "upstream_error_event"
                 # Passed on as the upstream wrote it, less anything of the gateway's own it echoes.
                 last = scrub.scrub_bytes(last)
+            else:
+                await dialect.completed()
             last += dialect.ending()
         except ClientGone:
             raise

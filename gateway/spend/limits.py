@@ -18,9 +18,10 @@ this process, carried across reloads; N replicas allow N times as much.
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -52,6 +53,16 @@ class Windows:
 
     @classmethod
     def at(cls, now: float) -> Windows:
+        """The windows of `now`; the same object until the minute turns (a request pays a comparison)."""
+        last = _windows_memo[0]
+        if last is not None and last.minute * 60 <= now < last.minute_end:
+            return last
+        windows = cls.compute(now)
+        _windows_memo[0] = windows
+        return windows
+
+    @classmethod
+    def compute(cls, now: float) -> Windows:
         moment = datetime.fromtimestamp(now, UTC)
         day_start = moment.replace(hour=0, minute=0, second=0, microsecond=0)
         next_month = (day_start.replace(day=28) + (day_start.replace(day=28) - day_start.replace(day=1))).replace(day=1)
@@ -66,6 +77,9 @@ class Windows:
         )
 
 
+_windows_memo: list[Windows | None] = [None]
+
+
 @dataclass(frozen=True, slots=True)
 class Standing:
     """Where a client stands after admission, for the headers its SDK reads."""
@@ -78,7 +92,7 @@ class Standing:
         out: dict[str, str] = {}
         reset = max(0.0, self.reset_seconds)
         if dialect is Dialect.ANTHROPIC:
-            at = datetime.fromtimestamp(time.time() + reset, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            at = _iso(math.ceil(time.time() + reset))
             if self.requests_remaining is not None:
                 out["anthropic-ratelimit-requests-remaining"] = str(self.requests_remaining)
                 out["anthropic-ratelimit-requests-reset"] = at
@@ -93,6 +107,12 @@ class Standing:
             out["x-ratelimit-remaining-tokens"] = str(self.tokens_remaining)
             out["x-ratelimit-reset-tokens"] = f"{reset:.0f}s"
         return out
+
+
+@functools.lru_cache(maxsize=8)
+def _iso(seconds: int) -> str:
+    """RFC 3339 in UTC; remembered, since a window's requests all reset at the same second."""
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _refused(message: str, reset: float) -> GatewayError:
@@ -228,9 +248,26 @@ end
 return out
 """
 
+# KEYS: counters; ARGV: pairs of (amount, expiry as unix seconds), one pair a key.
+_CHARGE = """
+for i = 1, #KEYS do
+  redis.call('INCRBY', KEYS[i], ARGV[2 * i - 1])
+  redis.call('EXPIREAT', KEYS[i], ARGV[2 * i])
+end
+return #KEYS
+"""
+
+_FAILURES = (TimeoutError, redis.exceptions.RedisError, OSError)
+
 
 class RedisLimiter:
-    """Every replica's counters in one Redis."""
+    """Every replica's counters in one Redis.
+
+    A request waits for one round trip, but requests that arrive together share it: admissions
+    queued in the same turn of the event loop go out as one pipeline, and charges are merged by
+    key and written by one script call while the previous write is still on its way. Under load
+    that keeps Redis's cost per request small; alone, a request pays one round trip and one write.
+    """
 
     shared = True
 
@@ -245,17 +282,26 @@ class RedisLimiter:
             url, socket_timeout=timeout, socket_connect_timeout=timeout, retry_on_timeout=False
         )
         self._admit = self._redis.register_script(_ADMIT)
+        self._charge = self._redis.register_script(_CHARGE)
         self._timeout = timeout
         self._prefix = config.key_prefix
         self._recorder = recorder
         self._clock = clock
-        self._pending: set[asyncio.Task[None]] = set()
+        self._queued: list[tuple[list[str], list[int | float], asyncio.Future[list[Any]]]] = []
+        # client -> key -> [amount, expires at]: one script call a client, its keys on one cluster slot
+        self._charges: dict[str, dict[str, list[int]]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()  # kept until done: the loop holds tasks only weakly
+        self._charging = False
         self._last_logged = 0.0
+        self._keys_memo: dict[str, tuple[Windows, list[str]]] = {}  # a client's keys, for this minute
 
     def _keys(self, client: Client, windows: Windows) -> list[str]:
+        cached = self._keys_memo.get(client.name)
+        if cached is not None and cached[0] is windows:
+            return cached[1]
         # {client}: a hash tag, so a Redis Cluster keeps one client's keys on one slot for the script.
         base = f"{self._prefix}{{{client.name}}}:"
-        return [
+        keys = [
             f"{base}requests:{windows.minute}",
             f"{base}tokens:{windows.minute}",
             f"{base}usd:{windows.day}",
@@ -263,6 +309,10 @@ class RedisLimiter:
             f"{base}tokens:{windows.day}",
             f"{base}tokens:{windows.month}",
         ]
+        if len(self._keys_memo) > 4096:  # clients are configured: this bounds a misconfiguration, not traffic
+            self._keys_memo.clear()
+        self._keys_memo[client.name] = (windows, keys)
+        return keys
 
     def _failed(self, operation: str, exc: BaseException) -> None:
         self._recorder.shared_state_failed(operation)
@@ -271,6 +321,48 @@ class RedisLimiter:
             self._last_logged = now
             log.warning("shared_state_failed", operation=operation, error=scrub.scrub(f"{type(exc).__name__}: {exc}"))
 
+    def _spawn(self, work: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, script: Any, calls: list[tuple[list[str], list[int | float]]]) -> list[Any]:
+        """Run `script` once a call: alone, through redis-py's script call; several, as one pipeline
+        of EVALSHAs (a pipeline of registered scripts would first ask Redis whether each is loaded,
+        a round trip of its own), loading the script once if Redis has not seen it."""
+        if len(calls) == 1:
+            keys, args = calls[0]
+            return [await script(keys=keys, args=args)]
+        for attempt in (0, 1):
+            pipe = self._redis.pipeline(transaction=False)
+            for keys, args in calls:
+                pipe.evalsha(script.sha, len(keys), *keys, *args)
+            results: list[Any] = await pipe.execute(raise_on_error=False)
+            if attempt == 0 and any(isinstance(r, redis.exceptions.NoScriptError) for r in results):
+                await self._redis.script_load(script.script)
+                continue
+            failed = next((r for r in results if isinstance(r, Exception)), None)
+            if failed is not None:
+                raise failed
+            return results
+        raise AssertionError("unreachable")
+
+    async def _send_admissions(self) -> None:
+        queued, self._queued = self._queued, []
+        try:
+            async with asyncio.timeout(self._timeout):
+                results = await self._run(self._admit, [(keys, args) for keys, args, _ in queued])
+        except BaseException as exc:  # every waiter hears of it, whatever it was
+            for _, _, waiter in queued:
+                if not waiter.done():
+                    waiter.set_exception(exc if isinstance(exc, Exception) else TimeoutError())
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for (_, _, waiter), result in zip(queued, results, strict=True):
+            if not waiter.done():
+                waiter.set_result(result)
+
     async def admit(self, client: Client) -> Standing:
         now = self._clock()
         windows = Windows.at(now)
@@ -278,11 +370,15 @@ class RedisLimiter:
                    for i, b in enumerate(_budget_limits(client.budget))]  # fmt: skip
         limits = [client.requests_per_minute, client.tokens_per_minute, *budgets]
         args = [-1 if limit is None else limit for limit in limits] + [120]
+        waiter: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
+        if not self._queued:  # the first of this turn sends the lot at the next one
+            asyncio.get_running_loop().call_soon(self._spawn, self._send_admissions())
+        self._queued.append((self._keys(client, windows), args, waiter))
         started = time.perf_counter()
         try:
             async with asyncio.timeout(self._timeout):
-                result = await self._admit(keys=self._keys(client, windows), args=args)
-        except (TimeoutError, redis.exceptions.RedisError, OSError) as exc:
+                result = await waiter
+        except _FAILURES as exc:
             self._failed("admit", exc)
             if self.config.on_error == "deny":
                 raise GatewayError(
@@ -316,37 +412,45 @@ class RedisLimiter:
     def charge(self, client: Client, tokens: int, usd: float) -> None:
         if tokens <= 0 and usd <= 0:
             return
-        task = asyncio.get_running_loop().create_task(self._charge(client, tokens, usd))
-        self._pending.add(task)  # kept until done: the loop holds tasks only weakly
-        task.add_done_callback(self._pending.discard)
-
-    async def _charge(self, client: Client, tokens: int, usd: float) -> None:
         windows = Windows.at(self._clock())
         keys = self._keys(client, windows)
         micro = round(usd * MICRO)
         # A day's and a month's counters live a window longer than their window: a clock a little
         # off between replicas must not lose a charge.
-        writes = [
+        for key, amount, expires in (
             (keys[1], tokens, windows.minute_end + 60),
             (keys[2], micro, windows.day_end + 86400),
             (keys[3], micro, windows.month_end + 86400),
             (keys[4], tokens, windows.day_end + 86400),
             (keys[5], tokens, windows.month_end + 86400),
-        ]
+        ):
+            if amount > 0:
+                pending = self._charges.setdefault(client.name, {}).setdefault(key, [0, int(expires)])
+                pending[0] += amount
+        if not self._charging:
+            self._charging = True
+            self._spawn(self._send_charges())
+
+    async def _send_charges(self) -> None:
+        """Write what is pending; what comes in meanwhile goes in the next write."""
         try:
-            async with asyncio.timeout(max(self._timeout, 1.0)):
-                pipe = self._redis.pipeline(transaction=False)
-                for key, amount, expires in writes:
-                    if amount > 0:
-                        pipe.incrby(key, amount)
-                        pipe.expireat(key, int(expires))
-                await pipe.execute()
-        except (TimeoutError, redis.exceptions.RedisError, OSError) as exc:
-            self._failed("charge", exc)
+            while self._charges:
+                charges, self._charges = self._charges, {}
+                calls: list[tuple[list[str], list[int | float]]] = [
+                    (list(keys), [value for amount, expires in keys.values() for value in (amount, expires)])
+                    for keys in charges.values()
+                ]
+                try:
+                    async with asyncio.timeout(max(self._timeout, 1.0)):
+                        await self._run(self._charge, calls)
+                except _FAILURES as exc:
+                    self._failed("charge", exc)
+        finally:
+            self._charging = False
 
     async def close(self) -> None:
-        if self._pending:
-            await asyncio.wait(self._pending, timeout=self._timeout + 1)
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=self._timeout + 1)
         await self._redis.aclose()
 
 

@@ -124,6 +124,9 @@ class NativeStream:
     def ending(self) -> bytes:
         return b""
 
+    async def completed(self) -> None:
+        return None
+
     def error(self, failure: GatewayError) -> bytes:
         error = encode_event("error", failure.body(Dialect.ANTHROPIC, self._error_id))
         # A fresh event after a blank line, whatever partial event came before it.

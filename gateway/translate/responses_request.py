@@ -66,11 +66,18 @@ class TranslatedResponsesRequest:
 
 
 def _refuse_unsupported(body: Mapping[str, Any]) -> None:
-    for name in _STATEFUL:
+    if body.get("previous_response_id") is not None:
+        raise invalid_request(
+            "'previous_response_id' needs stored responses, and this gateway keeps none (responses.store_ttl_seconds "
+            "with state.redis): send the conversation's items in 'input' instead ('store': false, as stateless "
+            "clients do)",
+            "previous_response_id",
+        )
+    for name in ("conversation", "background"):
         if body.get(name) not in (None, False):
             raise invalid_request(
-                f"'{name}' needs stored responses, and this gateway keeps none: send the conversation's "
-                "items in 'input' instead (with 'store': false, as stateless clients do)",
+                f"'{name}' is not served by this gateway: send the conversation's items in 'input' (or chain "
+                "with previous_response_id where responses are stored), and read the answer as it streams",
                 name,
             )
     truncation = body.get("truncation")
@@ -209,8 +216,8 @@ def _items(items: Any, open_reasoning: OpenReasoning) -> tuple[list[dict[str, An
         elif kind == "item_reference":
             raise invalid_request(
                 f"'{p}' refers to an earlier item by id, which needs stored responses, and this gateway keeps "
-                "none: send the item itself (clients do with 'store': false; the AI SDK with "
-                "providerOptions.openai.store = false)",
+                "none (responses.store_ttl_seconds with state.redis): send the item itself (clients do with "
+                "'store': false; the AI SDK with providerOptions.openai.store = false)",
                 f"{p}.type",
             )
         else:

@@ -12,7 +12,7 @@ response.completed.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,6 +60,7 @@ class ResponsesStreamTranslator:
         "_stop_reason",
         "_usage",
         "delta_seen",
+        "final",
         "started",
         "stopped",
     )
@@ -80,6 +81,7 @@ class ResponsesStreamTranslator:
         self.started = False
         self.stopped = False
         self.delta_seen = False
+        self.final: dict[str, Any] | None = None  # the finished response, once message_stop came
 
     @property
     def usage(self) -> Mapping[str, Any]:
@@ -159,8 +161,8 @@ class ResponsesStreamTranslator:
             if self._stop_reason is None:
                 raise StreamError("api_error", "upstream stream stopped without a stop reason")
             self.stopped = True
-            final = self._response("completed")
-            return self._event(f"response.{final['status']}", response=final)
+            self.final = self._response("completed")
+            return self._event(f"response.{self.final['status']}", response=self.final)
         return b""  # event types added after this was written carry nothing for the client
 
     def _block_start(self, data: dict[str, Any]) -> bytes:
@@ -299,9 +301,23 @@ class ResponsesStreamTranslator:
 
 
 class ResponsesStream(TranslatedStream[ResponsesStreamTranslator]):
-    """The Responses dialect for the stream relay: whole upstream events in, Responses events out."""
+    """The Responses dialect for the stream relay: whole upstream events in, Responses events out.
+    `keep`, with a response store, stores the finished response before the client hears it ended."""
 
-    __slots__ = ()
+    __slots__ = ("_keep",)
+
+    def __init__(
+        self,
+        translator: ResponsesStreamTranslator,
+        max_event_bytes: int,
+        keep: Callable[[dict[str, Any]], Awaitable[None]] | None = None,
+    ) -> None:
+        super().__init__(translator, max_event_bytes)
+        self._keep = keep
+
+    async def completed(self) -> None:
+        if self._keep is not None and self._translator.final is not None:
+            await self._keep(self._translator.final)
 
     def ending(self) -> bytes:
         return b""  # the Responses stream ends with its response.completed event, no [DONE]

@@ -84,6 +84,9 @@ class TranslatedStream(Generic[T]):
             raise
         return b"".join(out)
 
+    async def completed(self) -> None:
+        return None
+
     def ending(self) -> bytes:
         raise NotImplementedError
 

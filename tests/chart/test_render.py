@@ -333,3 +333,11 @@ def test_tracing_sets_the_otel_variables_in_both_containers(tmp_path: Path) -> N
     # Off by default: no OTEL_* anywhere.
     for container in containers(render(CHART / "ci" / "api-key-values.yaml")).values():
         assert not [e for e in container.get("env", []) if e["name"].startswith("OTEL_")]
+
+
+def test_stored_responses_reach_the_config(tmp_path: Path) -> None:
+    values = yaml.safe_load((CHART / "ci" / "api-key-values.yaml").read_text())
+    values["responses"] = {"storeTtlSeconds": 3600}
+    values["state"] = {"redis": {"enabled": True, "existingSecret": "r"}}
+    config = yaml.safe_load(gateway_config(render(values, tmp=tmp_path))["data"]["config.yaml"])
+    assert config["responses"] == {"store_ttl_seconds": 3600}

@@ -131,9 +131,12 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- $redis := dict "url_file" (printf "%s/url" (include "fgw.redisDir" $)) "key_prefix" .keyPrefix "timeout_ms" .timeoutMs "on_error" .onError -}}
 {{- $_ := set $config "state" (dict "redis" $redis) -}}
 {{- end }}{{ end -}}
+{{- $responses := dict -}}
 {{- if .Values.responses.reasoningKeys.existingSecret -}}
-{{- $_ := set $config "responses" (dict "reasoning_keys_file" (printf "%s/keys" (include "fgw.reasoningKeysDir" .))) -}}
+{{- $_ := set $responses "reasoning_keys_file" (printf "%s/keys" (include "fgw.reasoningKeysDir" .)) -}}
 {{- end -}}
+{{- with .Values.responses.storeTtlSeconds }}{{ $_ := set $responses "store_ttl_seconds" . }}{{ end -}}
+{{- if $responses }}{{ $_ := set $config "responses" $responses }}{{ end -}}
 {{- toYaml $config -}}
 {{- end -}}
 

@@ -9,7 +9,7 @@ import { createOpenAI } from "@ai-sdk/openai";
 
 const base = process.env.BASE_URL;
 const model = process.env.MODEL || "claude-sonnet-4-5";
-const key = "client-key-js";
+const key = process.env.API_KEY || "client-key-js";
 const hello = [{ role: "user", content: "Hello from JavaScript" }];
 const weather = {
   type: "object",
