@@ -85,7 +85,7 @@ bench-litellm: install bench-tools redis
 	$(PY) bench/run.py --litellm $(LITELLM_VENV)/bin/litellm --write
 
 # Instructions per request under callgrind: the figures this noisy machine cannot move (~5 minutes).
-bench-instructions: install
+bench-instructions: install redis
 	@command -v valgrind >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind >/dev/null; }
 	$(PY) bench/instructions.py
 

@@ -5,7 +5,8 @@ requests over one keep-alive connection; (instructions of B - instructions of A)
 the cost of one request, start-up and shut-down cancelled out. Targets: the minimal relay,
 the gateway as deployed (metrics, access log, inbound auth on), and the gateway with its
 per-request telemetry (`Recorder.finish`: the request metrics and the access-log line) removed, which
-shows what the request handling alone costs.
+shows what the request handling alone costs; each dialect; and the gateway with limits shared
+through Redis and with tracing on at full sampling, which show what those cost the gateway's core.
 """
 
 from __future__ import annotations
@@ -22,9 +23,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import yaml
 
-from bench.run import CLIENT_KEY, ROOT, SHAPES, UPSTREAM_KEY, gateway_config, wait_port
+from bench.run import CLIENT_KEY, LIMITED_KEY, ROOT, SHAPES, UPSTREAM_KEY, gateway_config, wait_port
 from bench.streams import prepared
-from tests.harness import Process, free_port
+from tests.harness import Process, free_port, start_redis
 
 # The gateway's module entry point, with the per-request metrics and access log taken out.
 WITHOUT_TELEMETRY = (
@@ -34,13 +35,19 @@ WITHOUT_TELEMETRY = (
 
 
 def instructions(
-    command: list[str], port: int, path: str, request: tuple[bytes, dict[str, str]], count: int, work: Path
+    command: list[str],
+    port: int,
+    path: str,
+    request: tuple[bytes, dict[str, str]],
+    count: int,
+    work: Path,
+    env: dict[str, str] | None = None,
 ) -> int:
     out = work / f"callgrind.{port}"
     proc = Process(
         "target",
         [],
-        env={"BENCH_KEY": UPSTREAM_KEY},
+        env={"BENCH_KEY": UPSTREAM_KEY, **(env or {})},
         log_dir=work,
         executable=["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *command],
     )
@@ -68,6 +75,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--shape", choices=list(SHAPES.values()), default="bench-json")
     p.add_argument("--requests", default="100,400", help="the two request counts, A,B")
+    p.add_argument("--only", action="append", help="only the targets whose name holds this (the relay always runs)")
     args = p.parse_args()
     low, high = (int(n) for n in args.requests.split(","))
     work = Path(tempfile.mkdtemp(prefix="fgw-instructions-"))
@@ -75,10 +83,21 @@ def main() -> int:
     upstream = Process("fake-foundry", [str(ROOT / "bench" / "upstream.py"), str(upstream_port)], log_dir=work)
     upstream_url = f"http://127.0.0.1:{upstream_port}"
     wait_port(upstream_port)
+    # Redis and an OTLP sink for the rows with shared limits and tracing on; callgrind counts the
+    # gateway's side of both (the tracing export thread included), not the other process's.
+    redis, redis_port = start_redis(work)
+    sink_port = free_port()
+    sink = Process("otlp-sink", [str(ROOT / "bench" / "otlp_sink.py"), str(sink_port)], log_dir=work)
+    wait_port(sink_port)
+    tracing = {"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{sink_port}",
+               "OTEL_TRACES_SAMPLER": "always_on"}  # fmt: skip
     try:
         rows = []
         for name in ("minimal relay", "gateway /v1/messages", "gateway /v1/messages, telemetry removed",
-                     "gateway /v1/chat/completions", "gateway /v1/responses"):  # fmt: skip
+                     "gateway /v1/chat/completions", "gateway /v1/responses", "gateway /v1/messages, Redis limits",
+                     "gateway /v1/messages, tracing on"):  # fmt: skip
+            if args.only and name != "minimal relay" and not any(o in name for o in args.only):
+                continue
             path = name.split(",")[0].removeprefix("gateway ") if name.startswith("gateway") else "/v1/messages"
             counts = []
             for count in (low, high):
@@ -89,12 +108,16 @@ def main() -> int:
                 else:
                     config = gateway_config(upstream_url)
                     config["server"].update(host="127.0.0.1", port=port, admin_port=0, drain_delay_seconds=0)
+                    if "Redis" in name:
+                        config["state"] = {"redis": {"url": f"redis://127.0.0.1:{redis_port}/0", "timeout_ms": 1000}}
                     config_path = work / "gateway.yaml"
                     config_path.write_text(yaml.safe_dump(config))
                     entry = ["-c", WITHOUT_TELEMETRY] if "removed" in name else ["-m", "gateway"]
                     command = [sys.executable, *entry, "--config", str(config_path)]
-                    key = CLIENT_KEY
-                counts.append(instructions(command, port, path, prepared(path, args.shape, key), count, work))
+                    key = LIMITED_KEY if "Redis" in name else CLIENT_KEY
+                request = prepared(path, args.shape, key)
+                env = tracing if "tracing" in name else None
+                counts.append(instructions(command, port, path, request, count, work, env))
             per_request = (counts[1] - counts[0]) / (high - low)
             rows.append((name, per_request))
             print(f"{name:42} {per_request / 1000:7.0f} k instructions/request", flush=True)
@@ -104,6 +127,8 @@ def main() -> int:
             print(f"| {name} | {per_request / 1000:.0f} k | {relay / per_request:.0%} |")
     finally:
         upstream.stop()
+        redis.stop()
+        sink.stop()
     return 0
 
 

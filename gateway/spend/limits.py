@@ -6,8 +6,9 @@ stream that crosses a budget finishes and the next request is refused.
 
 Shared (state.redis): one Lua script per admitted request, a single round trip bounded by
 `timeout_ms`, counts the request and reads the token and budget counters; charges go after the
-answer in one pipelined write that nobody waits for. Windows are fixed: the minute, the UTC day
-and the UTC month, each key expiring after its window, so budgets survive gateway restarts.
+answer, merged, with the next round trip (or within 20 ms on their own), and nobody waits for
+them. Windows are fixed: the minute, the UTC day and the UTC month, each key expiring after its
+window, so budgets survive gateway restarts.
 When Redis fails or is slow, `on_error` decides (serve, or 503), every failure is counted, and
 the next request tries again: redis-py reconnects by itself.
 
@@ -50,6 +51,9 @@ class Windows:
     day_end: float
     month: str
     month_end: float
+    minute_key: bytes = b""  # the three as the scripts take them, encoded once a minute
+    day_key: bytes = b""
+    month_key: bytes = b""
 
     @classmethod
     def at(cls, now: float) -> Windows:
@@ -67,13 +71,17 @@ class Windows:
         day_start = moment.replace(hour=0, minute=0, second=0, microsecond=0)
         next_month = (day_start.replace(day=28) + (day_start.replace(day=28) - day_start.replace(day=1))).replace(day=1)
         minute = int(now // 60)
+        day, month = day_start.strftime("%Y%m%d"), day_start.strftime("%Y%m")
         return cls(
             minute,
             (minute + 1) * 60.0,
-            day_start.strftime("%Y%m%d"),
+            day,
             day_start.timestamp() + 86400,
-            day_start.strftime("%Y%m"),
+            month,
             next_month.timestamp(),
+            str(minute).encode(),
+            day.encode(),
+            month.encode(),
         )
 
 
@@ -225,48 +233,65 @@ def _full_in(client: Client) -> float:
     return max(waits)
 
 
-# KEYS: requests this minute, tokens this minute, usd day, usd month, tokens day, tokens month.
-# ARGV: their limits (-1: none; budgets in micro-dollars), then the minute key's time to live.
-# Returns {refused (0: admitted, else the 1-based KEYS index), requests, tokens, budgets...}.
+# One key named, the client's prefix (its hash tag keeps every key the script builds from it on
+# one Redis Cluster slot), and few arguments: a request's share of a round trip is mostly
+# redis-py packing them. ARGV: the minute, the UTC day, the UTC month, the limits as one string
+# ("requests tokens usd_day usd_month tokens_day tokens_month", -1 for none, dollars in
+# micro-dollars), the minute key's time to live.
+# Returns {refused (0: admitted; 1 requests, 2 tokens, 3.. the budgets), requests, tokens, budgets...}.
 _ADMIT = """
-local used = redis.call('MGET', KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6])
+local b = KEYS[1]
+local limits = {}
+for v in string.gmatch(ARGV[4], '%S+') do limits[#limits + 1] = tonumber(v) end
+local used = redis.call('MGET', b .. 'tokens:' .. ARGV[1], b .. 'usd:' .. ARGV[2], b .. 'usd:' .. ARGV[3],
+                        b .. 'tokens:' .. ARGV[2], b .. 'tokens:' .. ARGV[3])
 local out = {0, 0}
 for i = 1, 5 do
   local value = tonumber(used[i]) or 0
   out[i + 2] = value
-  local limit = tonumber(ARGV[i + 1])
-  if limit >= 0 and value >= limit and out[1] == 0 then out[1] = i + 1 end
+  if limits[i + 1] >= 0 and value >= limits[i + 1] and out[1] == 0 then out[1] = i + 1 end
 end
 if out[1] ~= 0 then return out end
-local limit = tonumber(ARGV[1])
-if limit >= 0 then
-  local count = redis.call('INCR', KEYS[1])
-  if count == 1 then redis.call('EXPIRE', KEYS[1], ARGV[7]) end
+if limits[1] >= 0 then
+  local key = b .. 'requests:' .. ARGV[1]
+  local count = redis.call('INCR', key)
+  if count == 1 then redis.call('EXPIRE', key, ARGV[5]) end
   out[2] = count
-  if count > limit then out[1] = 1 end
+  if count > limits[1] then out[1] = 1 end
 end
 return out
 """
 
-# KEYS: counters; ARGV: pairs of (amount, expiry as unix seconds), one pair a key.
+# KEYS: the client's prefix. ARGV: minute, day, month, tokens, micro-dollars, and when the
+# minute's, the day's and the month's counters expire (unix seconds).
 _CHARGE = """
-for i = 1, #KEYS do
-  redis.call('INCRBY', KEYS[i], ARGV[2 * i - 1])
-  redis.call('EXPIREAT', KEYS[i], ARGV[2 * i])
+local b = KEYS[1]
+local function add(key, amount, expires)
+  if tonumber(amount) > 0 then
+    redis.call('INCRBY', key, amount)
+    redis.call('EXPIREAT', key, expires)
+  end
 end
-return #KEYS
+add(b .. 'tokens:' .. ARGV[1], ARGV[4], ARGV[6])
+add(b .. 'tokens:' .. ARGV[2], ARGV[4], ARGV[7])
+add(b .. 'tokens:' .. ARGV[3], ARGV[4], ARGV[8])
+add(b .. 'usd:' .. ARGV[2], ARGV[5], ARGV[7])
+add(b .. 'usd:' .. ARGV[3], ARGV[5], ARGV[8])
+return 1
 """
 
 _FAILURES = (TimeoutError, redis.exceptions.RedisError, OSError)
+# The longest a charge waits for an admission to ride with before it is written on its own.
+CHARGE_DELAY_SECONDS = 0.02
 
 
 class RedisLimiter:
     """Every replica's counters in one Redis.
 
-    A request waits for one round trip, but requests that arrive together share it: admissions
-    queued in the same turn of the event loop go out as one pipeline, and charges are merged by
-    key and written by one script call while the previous write is still on its way. Under load
-    that keeps Redis's cost per request small; alone, a request pays one round trip and one write.
+    A request waits for one round trip, and requests that arrive together share it: admissions
+    queued in the same turn of the event loop go out as one pipeline. Charges are merged by key
+    and ride in front of the next admissions' pipeline (so those admissions already see them), or
+    go on their own after CHARGE_DELAY_SECONDS without one; a failed write is kept and tried again.
     """
 
     shared = True
@@ -287,32 +312,35 @@ class RedisLimiter:
         self._prefix = config.key_prefix
         self._recorder = recorder
         self._clock = clock
-        self._queued: list[tuple[list[str], list[int | float], asyncio.Future[list[Any]]]] = []
+        self._queued: list[tuple[list[Any], list[Any], asyncio.Future[list[Any]]]] = []
         # client -> key -> [amount, expires at]: one script call a client, its keys on one cluster slot
-        self._charges: dict[str, dict[str, list[int]]] = {}
+        self._charges: dict[str, dict[bytes, list[Any]]] = {}
         self._tasks: set[asyncio.Task[None]] = set()  # kept until done: the loop holds tasks only weakly
-        self._charging = False
+        self._charge_timer: asyncio.TimerHandle | None = None
         self._last_logged = 0.0
-        self._keys_memo: dict[str, tuple[Windows, list[str]]] = {}  # a client's keys, for this minute
+        self._prefixes: dict[str, bytes] = {}
+        self._limits: dict[str, tuple[Client, bytes]] = {}
 
-    def _keys(self, client: Client, windows: Windows) -> list[str]:
-        cached = self._keys_memo.get(client.name)
-        if cached is not None and cached[0] is windows:
+    def _prefix_of(self, client: Client) -> bytes:
+        """The client's key prefix; {name} is a hash tag: one cluster slot for all its keys."""
+        prefix = self._prefixes.get(client.name)
+        if prefix is None:
+            if len(self._prefixes) > 4096:  # clients are configured: this bounds a misconfiguration, not traffic
+                self._prefixes.clear()
+            prefix = self._prefixes[client.name] = f"{self._prefix}{{{client.name}}}:".encode()
+        return prefix
+
+    def _limits_of(self, client: Client) -> bytes:
+        """The client's limits as the admission script reads them, made once per client object."""
+        cached = self._limits.get(client.name)
+        if cached is not None and cached[0] is client:
             return cached[1]
-        # {client}: a hash tag, so a Redis Cluster keeps one client's keys on one slot for the script.
-        base = f"{self._prefix}{{{client.name}}}:"
-        keys = [
-            f"{base}requests:{windows.minute}",
-            f"{base}tokens:{windows.minute}",
-            f"{base}usd:{windows.day}",
-            f"{base}usd:{windows.month}",
-            f"{base}tokens:{windows.day}",
-            f"{base}tokens:{windows.month}",
-        ]
-        if len(self._keys_memo) > 4096:  # clients are configured: this bounds a misconfiguration, not traffic
-            self._keys_memo.clear()
-        self._keys_memo[client.name] = (windows, keys)
-        return keys
+        budgets = _budget_limits(client.budget)
+        values = [client.requests_per_minute, client.tokens_per_minute,
+                  *(round(b * MICRO) if b is not None and i < 2 else b for i, b in enumerate(budgets))]  # fmt: skip
+        packed = " ".join("-1" if v is None else str(int(v)) for v in values).encode()
+        self._limits[client.name] = (client, packed)
+        return packed
 
     def _failed(self, operation: str, exc: BaseException) -> None:
         self._recorder.shared_state_failed(operation)
@@ -326,20 +354,25 @@ class RedisLimiter:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _run(self, script: Any, calls: list[tuple[list[str], list[int | float]]]) -> list[Any]:
-        """Run `script` once a call: alone, through redis-py's script call; several, as one pipeline
-        of EVALSHAs (a pipeline of registered scripts would first ask Redis whether each is loaded,
-        a round trip of its own), loading the script once if Redis has not seen it."""
+    async def _run(self, calls: list[tuple[Any, list[Any], list[Any]]]) -> list[Any]:
+        """Run each (script, keys, args) by its hash: one alone as a command, several as one pipeline
+        (a pipeline of registered scripts would first ask Redis whether each is loaded, a round trip
+        of its own); a script Redis has not seen is loaded once and the lot sent again."""
         if len(calls) == 1:
-            keys, args = calls[0]
-            return [await script(keys=keys, args=args)]
+            script, keys, args = calls[0]
+            try:
+                return [await self._redis.evalsha(script.sha, len(keys), *keys, *args)]
+            except redis.exceptions.NoScriptError:
+                await self._redis.script_load(script.script)
+                return [await self._redis.evalsha(script.sha, len(keys), *keys, *args)]
         for attempt in (0, 1):
             pipe = self._redis.pipeline(transaction=False)
-            for keys, args in calls:
+            for script, keys, args in calls:
                 pipe.evalsha(script.sha, len(keys), *keys, *args)
             results: list[Any] = await pipe.execute(raise_on_error=False)
             if attempt == 0 and any(isinstance(r, redis.exceptions.NoScriptError) for r in results):
-                await self._redis.script_load(script.script)
+                for script in {id(c[0]): c[0] for c in calls}.values():
+                    await self._redis.script_load(script.script)
                 continue
             failed = next((r for r in results if isinstance(r, Exception)), None)
             if failed is not None:
@@ -347,33 +380,63 @@ class RedisLimiter:
             return results
         raise AssertionError("unreachable")
 
+    def _take_charges(self) -> dict[str, dict[bytes, list[Any]]]:
+        """The pending charges, none pending after."""
+        charges, self._charges = self._charges, {}
+        if self._charge_timer is not None:
+            self._charge_timer.cancel()
+            self._charge_timer = None
+        return charges
+
+    def _charge_calls(self, charges: dict[str, dict[bytes, list[Any]]]) -> list[tuple[Any, list[Any], list[Any]]]:
+        """One script call a client and minute."""
+        calls: list[tuple[Any, list[Any], list[Any]]] = []
+        for client, by_minute in charges.items():
+            prefix = f"{self._prefix}{{{client}}}:".encode()
+            for windows, tokens, micro, *expires in by_minute.values():
+                args = [windows.minute_key, windows.day_key, windows.month_key, tokens, micro, *expires]
+                calls.append((self._charge, [prefix], args))
+        return calls
+
+    def _put_back(self, charges: dict[str, dict[bytes, list[Any]]]) -> None:
+        """Charges a failed write did not make: merged into what is pending, tried again in a second."""
+        for client, by_minute in charges.items():
+            for minute, charge in by_minute.items():
+                pending = self._charges.setdefault(client, {}).setdefault(minute, [charge[0], 0, 0, *charge[3:]])
+                pending[1] += charge[1]
+                pending[2] += charge[2]
+        self._schedule_charges(1.0)
+
     async def _send_admissions(self) -> None:
         queued, self._queued = self._queued, []
+        # Pending charges go first in the same pipeline: no round trip of their own, and these
+        # admissions already see them.
+        charges = self._take_charges()
+        calls = self._charge_calls(charges)
         try:
             async with asyncio.timeout(self._timeout):
-                results = await self._run(self._admit, [(keys, args) for keys, args, _ in queued])
+                results = await self._run([*calls, *((self._admit, keys, args) for keys, args, _ in queued)])
         except BaseException as exc:  # every waiter hears of it, whatever it was
+            if charges:
+                self._put_back(charges)
             for _, _, waiter in queued:
                 if not waiter.done():
                     waiter.set_exception(exc if isinstance(exc, Exception) else TimeoutError())
             if not isinstance(exc, Exception):
                 raise
             return
-        for (_, _, waiter), result in zip(queued, results, strict=True):
+        for (_, _, waiter), result in zip(queued, results[len(calls) :], strict=True):
             if not waiter.done():
                 waiter.set_result(result)
 
     async def admit(self, client: Client) -> Standing:
         now = self._clock()
         windows = Windows.at(now)
-        budgets = [None if b is None else round(b * MICRO) if i < 2 else b
-                   for i, b in enumerate(_budget_limits(client.budget))]  # fmt: skip
-        limits = [client.requests_per_minute, client.tokens_per_minute, *budgets]
-        args = [-1 if limit is None else limit for limit in limits] + [120]
+        args = [windows.minute_key, windows.day_key, windows.month_key, self._limits_of(client), b"120"]
         waiter: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
         if not self._queued:  # the first of this turn sends the lot at the next one
             asyncio.get_running_loop().call_soon(self._spawn, self._send_admissions())
-        self._queued.append((self._keys(client, windows), args, waiter))
+        self._queued.append(([self._prefix_of(client)], args, waiter))
         started = time.perf_counter()
         try:
             async with asyncio.timeout(self._timeout):
@@ -413,42 +476,41 @@ class RedisLimiter:
         if tokens <= 0 and usd <= 0:
             return
         windows = Windows.at(self._clock())
-        keys = self._keys(client, windows)
-        micro = round(usd * MICRO)
-        # A day's and a month's counters live a window longer than their window: a clock a little
-        # off between replicas must not lose a charge.
-        for key, amount, expires in (
-            (keys[1], tokens, windows.minute_end + 60),
-            (keys[2], micro, windows.day_end + 86400),
-            (keys[3], micro, windows.month_end + 86400),
-            (keys[4], tokens, windows.day_end + 86400),
-            (keys[5], tokens, windows.month_end + 86400),
-        ):
-            if amount > 0:
-                pending = self._charges.setdefault(client.name, {}).setdefault(key, [0, int(expires)])
-                pending[0] += amount
-        if not self._charging:
-            self._charging = True
-            self._spawn(self._send_charges())
+        # One pending charge a client and window: what comes before the write is added up.
+        pending = self._charges.setdefault(client.name, {}).get(windows.minute_key)
+        if pending is None:
+            # A day's and a month's counters live a window longer than their window: a clock a
+            # little off between replicas must not lose a charge.
+            expires = [int(windows.minute_end + 60), int(windows.day_end + 86400), int(windows.month_end + 86400)]
+            pending = self._charges[client.name][windows.minute_key] = [windows, 0, 0, *expires]
+        pending[1] += tokens
+        pending[2] += round(usd * MICRO)
+        self._schedule_charges()
+
+    def _schedule_charges(self, delay: float = CHARGE_DELAY_SECONDS) -> None:
+        # Written with the next admission's round trip, or on their own after a moment without one:
+        # other replicas see a charge within CHARGE_DELAY_SECONDS either way.
+        if self._charge_timer is None and self._charges:
+            self._charge_timer = asyncio.get_running_loop().call_later(delay, self._spawn_charges)
+
+    def _spawn_charges(self) -> None:
+        self._charge_timer = None
+        self._spawn(self._send_charges())
 
     async def _send_charges(self) -> None:
-        """Write what is pending; what comes in meanwhile goes in the next write."""
+        charges = self._take_charges()
+        if not charges:
+            return
         try:
-            while self._charges:
-                charges, self._charges = self._charges, {}
-                calls: list[tuple[list[str], list[int | float]]] = [
-                    (list(keys), [value for amount, expires in keys.values() for value in (amount, expires)])
-                    for keys in charges.values()
-                ]
-                try:
-                    async with asyncio.timeout(max(self._timeout, 1.0)):
-                        await self._run(self._charge, calls)
-                except _FAILURES as exc:
-                    self._failed("charge", exc)
-        finally:
-            self._charging = False
+            async with asyncio.timeout(max(self._timeout, 1.0)):
+                await self._run(self._charge_calls(charges))
+        except _FAILURES as exc:
+            self._failed("charge", exc)
+            self._put_back(charges)
 
     async def close(self) -> None:
+        if self._charges:
+            await self._send_charges()  # what is pending goes before the pod does
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=self._timeout + 1)
         await self._redis.aclose()
