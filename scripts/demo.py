@@ -83,6 +83,14 @@ def main() -> int:
                 if chunk.usage:
                     usage = chunk.usage
                     print(f"\n\n[usage: {usage.prompt_tokens} prompt + {usage.completion_tokens} completion tokens]")
+            question = "And the same through the Responses API."
+            print(f"\n> {question}\n")
+            with client.responses.stream(model="claude-sonnet-4-5", input=question) as events:
+                for event in events:
+                    if event.type == "response.output_text.delta":
+                        print(event.delta, end="", flush=True)
+                answer = events.get_final_response()
+            print(f"\n\n[{answer.id}: {answer.status}, {answer.usage.total_tokens if answer.usage else 0} tokens]")
             print("\nsidecar log:\n" + sidecar.log())
             print("gateway log:\n" + gateway.log())
     print(f"(logs and files in {work})")
