@@ -28,7 +28,7 @@ import orjson
 from gateway.errors import GatewayError, StreamError, echo, upstream_error_event
 from gateway.sse import DONE, FRAMED_EVENT, encode_data, only_framed_events, parse_events
 from gateway.translate.chat_response import finish_reason, openai_usage
-from gateway.translate.translated_stream import TranslatedStream
+from gateway.translate.translated_stream import NOT_AN_OBJECT, TranslatedStream, parsed_event
 from gateway.translate.usage import merge_usage
 
 _SLOT = "\u2063slot\u2063"  # stands in for a delta's text while a template is rendered
@@ -44,7 +44,6 @@ _EVENTS = re.compile(
     rb'"delta":\{"type":"(text|thinking)_delta","\1":(' + _JSON_STRING + rb")\}\}(?:\n\n|\Z)"
     rb"|" + FRAMED_EVENT
 )
-_NOT_AN_OBJECT = "upstream sent an event that is not a JSON object"
 
 
 class ChatStreamTranslator:
@@ -120,18 +119,10 @@ class ChatStreamTranslator:
                 template = self._content if kind == b"text" else self._reasoning  # set by message_start
                 out.append(template[0] + text + template[1])
             else:
-                raise StreamError("api_error", _NOT_AN_OBJECT)
+                raise StreamError("api_error", NOT_AN_OBJECT)
 
     def _parse_and_feed(self, name: str | None, data: bytes) -> bytes:
-        if not data:
-            return b""
-        try:
-            payload = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            payload = None
-        if not isinstance(payload, dict):
-            raise StreamError("api_error", _NOT_AN_OBJECT)
-        return self.feed(name, payload)
+        return self.feed(name, parsed_event(data)) if data else b""
 
     def feed(self, event_type: str | None, data: dict[str, Any]) -> bytes:
         """One parsed event in, its chunk out (b"" for an event with nothing for the client)."""

@@ -16,8 +16,6 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
 from gateway.errors import GatewayError, StreamError, echo, upstream_error_event
 from gateway.sse import encode_event, parse_events
 from gateway.translate.responses_response import (
@@ -30,7 +28,7 @@ from gateway.translate.responses_response import (
     response_id,
     response_object,
 )
-from gateway.translate.translated_stream import TranslatedStream
+from gateway.translate.translated_stream import TranslatedStream, parsed_event
 from gateway.translate.usage import merge_usage
 
 
@@ -98,15 +96,8 @@ class ResponsesStreamTranslator:
     def translate(self, complete: bytes, out: list[bytes]) -> None:
         """Whole SSE events off the wire in; each one's events appended to `out`."""
         for name, data in parse_events(complete):
-            if not data:
-                continue
-            try:
-                payload = orjson.loads(data)
-            except orjson.JSONDecodeError:
-                payload = None
-            if not isinstance(payload, dict):
-                raise StreamError("api_error", "upstream sent an event that is not a JSON object")
-            out.append(self.feed(name, payload))
+            if data:
+                out.append(self.feed(name, parsed_event(data)))
 
     def _event(self, kind: str, **fields: Any) -> bytes:
         payload = {"type": kind, "sequence_number": self._sequence, **fields}

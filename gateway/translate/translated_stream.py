@@ -10,8 +10,23 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Generic, Protocol, TypeVar
 
+import orjson
+
 from gateway.errors import GatewayError, StreamError
 from gateway.sse import SSEDecoder
+
+NOT_AN_OBJECT = "upstream sent an event that is not a JSON object"
+
+
+def parsed_event(data: bytes) -> dict[str, Any]:
+    """An upstream event's data, which must be a JSON object; a StreamError otherwise."""
+    try:
+        payload = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        payload = None
+    if not isinstance(payload, dict):
+        raise StreamError("api_error", NOT_AN_OBJECT)
+    return payload
 
 
 class EventTranslator(Protocol):
