@@ -17,6 +17,7 @@ from gateway.translate.messages_request import (
     Tooling,
     cache_control,
     expect,
+    image_block,
     json_answer_tool,
     mark,
     max_tokens,
@@ -128,20 +129,7 @@ def _text_of(content: Any, param: str) -> str:
 
 def _image_block(part: Mapping[str, Any], param: str) -> dict[str, Any]:
     image = expect(part.get("image_url"), dict, f"{param}.image_url", "an object with 'url'")
-    url = expect(image.get("url"), str, f"{param}.image_url.url", "a string")
-    if url.startswith("data:"):
-        header, sep, data = url[5:].partition(",")
-        media_type, _, encoding = header.partition(";")
-        if not sep or encoding != "base64" or not media_type.startswith("image/"):
-            raise invalid_request(
-                f"'{param}.image_url.url' must be a base64 data URL like data:image/png;base64,...",
-                f"{param}.image_url.url",
-            )
-        return {"type": "image", "source": {"type": "base64", "media_type": media_type, "data": data}}
-    if url.startswith("https://"):
-        # Passed on for Foundry to fetch: the gateway never downloads a URL a client names.
-        return {"type": "image", "source": {"type": "url", "url": url}}
-    raise invalid_request(f"'{param}.image_url.url' must be an https:// URL or a data: URL", f"{param}.image_url.url")
+    return image_block(expect(image.get("url"), str, f"{param}.image_url.url", "a string"), f"{param}.image_url.url")
 
 
 def _user_content(content: Any, param: str) -> list[dict[str, Any]]:

@@ -74,6 +74,30 @@ def cache_control(holder: Mapping[str, Any], param: str) -> dict[str, Any] | Non
     return out
 
 
+def data_url(url: str, param: str, example: str) -> tuple[str, str] | None:
+    """(media type, base64 data) of a base64 data URL; None for any other URL."""
+    if not url.startswith("data:"):
+        return None
+    header, sep, data = url[5:].partition(",")
+    media_type, _, encoding = header.partition(";")
+    if not sep or encoding != "base64" or not media_type:
+        raise invalid_request(f"'{param}' must be a base64 data URL like data:{example};base64,...", param)
+    return media_type, data
+
+
+def image_block(url: str, param: str) -> dict[str, Any]:
+    """An image the client sent as a URL (`param` names where): a data URL's bytes, or an https://
+    URL passed on for Foundry to fetch; the gateway never downloads a URL a client names."""
+    data = data_url(url, param, "image/png")
+    if data is not None:
+        if not data[0].startswith("image/"):
+            raise invalid_request(f"'{param}' must be a base64 data URL like data:image/png;base64,...", param)
+        return {"type": "image", "source": {"type": "base64", "media_type": data[0], "data": data[1]}}
+    if url.startswith("https://"):
+        return {"type": "image", "source": {"type": "url", "url": url}}
+    raise invalid_request(f"'{param}' must be an https:// URL or a data: URL", param)
+
+
 def mark(blocks: list[dict[str, Any]], cache: dict[str, Any] | None) -> list[dict[str, Any]]:
     """A message-level cache_control marks the message's last block, where its prefix ends."""
     if cache is not None and blocks:

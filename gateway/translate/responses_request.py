@@ -17,7 +17,9 @@ import orjson
 from gateway.errors import echo, invalid_request
 from gateway.translate.messages_request import (
     Tooling,
+    data_url,
     expect,
+    image_block,
     json_answer_tool,
     max_tokens,
     number,
@@ -96,27 +98,11 @@ def _refuse_unsupported(body: Mapping[str, Any]) -> None:
             raise invalid_request(f"Unrecognized request argument supplied: {echo(name)}", name)
 
 
-def _data_url(url: str, param: str, kinds: str) -> tuple[str, str] | None:
-    """(media type, base64 data) of a base64 data URL; None for any other URL."""
-    if not url.startswith("data:"):
-        return None
-    header, sep, data = url[5:].partition(",")
-    media_type, _, encoding = header.partition(";")
-    if not sep or encoding != "base64" or not media_type:
-        raise invalid_request(f"'{param}' must be a base64 data URL like data:{kinds};base64,...", param)
-    return media_type, data
-
-
 def _image(part: Mapping[str, Any], param: str) -> dict[str, Any]:
     if part.get("file_id") is not None:
         raise invalid_request(f"'{param}.file_id' needs the Files API, which Claude on Foundry does not serve", param)
     url = expect(part.get("image_url"), str, f"{param}.image_url", "a string (an https:// or data: URL)")
-    data = _data_url(url, f"{param}.image_url", "image/png")
-    if data is not None:
-        return {"type": "image", "source": {"type": "base64", "media_type": data[0], "data": data[1]}}
-    if url.startswith("https://"):
-        return {"type": "image", "source": {"type": "url", "url": url}}  # Foundry fetches it; the gateway never does
-    raise invalid_request(f"'{param}.image_url' must be an https:// URL or a data: URL", f"{param}.image_url")
+    return image_block(url, f"{param}.image_url")
 
 
 def _file(part: Mapping[str, Any], param: str) -> dict[str, Any]:
@@ -125,7 +111,7 @@ def _file(part: Mapping[str, Any], param: str) -> dict[str, Any]:
             f"'{param}': send the file as file_data (a base64 PDF); file ids and URLs are not served", param
         )
     file_data = expect(part.get("file_data"), str, f"{param}.file_data", "a string (a base64 PDF, or its data URL)")
-    data = _data_url(file_data, f"{param}.file_data", "application/pdf")
+    data = data_url(file_data, f"{param}.file_data", "application/pdf")
     media_type, encoded = data if data is not None else ("application/pdf", file_data)
     if media_type != "application/pdf":
         raise invalid_request(f"'{param}.file_data' must be a PDF, got {echo(media_type)}", f"{param}.file_data")

@@ -148,6 +148,8 @@ REFUSED: list[tuple[dict[str, Any], str]] = [
      "input[0].content[0].type"),
     ({"input": [{"role": "user", "content": [{"type": "input_image", "image_url": "http://x/y.png"}]}]},
      "input[0].content[0].image_url"),
+    ({"input": [{"role": "user", "content": [{"type": "input_image", "image_url": "data:text/plain;base64,eA=="}]}]},
+     "input[0].content[0].image_url"),
     ({"input": [{"role": "user", "content": [{"type": "input_image", "file_id": "file_1"}]}]},
      "input[0].content[0]"),
     ({"input": [{"role": "user", "content": [{"type": "input_file", "file_data": "data:text/plain;base64,eA=="}]}]},
