@@ -22,29 +22,21 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
-import redis.asyncio as aioredis
-import redis.exceptions
-import structlog
 
 from gateway.config import RedisConfig
 from gateway.errors import GatewayError, echo
-
-log = structlog.get_logger("gateway")
-
-_FAILURES = (TimeoutError, redis.exceptions.RedisError, OSError)
+from gateway.shared_state import FAILURES, FailureReport, redis_client
 
 
 class ResponseStore:
     def __init__(self, config: RedisConfig, ttl_seconds: int, recorder: Any) -> None:
         timeout = config.timeout_ms / 1000
-        self._redis = aioredis.Redis.from_url(
-            config.resolved_url, socket_timeout=timeout, socket_connect_timeout=timeout, retry_on_timeout=False
-        )
+        self._redis = redis_client(config)
+        self._failed = FailureReport(recorder)
         # Reads and writes of whole conversations: a little more room than an admission's round trip.
         self._timeout = max(timeout, 1.0)
         self._prefix = config.key_prefix
         self._ttl = ttl_seconds
-        self._recorder = recorder
 
     def _response_key(self, response_id: str) -> str:
         return f"{self._prefix}response:{response_id}"
@@ -53,8 +45,7 @@ class ResponseStore:
         return f"{self._prefix}item:{item_id}"
 
     def _unavailable(self, operation: str, exc: BaseException) -> GatewayError:
-        self._recorder.shared_state_failed(operation)
-        log.warning("response_store_failed", operation=operation, error=type(exc).__name__)
+        self._failed(operation, exc)
         return GatewayError(
             503, "The response store (Redis) did not answer; retry shortly", error_type="api_error",
             headers={"retry-after": "1"},
@@ -70,16 +61,15 @@ class ResponseStore:
                 for item in response.get("output", ()):
                     pipe.set(self._item_key(item["id"]), orjson.dumps({"client": client, "item": item}), ex=self._ttl)
                 await pipe.execute()
-        except _FAILURES as exc:
+        except FAILURES as exc:
             # The answer has been given; only what chains to it later will miss it.
-            self._recorder.shared_state_failed("store")
-            log.warning("response_store_failed", operation="store", error=type(exc).__name__)
+            self._failed("store", exc)
 
     async def _get(self, key: str, operation: str) -> Any:
         try:
             async with asyncio.timeout(self._timeout):
                 raw = await self._redis.get(key)
-        except _FAILURES as exc:
+        except FAILURES as exc:
             raise self._unavailable(operation, exc) from None
         return orjson.loads(raw) if raw is not None else None
 
@@ -103,7 +93,7 @@ class ResponseStore:
         try:
             async with asyncio.timeout(self._timeout):
                 raws = await self._redis.mget([self._item_key(i) for i in ids])
-        except _FAILURES as exc:
+        except FAILURES as exc:
             raise self._unavailable("load", exc) from None
         found: dict[str, Any] = {}
         for item_id, raw in zip(ids, raws, strict=True):
@@ -121,7 +111,7 @@ class ResponseStore:
                     self._response_key(response_id),
                     *(self._item_key(item["id"]) for item in record["response"].get("output", ())),
                 )
-        except _FAILURES as exc:
+        except FAILURES as exc:
             raise self._unavailable("delete", exc) from None
 
     async def close(self) -> None:

@@ -27,16 +27,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-import redis.asyncio as aioredis
 import redis.exceptions
-import structlog
 
 from gateway.config import BudgetConfig, RedisConfig
 from gateway.errors import Dialect, GatewayError
 from gateway.inbound.clients import Client
-from gateway.upstream import scrub
-
-log = structlog.get_logger("gateway")
+from gateway.shared_state import FAILURES, FailureReport, redis_client
 
 MICRO = 1_000_000  # budgets are counted in micro-dollars: integers Redis adds atomically
 
@@ -280,7 +276,6 @@ add(b .. 'usd:' .. ARGV[3], ARGV[5], ARGV[8])
 return 1
 """
 
-_FAILURES = (TimeoutError, redis.exceptions.RedisError, OSError)
 # The longest a charge waits for an admission to ride with before it is written on its own.
 CHARGE_DELAY_SECONDS = 0.02
 
@@ -298,14 +293,9 @@ class RedisLimiter:
 
     def __init__(self, config: RedisConfig, recorder: Any, clock: Callable[[], float] = time.time) -> None:
         self.config = config
-        url = config.resolved_url
-        password = aioredis.connection.parse_url(url).get("password")
-        if isinstance(password, str):
-            scrub.remember(password)  # redis-py's errors name the host, never the password: belt and braces
         timeout = config.timeout_ms / 1000
-        self._redis = aioredis.Redis.from_url(
-            url, socket_timeout=timeout, socket_connect_timeout=timeout, retry_on_timeout=False
-        )
+        self._redis = redis_client(config)
+        self._failed = FailureReport(recorder)
         self._admit = self._redis.register_script(_ADMIT)
         self._charge = self._redis.register_script(_CHARGE)
         self._timeout = timeout
@@ -317,17 +307,16 @@ class RedisLimiter:
         self._charges: dict[str, dict[bytes, list[Any]]] = {}
         self._tasks: set[asyncio.Task[None]] = set()  # kept until done: the loop holds tasks only weakly
         self._charge_timer: asyncio.TimerHandle | None = None
-        self._last_logged = 0.0
         self._prefixes: dict[str, bytes] = {}
         self._limits: dict[str, tuple[Client, bytes]] = {}
 
-    def _prefix_of(self, client: Client) -> bytes:
+    def _prefix_of(self, client: str) -> bytes:
         """The client's key prefix; {name} is a hash tag: one cluster slot for all its keys."""
-        prefix = self._prefixes.get(client.name)
+        prefix = self._prefixes.get(client)
         if prefix is None:
             if len(self._prefixes) > 4096:  # clients are configured: this bounds a misconfiguration, not traffic
                 self._prefixes.clear()
-            prefix = self._prefixes[client.name] = f"{self._prefix}{{{client.name}}}:".encode()
+            prefix = self._prefixes[client] = f"{self._prefix}{{{client}}}:".encode()
         return prefix
 
     def _limits_of(self, client: Client) -> bytes:
@@ -341,13 +330,6 @@ class RedisLimiter:
         packed = " ".join("-1" if v is None else str(int(v)) for v in values).encode()
         self._limits[client.name] = (client, packed)
         return packed
-
-    def _failed(self, operation: str, exc: BaseException) -> None:
-        self._recorder.shared_state_failed(operation)
-        now = time.monotonic()
-        if now - self._last_logged >= 1.0:  # a Redis outage must not become a log flood
-            self._last_logged = now
-            log.warning("shared_state_failed", operation=operation, error=scrub.scrub(f"{type(exc).__name__}: {exc}"))
 
     def _spawn(self, work: Awaitable[None]) -> None:
         task = asyncio.ensure_future(work)
@@ -392,7 +374,7 @@ class RedisLimiter:
         """One script call a client and minute."""
         calls: list[tuple[Any, list[Any], list[Any]]] = []
         for client, by_minute in charges.items():
-            prefix = f"{self._prefix}{{{client}}}:".encode()
+            prefix = self._prefix_of(client)
             for windows, tokens, micro, *expires in by_minute.values():
                 args = [windows.minute_key, windows.day_key, windows.month_key, tokens, micro, *expires]
                 calls.append((self._charge, [prefix], args))
@@ -436,12 +418,12 @@ class RedisLimiter:
         waiter: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
         if not self._queued:  # the first of this turn sends the lot at the next one
             asyncio.get_running_loop().call_soon(self._spawn, self._send_admissions())
-        self._queued.append(([self._prefix_of(client)], args, waiter))
+        self._queued.append(([self._prefix_of(client.name)], args, waiter))
         started = time.perf_counter()
         try:
             async with asyncio.timeout(self._timeout):
                 result = await waiter
-        except _FAILURES as exc:
+        except FAILURES as exc:
             self._failed("admit", exc)
             if self.config.on_error == "deny":
                 raise GatewayError(
@@ -504,7 +486,7 @@ class RedisLimiter:
         try:
             async with asyncio.timeout(max(self._timeout, 1.0)):
                 await self._run(self._charge_calls(charges))
-        except _FAILURES as exc:
+        except FAILURES as exc:
             self._failed("charge", exc)
             self._put_back(charges)
 
