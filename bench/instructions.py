@@ -6,7 +6,8 @@ the cost of one request, start-up and shut-down cancelled out. Targets: the mini
 the gateway as deployed (metrics, access log, inbound auth on), and the gateway with its
 per-request telemetry (`Recorder.finish`: the request metrics and the access-log line) removed, which
 shows what the request handling alone costs; each dialect; and the gateway with limits shared
-through Redis and with tracing on at full sampling, which show what those cost the gateway's core.
+through Redis and with tracing on at full sampling, which show what those cost the gateway's core;
+and tracing on counted with its span export process, which shows what tracing costs in all.
 """
 
 from __future__ import annotations
@@ -42,14 +43,18 @@ def instructions(
     count: int,
     work: Path,
     env: dict[str, str] | None = None,
+    children: bool = False,
 ) -> int:
+    """Instructions of the target process (and, with `children`, of the processes it starts)."""
     out = work / f"callgrind.{port}"
+    counted = ["--trace-children=yes", f"--callgrind-out-file={out}.%p"] if children else [
+        f"--callgrind-out-file={out}"]  # fmt: skip
     proc = Process(
         "target",
         [],
         env={"BENCH_KEY": UPSTREAM_KEY, **(env or {})},
         log_dir=work,
-        executable=["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *command],
+        executable=["valgrind", "--tool=callgrind", *counted, *command],
     )
     try:
         wait_port(port, timeout=180)
@@ -65,10 +70,13 @@ def instructions(
         conn.close()
     finally:
         proc.stop(180)
-    summary = re.search(r"summary: (\d+)", out.read_text())
-    if summary is None:
-        raise SystemExit(f"no callgrind summary in {out}:\n{proc.log()}")
-    return int(summary.group(1))
+    total = 0
+    for output in [out] if not children else sorted(work.glob(f"{out.name}.*")):
+        summary = re.search(r"summary: (\d+)", output.read_text())
+        if summary is None:
+            raise SystemExit(f"no callgrind summary in {output}:\n{proc.log()}")
+        total += int(summary.group(1))
+    return total
 
 
 def main() -> int:
@@ -95,7 +103,8 @@ def main() -> int:
         rows = []
         for name in ("minimal relay", "gateway /v1/messages", "gateway /v1/messages, telemetry removed",
                      "gateway /v1/chat/completions", "gateway /v1/responses", "gateway /v1/messages, Redis limits",
-                     "gateway /v1/messages, tracing on"):  # fmt: skip
+                     "gateway /v1/messages, tracing on",
+                     "gateway /v1/messages, tracing on, with its export process"):  # fmt: skip
             if args.only and name != "minimal relay" and not any(o in name for o in args.only):
                 continue
             path = name.split(",")[0].removeprefix("gateway ") if name.startswith("gateway") else "/v1/messages"
@@ -117,7 +126,8 @@ def main() -> int:
                     key = LIMITED_KEY if "Redis" in name else CLIENT_KEY
                 request = prepared(path, args.shape, key)
                 env = tracing if "tracing" in name else None
-                counts.append(instructions(command, port, path, request, count, work, env))
+                children = "export process" in name
+                counts.append(instructions(command, port, path, request, count, work, env, children))
             per_request = (counts[1] - counts[0]) / (high - low)
             rows.append((name, per_request))
             print(f"{name:42} {per_request / 1000:7.0f} k instructions/request", flush=True)

@@ -20,7 +20,8 @@ from gateway.connections import ConnectionGuard
 from gateway.handlers.admin import create_admin_app
 from gateway.keys import LOAD, RECORDER
 from gateway.observability.logging import configure_logging
-from gateway.observability.tracing import Tracing, TracingConfigError
+from gateway.observability.request_tracing import RequestTracing
+from gateway.observability.tracing import TracingConfigError
 
 log = structlog.get_logger("gateway")
 
@@ -41,10 +42,17 @@ def settle_heap() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
-async def serve(config: GatewayConfig, config_path: Path, tracing: Tracing | None = None) -> None:
+async def serve(config: GatewayConfig, config_path: Path, tracing: RequestTracing | None = None) -> int:
     server = config.server
     registry = CollectorRegistry()
     app = create_app(config, registry, config_path=config_path, tracing=tracing)
+    if tracing is not None:
+        try:
+            await tracing.link.start(app[RECORDER].spans_dropped)
+        except TracingConfigError as exc:
+            print(f"tracing: {exc}", file=sys.stderr)
+            return 2
+        app[RECORDER].watch_span_exporter(lambda: tracing.link.pid)
     # handler_cancellation: a client that goes away cancels its handler, and with it the upstream request.
     # auto_decompress off: request bodies are inflated by the handler, bounded, with errors in the caller's dialect.
     runner = web.AppRunner(
@@ -94,8 +102,9 @@ async def serve(config: GatewayConfig, config_path: Path, tracing: Tracing | Non
     await runner.cleanup()
     await admin.cleanup()
     if tracing is not None:
-        await asyncio.to_thread(tracing.shutdown)  # the last spans, exported before the process ends
+        await tracing.link.close()  # the last spans, exported before the process ends
     log.info("stopped")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -109,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     configure_logging(config.logging.level, config.logging.format)
     try:
-        tracing = Tracing.from_environ("foundry-gateway")
+        tracing = RequestTracing.from_environ("foundry-gateway", config.logging.level, config.logging.format)
     except TracingConfigError as exc:
         print(f"tracing: {exc}", file=sys.stderr)
         return 2
@@ -122,10 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a dependency on every platform the images run on
-        asyncio.run(serve(config, Path(args.config), tracing))
-    else:
-        uvloop.run(serve(config, Path(args.config), tracing))
-    return 0
+        return asyncio.run(serve(config, Path(args.config), tracing))
+    return uvloop.run(serve(config, Path(args.config), tracing))
 
 
 if __name__ == "__main__":

@@ -23,9 +23,9 @@ from gateway.keys import CONTEXT, DIALECTS, LIMITER, LIVE, LOAD, PUBLIC, RECORDE
 from gateway.observability.logging import AccessLog
 from gateway.observability.metrics import GatewayMetrics, TokenExpiryCollector
 from gateway.observability.recorder import Recorder
-from gateway.observability.tracing import Tracing
+from gateway.observability.request_tracing import RequestTracing
 from gateway.responses_store import ResponseStore
-from gateway.runtime import Live, Runtime
+from gateway.runtime import OTHER_ROUTE, Live, Runtime
 from gateway.spend.limits import LimiterSlot, limiter_for
 from gateway.spend.prices import Spent
 from gateway.upstream.client import session_for
@@ -116,8 +116,7 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     tracing = request.app[TRACING]
     if tracing is not None:
         ctx.tracing = tracing
-        ctx.span = tracing.server_span(request.headers, f"{request.method} {request.path}")
-        ctx.trace_id = tracing.trace_id(ctx.span)
+        ctx.span = tracing.server_span(request.headers)
     session = request.headers.get("x-claude-code-session-id")
     if session is not None:
         ctx.session_id = printable(session)
@@ -180,8 +179,17 @@ def _finish(request: web.Request, ctx: RequestContext, status: int) -> None:
         if ctx.client is not None and ctx.client.limited:
             request.app[LIMITER].current.charge(ctx.client, ctx.spent.tokens.total, ctx.spent.usd or 0.0)
     request.app[RECORDER].finish(ctx, request.method, request.path, status)
-    if ctx.span is not None:
-        Tracing.end_request(ctx.span, ctx, status)
+    span = ctx.span
+    if span is not None and ctx.tracing is not None:
+        # Spans are named for their model route; one that reached none, for its endpoint.
+        name = "" if ctx.route != OTHER_ROUTE else f"{request.method} {_template(request)}"
+        ctx.tracing.end_request(span, ctx, status, name)
+
+
+def _template(request: web.Request) -> str:
+    """The endpoint's path template (/v1/responses/{response_id}): a span name of few values."""
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "(no endpoint)"
 
 
 def request_id(given: str | None) -> str:
@@ -219,7 +227,7 @@ def create_app(
     config: GatewayConfig,
     registry: CollectorRegistry | None = None,
     config_path: Path | None = None,
-    tracing: Tracing | None = None,
+    tracing: RequestTracing | None = None,
 ) -> web.Application:
     """The API application. Its health and metrics are served by `create_admin_app(app, registry)`."""
     registry = registry or CollectorRegistry()

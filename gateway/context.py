@@ -8,7 +8,7 @@ from typing import Any
 
 from gateway.errors import Dialect
 from gateway.inbound.clients import Client
-from gateway.observability.tracing import Tracing
+from gateway.observability.request_tracing import RequestSpan, RequestTracing
 from gateway.runtime import OTHER_ROUTE, Runtime, Target
 from gateway.spend.limits import Standing
 from gateway.spend.prices import Spent
@@ -38,9 +38,8 @@ class RequestContext:
     adjusted: tuple[str, ...] = ()  # what the gateway changed in the request so Claude accepts it
     betas_dropped: tuple[str, ...] = ()  # anthropic-beta values the upstream's policy kept back
     error: str | None = None
-    tracing: Tracing | None = None  # set only when tracing is on
-    span: Any = None  # the request's server span, when tracing is on
-    trace_id: str | None = None
+    tracing: RequestTracing | None = None  # set only when tracing is on
+    span: RequestSpan | None = None  # the request's server span, when tracing is on
     max_tokens: int | None = None
     response_id: str | None = None
     stop_reason: str | None = None
@@ -50,8 +49,6 @@ class RequestContext:
     def mark_first_token(self) -> None:
         if self.first_token_at is None:
             self.first_token_at = time.perf_counter()
-            if self.span is not None:
-                self.span.add_event("gen_ai.first_token")
 
     def answered(self, message: dict[str, Any], response_id: Any = None) -> None:
         """A non-streamed answer's id (as the client got it) and stop reason, for the trace."""

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from gateway.context import Load, RequestContext
     from gateway.errors import Dialect
     from gateway.observability.recorder import Recorder
-    from gateway.observability.tracing import Tracing
+    from gateway.observability.request_tracing import RequestTracing
     from gateway.responses_store import ResponseStore
     from gateway.runtime import Live
     from gateway.spend.limits import LimiterSlot
@@ -31,7 +31,7 @@ DIALECTS: web.AppKey[dict[AbstractRoute, Dialect]] = web.AppKey("dialects")
 PUBLIC: web.AppKey[frozenset[AbstractRoute]] = web.AppKey("public")
 
 # Set when OTEL_TRACES_EXPORTER names an exporter; None: tracing is off and costs nothing.
-TRACING: web.AppKey[Tracing | None] = web.AppKey("tracing")
+TRACING: web.AppKey[RequestTracing | None] = web.AppKey("tracing")
 
 # Responses kept for previous_response_id and GET /v1/responses/{id}; None: nothing is stored.
 STORE: web.AppKey[ResponseStore | None] = web.AppKey("store")

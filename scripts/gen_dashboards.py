@@ -188,6 +188,20 @@ OVERVIEW = (
         "One event loop: at 100% of a core the pod serves no more, whatever its CPU limit (scale out instead).",
     ),
     Panel(
+        "Span export process CPU per pod",
+        "percentunit",
+        ((f"rate(foundry_gateway_span_exporter_process_cpu_seconds_total{NS}[{RI}])", "{{pod}}"),),
+        "With tracing on: the process beside the event loop that makes and exports the gateway's spans "
+        "(docs/observability.md). Near one core, it falls behind and spans are dropped.",
+    ),
+    Panel(
+        "Spans dropped",
+        "short",
+        ((f"sum by (reason) (rate(foundry_gateway_spans_dropped_total{NS}[{RI}]))", "{{reason}}"),),
+        "With tracing on: spans never exported. backlog: the export process is behind (collector slow or "
+        "down, or too little CPU); exporter_down: it is restarting. Alert FoundryGatewaySpansDropped.",
+    ),
+    Panel(
         "Gateway garbage collections",
         "ops",
         (

@@ -61,6 +61,12 @@ def access_lines(proc: Process) -> list[dict[str, Any]]:
     return [orjson.loads(line) for line in proc.log().splitlines() if '"event":"request"' in line]
 
 
+def child_pids(pid: int) -> list[int]:
+    """A process's children: a gateway's span export process, with tracing on."""
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(c) for c in path.read_text().split()] if path.exists() else []
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

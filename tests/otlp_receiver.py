@@ -31,6 +31,10 @@ class Span:
     attributes: dict[str, Any]
     events: list[str]
     status_code: int
+    start_ns: int = 0
+    end_ns: int = 0
+    trace_state: str = ""
+    event_times: dict[str, int] = field(default_factory=dict)
 
 
 def _value(value: AnyValue) -> Any:
@@ -90,6 +94,10 @@ class Receiver:
                             attributes={a.key: _value(a.value) for a in span.attributes},
                             events=[e.name for e in span.events],
                             status_code=span.status.code,
+                            start_ns=span.start_time_unix_nano,
+                            end_ns=span.end_time_unix_nano,
+                            trace_state=span.trace_state,
+                            event_times={e.name: e.time_unix_nano for e in span.events},
                         )
                     )
 

@@ -11,7 +11,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from gateway.observability.logging import configure_logging
-from gateway.observability.tracing import Tracing, TracingConfigError
+from gateway.observability.tracing import ProcessTracing, TracingConfigError
 from token_sidecar import __version__
 from token_sidecar.config import SidecarConfig, SidecarConfigError, load
 from token_sidecar.health import create_health_app
@@ -35,7 +35,7 @@ async def run_once(config: SidecarConfig) -> int:
     return 1 if failed else 0
 
 
-async def serve(config: SidecarConfig, tracing: Tracing | None = None) -> int:
+async def serve(config: SidecarConfig, tracing: ProcessTracing | None = None) -> int:
     registry = CollectorRegistry()
     metrics = SidecarMetrics(registry)
     refreshers = [TokenRefresher(spec, config, metrics, tracing=tracing) for spec in config.tokens]
@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     configure_logging(config.log_level, config.log_format)
     try:
-        tracing = Tracing.from_environ("foundry-gateway-token-sidecar")
+        tracing = ProcessTracing.from_environ("foundry-gateway-token-sidecar")
     except TracingConfigError as exc:
         print(f"tracing: {exc}", file=sys.stderr)
         return 2

@@ -11,7 +11,7 @@ from collections.abc import Callable
 import structlog
 from azure.core.credentials_async import AsyncSupportsTokenInfo
 
-from gateway.observability.tracing import Tracing
+from gateway.observability.tracing import ProcessTracing
 from token_sidecar.config import SidecarConfig, TokenSpec
 from token_sidecar.credential import build_credential
 from token_sidecar.metrics import SidecarMetrics
@@ -40,7 +40,7 @@ class TokenRefresher:
         *,
         credential_factory: CredentialFactory = build_credential,
         rng: random.Random | None = None,
-        tracing: Tracing | None = None,
+        tracing: ProcessTracing | None = None,
     ) -> None:
         self.spec = spec
         self._tracing = tracing
@@ -81,7 +81,7 @@ class TokenRefresher:
             self.failures += 1
             self.last_error = describe_failure(exc)
             if span is not None:
-                Tracing.end_attempt(span, None, type(exc).__name__)
+                ProcessTracing.end(span, type(exc).__name__)
             self._metrics.refresh_attempts.labels(name, "failure").inc()
             self._metrics.consecutive_failures.labels(name).set(self.failures)
             log.warning(
@@ -94,7 +94,7 @@ class TokenRefresher:
             raise
         if span is not None:
             span.set_attribute("token_sidecar.expires_in_s", round(token.expires_on - time.time()))
-            span.end()
+            ProcessTracing.end(span)
         self.current = token
         self.failures = 0
         self.last_error = None

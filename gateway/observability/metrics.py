@@ -153,6 +153,18 @@ class GatewayMetrics:
             "shared_state_duration_seconds", "Time a request waited for its admission round trip to Redis.",
             SHARED_STATE_BUCKETS,
         )  # fmt: skip
+        # Tracing (OTEL_TRACES_EXPORTER): spans the export process never got.
+        self.spans_dropped = counter(
+            "spans_dropped",
+            "Spans dropped before export: backlog (the export process is behind, its collector slow or down), "
+            "exporter_down (the process is restarting) or unencodable.",
+            "reason",
+        )
+        # With tracing on, the span export process's CPU and memory: tracing's work off the event loop.
+        self.span_exporter_pid: Callable[[], int | None] = lambda: None
+        ProcessCollector(
+            namespace="foundry_gateway_span_exporter", pid=lambda: self.span_exporter_pid() or "none", registry=registry
+        )
         Info("foundry_gateway_build", "Gateway version.", registry=registry).info({"version": __version__})
         # Memory, CPU, open files and the garbage collector of this process, under their standard names.
         ProcessCollector(registry=registry)

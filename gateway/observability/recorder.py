@@ -111,6 +111,15 @@ class Recorder:
     def shared_state_latency(self, seconds: float) -> None:
         self.metrics.shared_state_duration.observe(seconds)
 
+    def watch_span_exporter(self, pid: Callable[[], int | None]) -> None:
+        """Tracing is on: the export process's CPU and memory, and its drop counts from zero."""
+        self.metrics.span_exporter_pid = pid
+        for reason in ("backlog", "exporter_down", "unencodable"):
+            self.metrics.spans_dropped.labels(reason)
+
+    def spans_dropped(self, spans: int, reason: str) -> None:
+        self.metrics.spans_dropped.labels(reason).inc(spans)
+
     # Config.
 
     def config_reloaded(self, result: str) -> None:
@@ -132,9 +141,10 @@ class Recorder:
         duration = time.perf_counter() - ctx.started
         dialect = ctx.dialect.value
         metrics.requests_by(ctx.route, dialect, str(status)).inc()
-        # With tracing on, the trace id rides along as an exemplar (OpenMetrics scrapes show it), so a
-        # slow bucket in Grafana links to a trace.
-        exemplar = {"trace_id": ctx.trace_id} if ctx.trace_id is not None else None
+        # A sampled request's trace id rides along as an exemplar (OpenMetrics scrapes show it), so a
+        # slow bucket in Grafana links to its trace.
+        span = ctx.span
+        exemplar = {"trace_id": span.trace_id} if span is not None and span.sampled else None
         metrics.request_duration_by(ctx.route, dialect).observe(duration, exemplar)
         ttft = ctx.ttft
         if ttft is not None:
@@ -164,7 +174,7 @@ class Recorder:
                     metrics.cache_savings_by(payer, ctx.route).inc(spent.saved_usd)
         fields = {
             "request_id": ctx.request_id,
-            "trace_id": ctx.trace_id,
+            "trace_id": span.trace_id if span is not None else None,
             "client": client,
             "session_id": ctx.session_id,
             "method": method,

@@ -19,7 +19,7 @@ import orjson
 from gateway.context import RequestContext
 from gateway.errors import GatewayError, too_deeply_nested
 from gateway.observability.recorder import Recorder
-from gateway.observability.tracing import Tracing
+from gateway.observability.request_tracing import AttemptSpan, RequestTracing
 from gateway.runtime import Route, Runtime, Target, Upstream
 from gateway.upstream.client import (
     UnusableAnswer,
@@ -86,19 +86,21 @@ class Exchange:
             attempt += 1
             status: int | None = None
             retry_after: float | None = None
-            span = ctx.tracing.attempt_span(ctx.span, target, route.name, reason) if ctx.tracing is not None else None
+            span = None
+            if ctx.tracing is not None and ctx.span is not None:
+                span = ctx.tracing.attempt_span(ctx.span, target, reason)
             try:
                 response = await self._attempt(target, body_for, count_tokens=count_tokens, native=native, span=span)
             except GatewayError as exc:
                 if span is not None:
-                    Tracing.end_attempt(span, None, "timeout" if exc.status == 504 else "connection_error")
+                    span.end(None, "timeout" if exc.status == 504 else "connection_error")
                 if exc.status not in (502, 504):
                     raise  # not the upstream's doing (no usable credential, a body that cannot be sent)
                 failure = exc
                 self._failed(runtime, target, None, None)
             else:
                 if span is not None:
-                    Tracing.end_attempt(span, response.status, None if response.status == 200 else str(response.status))
+                    span.end(response.status, None if response.status == 200 else str(response.status))
                 if response.status == 200:
                     runtime.health(target).succeeded()
                     return response
@@ -152,7 +154,7 @@ class Exchange:
         *,
         count_tokens: bool,
         native: bool,
-        span: Any = None,
+        span: AttemptSpan | None = None,
     ) -> aiohttp.ClientResponse:
         """One target: its body, its credentials, one retry after a 401 if the token file changed.
         `span`, with tracing on, is the attempt's: its traceparent goes to Foundry."""
@@ -165,8 +167,8 @@ class Exchange:
         except orjson.JSONEncodeError:
             raise too_deeply_nested() from None  # parsed (orjson reads 1024 levels), but not re-encoded
         headers, dropped = request_headers(upstream, self.client_headers, ctx.request_id, native=native)
-        if span is not None and ctx.tracing is not None:
-            ctx.tracing.inject(headers, span)
+        if span is not None and ctx.span is not None:
+            RequestTracing.inject(headers, ctx.span, span)
         if dropped:
             ctx.betas_dropped = dropped
             self.recorder.betas_dropped(upstream.name, dropped)
@@ -177,8 +179,8 @@ class Exchange:
             response.release()
             ctx.auth_retried = True
             headers, _ = request_headers(upstream, self.client_headers, ctx.request_id, native=native)
-            if span is not None and ctx.tracing is not None:
-                ctx.tracing.inject(headers, span)
+            if span is not None and ctx.span is not None:
+                RequestTracing.inject(headers, ctx.span, span)
             response = await self._send(target, url, body, headers)
         ctx.upstream_status = response.status
         ctx.upstream_request_id = response.headers.get("request-id") or response.headers.get("apim-request-id")

@@ -14,6 +14,7 @@ import yaml
 
 from tests.harness import Process, free_port, start_entra_emulator, start_foundry_emulator, wait_http
 from tests.images.conftest import buildah
+from tests.otlp_receiver import SERVER, Receiver
 
 SECRET = "image-test-client-secret-77d1"
 
@@ -99,6 +100,10 @@ def test_images_run_as_non_root_and_serve_a_request(images: dict[str, str], tmp_
     config_dir.mkdir(mode=0o755)  # the gateway runs as 10001; its config is no secret
     config_dir.chmod(0o755)
     gateway_port, admin_port, sidecar_port = free_port(), free_port(), free_port()
+    # Both images trace, to a receiver on the host: the gateway's span export process runs in its image too.
+    receiver = Receiver()
+    tracing = {"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+               "OTEL_BSP_SCHEDULE_DELAY": "100"}  # fmt: skip
     (config_dir / "config.yaml").write_text(
         yaml.safe_dump(
             {
@@ -129,6 +134,7 @@ def test_images_run_as_non_root_and_serve_a_request(images: dict[str, str], tmp_
             "TOKEN_SIDECAR_OUTPUT": "/var/run/foundry-token/token.json",
             "TOKEN_SIDECAR_HEALTH_PORT": str(sidecar_port),
             "TOKEN_SIDECAR_HEALTH_HOST": "127.0.0.1",
+            **tracing,
         },
         # /var/run is a link to /run, and buildah's chroot mounts its own /run: mount the token dir there.
         [f"{token_dir}:/run/foundry-token:rw", f"{entra.ca_file}:/etc/foundry-gateway/entra-ca.pem:ro"],
@@ -139,7 +145,7 @@ def test_images_run_as_non_root_and_serve_a_request(images: dict[str, str], tmp_
         token = token_dir / "token.json"
         assert token.stat().st_uid == 10001 and oct(token.stat().st_mode & 0o777) == "0o640"
         gateway = Container(
-            images["gateway"], "gateway", tmp_path, {},
+            images["gateway"], "gateway", tmp_path, tracing,
             [f"{config_dir}:/etc/foundry-gateway/config:ro", f"{token_dir}:/run/foundry-token:ro"],
         )  # fmt: skip
         containers.append(gateway)
@@ -149,6 +155,8 @@ def test_images_run_as_non_root_and_serve_a_request(images: dict[str, str], tmp_
             model="claude-sonnet-4-5", messages=[{"role": "user", "content": "hi image"}]
         )
         assert reply.choices[0].message.content == "You said: hi image"
+        assert receiver.wait_for(1, timeout=30, name="chat claude-sonnet-4-5", kind=SERVER)
+        assert receiver.wait_for(1, timeout=30, name="token_sidecar refresh")
         for container in containers:
             changed = {p for p, m in container.snapshot().items() if container.before.get(p) != m}
             assert changed == set(), f"{container.process.name} wrote to its root filesystem: {sorted(changed)[:5]}"
@@ -158,3 +166,4 @@ def test_images_run_as_non_root_and_serve_a_request(images: dict[str, str], tmp_
             container.stop()
         foundry.stop()
         entra.process.stop()
+        receiver.close()

@@ -1,12 +1,17 @@
 """OpenTelemetry traces, exported by the SDK's OTLP/HTTP exporter to a receiver that decodes the
 protobuf it really sends: the span tree, the GenAI attributes, the caller's trace context carried
-through to Foundry, retries as sibling attempts, and nothing secret in any attribute."""
+through to Foundry, retries as sibling attempts, and nothing secret in any attribute. And the
+gateway's span export process: nothing lost in a burst or at exit, a crash or a stall costs
+spans (counted), never requests."""
 
 from __future__ import annotations
 
+import asyncio
 import os
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,10 +19,14 @@ from typing import Any
 import httpx
 import pytest
 
+from gateway.observability.request_tracing import REQUEST_FIELDS
+from gateway.observability.span_link import SpanLink
 from tests.harness import (
     ROOT,
     access_lines,
+    child_pids,
     emulator_control,
+    metric,
     start_entra_emulator,
     start_foundry_emulator,
     start_gateway,
@@ -63,10 +72,14 @@ def traced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Receiver,
         receiver.close()
 
 
-def chat(base: str, stream: bool = False, traceparent: str | None = TRACEPARENT) -> httpx.Response:
+def chat(
+    base: str, stream: bool = False, traceparent: str | None = TRACEPARENT, tracestate: str | None = None
+) -> httpx.Response:
     headers = {"authorization": "Bearer caller-key-not-for-spans"}
     if traceparent:
         headers["traceparent"] = traceparent
+    if tracestate:
+        headers["tracestate"] = tracestate
     body = {"model": "claude-sonnet-4-5", "messages": [{"role": "user", "content": PROMPT}], "stream": stream,
             "max_tokens": 64}  # fmt: skip
     return httpx.post(base + "/v1/chat/completions", json=body, headers=headers, timeout=10)
@@ -82,7 +95,7 @@ def tree(receiver: Receiver, trace_id: str, attempts: int = 1) -> tuple[Span, li
 def test_a_request_is_a_server_span_with_an_attempt_under_the_callers_trace(traced: Any) -> None:
     receiver, base, foundry, gateway = traced
     emulator_control(foundry, "reset", {})
-    assert chat(base).status_code == 200
+    assert chat(base, tracestate="vendor=opaque-1").status_code == 200
     server, (attempt,) = tree(receiver, CALLER_TRACE)
     assert server.parent_id == CALLER_SPAN, "a child of the caller's span"
     assert attempt.parent_id == server.span_id
@@ -97,8 +110,11 @@ def test_a_request_is_a_server_span_with_an_attempt_under_the_callers_trace(trac
     assert attempt.attributes["foundry_gateway.attempt.reason"] == "first"
     assert attempt.attributes["http.response.status_code"] == 200
     # Foundry got the attempt's trace context: its spans join the caller's trace.
-    sent = emulator_control(foundry, "requests")[-1]["headers"]["traceparent"]
-    assert sent == f"00-{CALLER_TRACE}-{attempt.span_id}-01"
+    sent = emulator_control(foundry, "requests")[-1]["headers"]
+    assert sent["traceparent"] == f"00-{CALLER_TRACE}-{attempt.span_id}-01"
+    assert sent["tracestate"] == server.trace_state == "vendor=opaque-1"
+    # The spans' times are the request's: the attempt inside the request.
+    assert server.start_ns <= attempt.start_ns < attempt.end_ns <= server.end_ns
     # The access log line names the trace.
     assert access_lines(gateway)[-1]["trace_id"] == CALLER_TRACE
 
@@ -109,7 +125,7 @@ def test_a_stream_has_its_first_token_event_and_usage(traced: Any) -> None:
     response = chat(base, stream=True, traceparent=f"00-{trace}-{CALLER_SPAN}-01")
     assert response.status_code == 200 and "[DONE]" in response.text
     server, _ = tree(receiver, trace)
-    assert "gen_ai.first_token" in server.events
+    assert server.start_ns < server.event_times["gen_ai.first_token"] < server.end_ns
     assert server.attributes["gen_ai.response.finish_reasons"] == ["end_turn"]
     assert server.attributes["gen_ai.usage.output_tokens"] > 0 and server.attributes["foundry_gateway.stream"]
 
@@ -204,3 +220,134 @@ def test_the_sidecar_traces_its_token_refreshes(tmp_path: Path) -> None:
         sidecar.stop()
         entra.process.stop()
         receiver.close()
+
+
+def test_a_callers_unsampled_trace_goes_on_to_foundry_without_spans(traced: Any) -> None:
+    receiver, base, foundry, gateway = traced
+    trace = "7bf92f3577b34da6a3ce929d0e0e4739"
+    assert chat(base, traceparent=f"00-{trace}-{CALLER_SPAN}-00").status_code == 200
+    sent = emulator_control(foundry, "requests")[-1]["headers"]["traceparent"]
+    assert sent.startswith(f"00-{trace}-") and sent.endswith("-00") and CALLER_SPAN not in sent
+    assert access_lines(gateway)[-1]["trace_id"] == trace, "the log still names the caller's trace"
+    chat(base, traceparent=None)  # a sampled request after it: once its spans are in, the other's would be
+    receiver.wait_for(1, trace_id=access_lines(gateway)[-1]["trace_id"], kind=SERVER)
+    assert receiver.wait_for(1, timeout=0.2, trace_id=trace) == []
+
+
+def test_a_burst_loses_no_span(traced: Any) -> None:
+    receiver, base, _, gateway = traced
+    trace = "8bf92f3577b34da6a3ce929d0e0e4740"
+
+    async def burst() -> list[int]:
+        async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=50)) as client:
+            body = {"model": "claude-sonnet-4-5", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 8}
+            replies = await asyncio.gather(*(
+                client.post(base + "/v1/chat/completions", json=body,
+                            headers={"authorization": "Bearer k", "traceparent": f"00-{trace}-{i + 1:016x}-01"})
+                for i in range(300)
+            ))  # fmt: skip
+            return [r.status_code for r in replies]
+
+    assert asyncio.run(burst()) == [200] * 300
+    assert len(receiver.wait_for(300, trace_id=trace, kind=SERVER)) == 300
+    assert len(receiver.wait_for(300, trace_id=trace, kind=CLIENT)) == 300
+    assert metric(gateway.admin, 'foundry_gateway_spans_dropped_total{reason="backlog"}') == 0
+
+
+def test_the_last_spans_are_exported_at_exit(tmp_path: Path) -> None:
+    receiver = Receiver()
+    emulator, foundry = start_foundry_emulator("--api-key", KEY, log_dir=tmp_path)
+    # Batches wait a minute: only the exit sends this one.
+    env = {**tracing_env(receiver), "OTEL_BSP_SCHEDULE_DELAY": "60000"}
+    gateway, base, _ = start_gateway(config(foundry), env=env, log_dir=tmp_path)
+    try:
+        trace = "9bf92f3577b34da6a3ce929d0e0e4741"
+        assert chat(base, traceparent=f"00-{trace}-{CALLER_SPAN}-01").status_code == 200
+        time.sleep(0.3)
+        assert receiver.spans == []
+        assert gateway.stop() == 0
+        assert len(receiver.wait_for(2, timeout=1, trace_id=trace)) == 2
+    finally:
+        gateway.stop()
+        emulator.stop()
+        receiver.close()
+
+
+def test_a_dead_export_process_costs_spans_not_requests_and_comes_back(tmp_path: Path) -> None:
+    receiver = Receiver()
+    emulator, foundry = start_foundry_emulator("--api-key", KEY, log_dir=tmp_path)
+    gateway, base, _ = start_gateway(config(foundry), env=tracing_env(receiver), log_dir=tmp_path)
+    try:
+        (exporter,) = child_pids(gateway.popen.pid)
+        os.kill(exporter, signal.SIGKILL)
+        gateway.wait_for_line("span_exporter_exited")
+        lost = "abf92f3577b34da6a3ce929d0e0e4742"
+        assert chat(base, traceparent=f"00-{lost}-{CALLER_SPAN}-01").status_code == 200
+        gateway.wait_for_line("span_exporter_restarted")
+        assert metric(gateway.admin, 'foundry_gateway_spans_dropped_total{reason="exporter_down"}') == 2
+        kept = "bbf92f3577b34da6a3ce929d0e0e4743"
+        assert chat(base, traceparent=f"00-{kept}-{CALLER_SPAN}-01").status_code == 200
+        assert len(receiver.wait_for(2, trace_id=kept)) == 2
+        assert receiver.wait_for(1, timeout=0.2, trace_id=lost) == []
+        assert child_pids(gateway.popen.pid) not in ([], [exporter])
+    finally:
+        gateway.stop()
+        emulator.stop()
+        receiver.close()
+
+
+def test_a_stalled_export_process_never_holds_up_the_gateway(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The link itself, with a real export process that stops reading: sends return at once, what
+    does not fit the backlog is dropped and counted, and what was sent before is exported after."""
+    receiver = Receiver()
+    for name, value in tracing_env(receiver).items():
+        monkeypatch.setenv(name, value)
+    dropped: list[tuple[int, str]] = []
+
+    def record(n: int) -> tuple[Any, ...]:
+        fields = {"trace_id": f"{n:032x}", "span_id": f"{n:016x}", "name": "", "start_ns": time.time_ns(),
+                  "end_ns": time.time_ns(), "status": 200, "route": "r", "dialect": "openai", "stream": False,
+                  "retries": 0, "attempts": []}  # fmt: skip
+        return tuple(fields.get(name) for name in REQUEST_FIELDS)
+
+    async def run() -> float:
+        link = SpanLink("foundry-gateway", "info", "json", backlog_bytes=64 << 10)
+        await link.start(lambda spans, reason: dropped.append((spans, reason)))
+        assert link.pid is not None
+        link.send(record(1))
+        link.flush()
+        await asyncio.sleep(0.5)
+        os.kill(link.pid, signal.SIGSTOP)
+        slowest = 0.0
+        try:
+            for n in range(2, 3000):
+                started = time.perf_counter()
+                link.send(record(n))
+                link.flush()
+                slowest = max(slowest, time.perf_counter() - started)
+                await asyncio.sleep(0)
+        finally:
+            os.kill(link.pid, signal.SIGCONT)
+        await link.close()
+        return slowest
+
+    try:
+        slowest = asyncio.run(run())
+        assert slowest < 0.05, "a send never waits for the process"
+        assert dropped and {reason for _, reason in dropped} == {"backlog"}
+        exported = len(receiver.wait_for(3000 - sum(n for n, _ in dropped), timeout=15))
+        assert exported + sum(n for n, _ in dropped) == 2999, "every span exported or counted as dropped"
+        assert receiver.wait_for(1, trace_id=f"{1:032x}")
+    finally:
+        receiver.close()
+
+
+def test_an_otel_setting_the_sdk_refuses_stops_the_gateway_at_start(tmp_path: Path) -> None:
+    path = tmp_path / "gateway.yaml"
+    upstream = "{name: f, base_url: 'http://127.0.0.1:9/anthropic', auth: {type: api_key, key_env: K}}"
+    path.write_text(f"upstreams: [{upstream}]\nroutes: [{{model: m, targets: [{{upstream: f, deployment: d}}]}}]\n")
+    env = {**os.environ, "K": KEY, "OTEL_TRACES_EXPORTER": "otlp", "OTEL_BSP_MAX_QUEUE_SIZE": "lots"}
+    done = subprocess.run([sys.executable, "-m", "gateway", "--config", str(path)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    assert done.returncode == 2, done
+    assert "span export process cannot start" in done.stderr and "lots" in done.stderr

@@ -30,6 +30,7 @@ from tests.harness import (
     start_sidecar,
     wait_http,
 )
+from tests.otlp_receiver import Receiver
 from tests.unit.test_docs import documented_metrics
 
 CHART = Path(__file__).resolve().parents[2] / "helm" / "foundry-gateway"
@@ -85,7 +86,10 @@ class Stack:
             ],
             "server": {"header_timeout_seconds": 0.5},
         }
-        gateway, self.gateway_url, _ = start_gateway(config, env={"OBS_KEY": "k"}, log_dir=work)
+        # Tracing on, to a receiver: the span export process's panels read real series.
+        self.receiver = Receiver()
+        tracing = {"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": self.receiver.endpoint}
+        gateway, self.gateway_url, _ = start_gateway(config, env={"OBS_KEY": "k", **tracing}, log_dir=work)
         self.gateway_admin_url = gateway.admin
         self.procs.append(gateway)
         self.prometheus_url = self._start_prometheus(work)
@@ -179,6 +183,7 @@ class Stack:
     def stop(self) -> None:
         for proc in reversed(self.procs):
             proc.stop()
+        self.receiver.close()
 
 
 @pytest.fixture(scope="module")
@@ -227,7 +232,7 @@ def test_alert_expressions_evaluate_and_rules_are_healthy(stack: Stack) -> None:
             break
         assert time.monotonic() < deadline, rules
         time.sleep(0.5)
-    assert len(rules) == 8
+    assert len(rules) == 9
 
 
 def test_dashboards_and_alerts_name_only_emitted_metrics() -> None:
