@@ -28,6 +28,7 @@ log = structlog.get_logger("gateway.tracing")
 
 PROVIDER = "anthropic"  # Claude's Messages API, served by Foundry (server.address says which resource)
 DEFAULT_QUEUE = 2048  # the SDK's default for OTEL_BSP_MAX_QUEUE_SIZE
+NICENESS = 10  # background work's usual priority: about a tenth of a core the event loop also wants
 
 
 def record_of(row: list[Any]) -> dict[str, Any]:
@@ -179,6 +180,9 @@ def main(argv: list[str]) -> int:
     # process group (Ctrl-C in a terminal) must not cut the last export short.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # Serving comes first: where this process and the event loop share a core (a container held to
+    # one CPU), the loop gets it, and spans back up and are dropped (counted) instead of requests slowing.
+    os.nice(NICENESS)
     configure_logging(level, fmt)
     from opentelemetry.sdk.environment_variables import OTEL_BSP_MAX_QUEUE_SIZE
     from opentelemetry.sdk.trace.sampling import ALWAYS_ON

@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from gateway.observability.request_tracing import REQUEST_FIELDS
+from gateway.observability.span_export import NICENESS
 from gateway.observability.span_link import SpanLink
 from tests.harness import (
     ROOT,
@@ -279,6 +280,9 @@ def test_a_dead_export_process_costs_spans_not_requests_and_comes_back(tmp_path:
     gateway, base, _ = start_gateway(config(foundry), env=tracing_env(receiver), log_dir=tmp_path)
     try:
         (exporter,) = child_pids(gateway.popen.pid)
+        # Serving comes first: the export process runs at a lower priority than the event loop.
+        niceness = os.getpriority(os.PRIO_PROCESS, exporter) - os.getpriority(os.PRIO_PROCESS, gateway.popen.pid)
+        assert niceness == NICENESS
         os.kill(exporter, signal.SIGKILL)
         gateway.wait_for_line("span_exporter_exited")
         lost = "abf92f3577b34da6a3ce929d0e0e4742"
