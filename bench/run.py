@@ -63,6 +63,19 @@ def tree_cpu_seconds(pid: int) -> float:
     return cpu_seconds(pid) + sum(cpu_seconds(child) for child in child_pids(pid))
 
 
+def settle(pid: int, timeout: float = 60.0) -> None:
+    """Wait until a process's children are idle: a traced gateway's export process exports the spans
+    of one run before the next target's run starts, instead of taking core 1 from it."""
+    deadline = time.monotonic() + timeout
+    last = -1.0
+    while time.monotonic() < deadline:
+        now = sum(cpu_seconds(child) for child in child_pids(pid))
+        if now == last:
+            return
+        last = now
+        time.sleep(0.25)
+
+
 def pin(pid: int, core: int) -> None:
     subprocess.run(["taskset", "-a", "-p", "-c", str(core), str(pid)], check=True, capture_output=True)
 
@@ -237,14 +250,18 @@ class Bench:
                     name: (url, key, proc, request_body(model, url))
                     for name, (url, key, proc) in {**self.targets, **self.litellm}.items()
                 }
-                for url, key, _, body in plan.values():
+                for url, key, proc, body in plan.values():
                     wrk(url, body, key, connections, 1, self.work)  # warm-up
+                    if proc is not None:
+                        settle(proc.popen.pid)
                 results: dict[str, list[tuple[float, ...]]] = {name: [] for name in plan}
                 cpu = dict.fromkeys(plan, 0.0)
                 for _ in range(self.args.runs):
                     for name, (url, key, proc, body) in plan.items():
                         before = tree_cpu_seconds(proc.popen.pid) if proc else 0.0
                         results[name].append(wrk(url, body, key, connections, self.args.seconds, self.work))
+                        if proc is not None:
+                            settle(proc.popen.pid)  # its CPU counts what the run left to export
                         cpu[name] += tree_cpu_seconds(proc.popen.pid) - before if proc else 0.0
                 median = {
                     name: tuple(statistics.median(r[i] for r in runs) for i in range(3))
