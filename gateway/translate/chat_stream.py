@@ -12,38 +12,31 @@ every event of a stream, are spliced into bytes rendered once per stream at
 
 `translate` takes the events as they come off the wire. A text or thinking delta in the
 exact bytes Anthropic's API writes (compact JSON, its key order) is not parsed at all: its
-text is already a JSON string literal, which the pattern below checks is well-formed, and
-goes into the chunk as it is. Anything else, and any read not framed as Foundry frames
+text is already a JSON string literal, which translated_stream.DELTA_OR_EVENT checks is
+well-formed, and goes into the chunk as it is. Anything else, and any read not framed as Foundry frames
 events, is parsed and goes through `feed`: the pattern decides speed, never the text a client gets.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
 import orjson
 
 from gateway.errors import GatewayError, StreamError, echo, upstream_error_event
-from gateway.sse import DONE, FRAMED_EVENT, encode_data, only_framed_events, parse_events
+from gateway.sse import DONE, encode_data, only_framed_events, parse_events
 from gateway.translate.chat_response import finish_reason, openai_usage
-from gateway.translate.translated_stream import NOT_AN_OBJECT, TranslatedStream, parsed_event
-from gateway.translate.usage import merge_usage
-
-_SLOT = "\u2063slot\u2063"  # stands in for a delta's text while a template is rendered
-_SLOT_JSON = b'"' + _SLOT.encode() + b'"'
-
-# A JSON string as orjson.loads would accept it: no raw control character, only JSON's escapes,
-# and no escaped surrogate (orjson refuses a lone one; an event holding any is parsed instead).
-_JSON_STRING = rb'"(?:[^"\\\x00-\x1f]++|\\["\\/bfnrt]|\\u(?![dD][89a-fA-F])[0-9a-fA-F]{4})*+"'
-# Groups: delta kind (text, thinking) and its string, for a delta in Anthropic's own bytes;
-# else event name and data, for any framed event.
-_EVENTS = re.compile(
-    rb'event: content_block_delta\ndata: \{"type":"content_block_delta","index":\d+,'
-    rb'"delta":\{"type":"(text|thinking)_delta","\1":(' + _JSON_STRING + rb")\}\}(?:\n\n|\Z)"
-    rb"|" + FRAMED_EVENT
+from gateway.translate.translated_stream import (
+    DELTA_OR_EVENT,
+    NOT_AN_OBJECT,
+    SLOT,
+    SLOT_JSON,
+    TranslatedStream,
+    is_utf8,
+    parsed_event,
 )
+from gateway.translate.usage import merge_usage
 
 
 class ChatStreamTranslator:
@@ -96,7 +89,7 @@ class ChatStreamTranslator:
 
     def _template(self, field: str) -> tuple[bytes, bytes]:
         # The slot is the last string in the chunk (id and model come before choices).
-        before, _, after = self._chunk({field: _SLOT}).rpartition(_SLOT_JSON)
+        before, _, after = self._chunk({field: SLOT}).rpartition(SLOT_JSON)
         return before, after
 
     def _text(self, template: tuple[bytes, bytes], text: Any) -> bytes:
@@ -109,12 +102,12 @@ class ChatStreamTranslator:
             for name, data in parse_events(complete):
                 out.append(self._parse_and_feed(name, data))
             return
-        for kind, text, name, data in _EVENTS.findall(complete):
+        for _, _, kind, text, name, data in DELTA_OR_EVENT.findall(complete):
             if not text:
                 out.append(self._parse_and_feed(name.decode("utf-8", "replace"), data))
             elif not self.started:
                 raise _before_start("content_block_delta")
-            elif text.isascii() or _is_utf8(text):
+            elif is_utf8(text):
                 self.delta_seen = True
                 template = self._content if kind == b"text" else self._reasoning  # set by message_start
                 out.append(template[0] + text + template[1])
@@ -215,14 +208,6 @@ class ChatStreamTranslator:
 
 def _before_start(kind: str) -> StreamError:
     return StreamError("api_error", f"upstream stream sent {echo(kind)} before message_start")
-
-
-def _is_utf8(raw: bytes) -> bool:
-    try:
-        raw.decode()
-    except UnicodeDecodeError:
-        return False
-    return True
 
 
 class ChatStream(TranslatedStream[ChatStreamTranslator]):

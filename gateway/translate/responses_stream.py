@@ -8,6 +8,10 @@ response.incomplete) at message_stop. Every upstream event that carries somethin
 answered as it is read, nothing held back. An upstream error event, or events out of order,
 raise StreamError, and the relay ends the stream with `response.failed`: never with
 response.completed.
+
+Text and thinking deltas in Anthropic's own bytes are not parsed: their string goes into the
+delta event as it is, spliced into the item's template (translated_stream.DELTA_OR_EVENT), and
+is decoded once, at the item's end.
 """
 
 from __future__ import annotations
@@ -16,8 +20,10 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from gateway.errors import GatewayError, StreamError, echo, upstream_error_event
-from gateway.sse import encode_event, parse_events
+from gateway.sse import encode_event, only_framed_events, parse_events
 from gateway.translate.responses_response import (
     Seal,
     function_call_item,
@@ -28,7 +34,14 @@ from gateway.translate.responses_response import (
     response_id,
     response_object,
 )
-from gateway.translate.translated_stream import TranslatedStream, parsed_event
+from gateway.translate.translated_stream import (
+    DELTA_OR_EVENT,
+    SLOT,
+    SLOT_JSON,
+    TranslatedStream,
+    is_utf8,
+    parsed_event,
+)
 from gateway.translate.usage import merge_usage
 
 
@@ -40,9 +53,19 @@ class _Item:
     output_index: int
     id: str
     block: dict[str, Any]  # the upstream's content_block, its text and signature filled in as they come
-    text: list[str] = field(default_factory=list)  # text, thinking or JSON arguments so far
+    # Text, thinking or JSON arguments so far: strings, or JSON string literals spliced off the wire.
+    text: list[str | bytes] = field(default_factory=list)
     summary_open: bool = False
     done: dict[str, Any] | None = None
+    # A spliced delta's event: (before the sequence number, between it and the string, after).
+    template: tuple[bytes, bytes, bytes] = (b"", b"", b"")
+
+    def joined(self) -> str:
+        return "".join(part if isinstance(part, str) else orjson.loads(part) for part in self.text)
+
+
+_SEQUENCE = 4_611_686_018_427_387_904  # stands in for the sequence number while a template is rendered
+_SEQUENCE_JSON = b'"sequence_number":' + str(_SEQUENCE).encode()
 
 
 class ResponsesStreamTranslator:
@@ -94,10 +117,45 @@ class ResponsesStreamTranslator:
         return self._rid or None
 
     def translate(self, complete: bytes, out: list[bytes]) -> None:
-        """Whole SSE events off the wire in; each one's events appended to `out`."""
-        for name, data in parse_events(complete):
-            if data:
-                out.append(self.feed(name, parsed_event(data)))
+        """Whole SSE events off the wire in; each one's events appended to `out`, so what came
+        before a StreamError in the same read is kept, in order."""
+        if not only_framed_events(complete):
+            for name, data in parse_events(complete):
+                if data:
+                    out.append(self.feed(name, parsed_event(data)))
+            return
+        for delta, index, kind, text, name, data in DELTA_OR_EVENT.findall(complete):
+            if not text:
+                if data:
+                    out.append(self.feed(name.decode("utf-8", "replace"), parsed_event(data)))
+                continue
+            item = self._items.get(int(index)) if self.started else None
+            spliced = self._spliced(item, kind, text) if item is not None and is_utf8(text) else None
+            out.append(spliced if spliced is not None else self.feed("content_block_delta", parsed_event(delta)))
+
+    def _spliced(self, item: _Item, kind: bytes, text: bytes) -> bytes | None:
+        """A delta's event with its string as it came off the wire; None where `_delta` must decide
+        (a delta that opens the reasoning summary, or one its item does not take)."""
+        takes = item.kind == "message" if kind == b"text" else item.kind == "reasoning" and item.summary_open
+        if not takes:
+            return None
+        self.delta_seen = True
+        if text == b'""':
+            return b""
+        item.text.append(text)
+        before, middle, after = item.template
+        sequence = self._sequence
+        self._sequence += 1
+        return before + str(sequence).encode() + middle + text + after
+
+    @staticmethod
+    def _template(kind: str, fields: dict[str, Any]) -> tuple[bytes, bytes, bytes]:
+        """A delta event rendered once for splicing (`fields` with SLOT for its string): what comes
+        before its sequence number, between that and the string, and after."""
+        rendered = encode_event(kind, {"type": kind, "sequence_number": _SEQUENCE, **fields})
+        before, _, rest = rendered.partition(_SEQUENCE_JSON)
+        middle, _, after = rest.partition(SLOT_JSON)
+        return before + b'"sequence_number":', middle, after
 
     def _event(self, kind: str, **fields: Any) -> bytes:
         payload = {"type": kind, "sequence_number": self._sequence, **fields}
@@ -175,6 +233,10 @@ class ResponsesStreamTranslator:
         else:
             return b""  # a block type added after this was written: nothing the client can use
         self._items[index] = item
+        if item.kind == "message":
+            item.template = self._template(_TEXT_DELTA, _text_delta(item, SLOT))
+        elif item.kind == "reasoning":
+            item.template = self._template(_SUMMARY_DELTA, _summary_delta(item, SLOT))
         out = self._event("response.output_item.added", output_index=item.output_index, item=added)
         if item.kind == "message":
             out += self._event(
@@ -194,14 +256,7 @@ class ResponsesStreamTranslator:
 
     def _text_delta(self, item: _Item, text: str) -> bytes:
         item.text.append(text)
-        return self._event(
-            "response.output_text.delta",
-            item_id=item.id,
-            output_index=item.output_index,
-            content_index=0,
-            delta=text,
-            logprobs=[],
-        )
+        return self._event(_TEXT_DELTA, **_text_delta(item, text))
 
     def _delta(self, data: dict[str, Any]) -> bytes:
         delta = data.get("delta")
@@ -241,13 +296,7 @@ class ResponsesStreamTranslator:
                     summary_index=0,
                     part={"type": "summary_text", "text": ""},
                 )
-            return out + self._event(
-                "response.reasoning_summary_text.delta",
-                item_id=item.id,
-                output_index=item.output_index,
-                summary_index=0,
-                delta=thinking,
-            )
+            return out + self._event(_SUMMARY_DELTA, **_summary_delta(item, thinking))
         if kind == "signature_delta" and item.kind == "reasoning":
             signature = delta.get("signature")
             if isinstance(signature, str):
@@ -258,7 +307,7 @@ class ResponsesStreamTranslator:
         item = self._item(data)
         if item is None or item.done is not None:
             return b""
-        text = "".join(item.text)
+        text = item.joined()
         where = {"item_id": item.id, "output_index": item.output_index}
         out = b""
         if item.kind == "message":
@@ -289,6 +338,18 @@ class ResponsesStreamTranslator:
         return self._event(
             "response.failed", response=self._response("failed", {"code": code, "message": failure.message})
         )
+
+
+_TEXT_DELTA = "response.output_text.delta"
+_SUMMARY_DELTA = "response.reasoning_summary_text.delta"
+
+
+def _text_delta(item: _Item, text: str) -> dict[str, Any]:
+    return {"item_id": item.id, "output_index": item.output_index, "content_index": 0, "delta": text, "logprobs": []}
+
+
+def _summary_delta(item: _Item, thinking: str) -> dict[str, Any]:
+    return {"item_id": item.id, "output_index": item.output_index, "summary_index": 0, "delta": thinking}
 
 
 class ResponsesStream(TranslatedStream[ResponsesStreamTranslator]):

@@ -9,13 +9,27 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gateway.errors import GatewayError, StreamError
 from gateway.reasoning_seal import ReasoningSeal
-from gateway.sse import parse_events
+from gateway.sse import SSEDecoder, parse_events
 from gateway.translate.responses_stream import ResponsesStream, ResponsesStreamTranslator
 from tests.emulators.foundry.respond import stream_events
 from tests.emulators.foundry.validate import thinking_signature
+from tests.unit.test_chat_stream import (
+    MESSAGE_STOP,
+    REFRAMINGS,
+    START,
+    TEXTS,
+    block_start,
+    delta,
+    message_delta,
+    reframed,
+    sse,
+    stop,
+)
 
 SEAL = ReasoningSeal()
 THOUGHT = "I should check the weather."
@@ -148,3 +162,105 @@ def test_events_out_of_order_are_a_stream_error(events: list[dict[str, Any]]) ->
     with pytest.raises(StreamError):
         for event in events:
             translator.feed(None, event)
+
+
+# Text and thinking deltas in Anthropic's own bytes are spliced, not parsed; any other framing is
+# parsed. Both give the client the same events, for any text, split into reads anywhere.
+
+
+def run_wire(wire: bytes, step: int = 0) -> list[dict[str, Any]]:
+    """The wire as the relay reads it: in reads of `step` bytes (0: one read), through `translate`."""
+    translator = ResponsesStreamTranslator(model="claude", created=1, echo={"tools": []}, seal=SEAL.seal)
+    decoder = SSEDecoder()
+    out: list[bytes] = []
+    for i in range(0, len(wire), step or len(wire)):
+        complete = decoder.complete(wire[i : i + (step or len(wire))])
+        if complete is not None:
+            translator.translate(complete, out)
+    # Sealing draws a fresh nonce each time: compare what a sealed item holds, not its bytes.
+    opened = b"".join(out).replace(b'"encrypted_content":"', b'"encrypted_content":"opened:')
+    events = [orjson.loads(data) for _, data in parse_events(opened)]
+    for event in events:
+        for item in [event.get("item"), *event.get("response", {}).get("output", [])]:
+            if isinstance(item, dict) and "encrypted_content" in item:
+                item["encrypted_content"] = SEAL.open(item["encrypted_content"].removeprefix("opened:"))
+    return events
+
+
+def thought_and_answer(deltas: list[tuple[str, str]]) -> bytes:
+    """A thinking block, then a text block, with the deltas each kind gets, in Anthropic's bytes."""
+    thinking = [d for d in deltas if d[0] == "thinking"]
+    text = [d for d in deltas if d[0] == "text"]
+    return sse(
+        START,
+        block_start(0, {"type": "thinking", "thinking": ""}),
+        *(delta(0, {"type": "thinking_delta", "thinking": t}) for _, t in thinking),
+        delta(0, {"type": "signature_delta", "signature": thinking_signature("".join(t for _, t in thinking))}),
+        stop(0),
+        block_start(1, {"type": "text", "text": ""}),
+        *(delta(1, {"type": "text_delta", "text": t}) for _, t in text),
+        # A delta for the other kind of block: no item takes it, spliced or parsed.
+        *(delta(0 if kind == "text" else 1, {"type": f"{kind}_delta", kind: t}) for kind, t in deltas[:1]),
+        stop(1),
+        message_delta("end_turn", 3),
+        MESSAGE_STOP,
+    )
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.tuples(st.sampled_from(["text", "thinking"]), TEXTS), max_size=8),
+    st.sampled_from(REFRAMINGS),
+    st.integers(min_value=0, max_value=40),
+)
+def test_spliced_deltas_give_what_parsing_gives(deltas: list[tuple[str, str]], framing: str, step: int) -> None:
+    wire = thought_and_answer(deltas)
+    spliced = run_wire(wire, step)
+    assert spliced == run_wire(reframed(wire, framing))
+    assert [e["sequence_number"] for e in spliced] == list(range(len(spliced)))
+    final = spliced[-1]["response"]
+    answer = "".join(t for kind, t in deltas if kind == "text")
+    assert final["output"][-1]["content"][0]["text"] == answer
+    assert [e["delta"] for e in spliced if e["type"] == "response.output_text.delta"] == [
+        t for kind, t in deltas if kind == "text" and t
+    ]
+
+
+def test_anthropic_bytes_take_the_spliced_lane() -> None:
+    # The lane copies the upstream's string as it is, escapes and all; parsing would re-encode it.
+    # This is how a test sees the lane is taken: if the pattern stopped matching, output would stay
+    # right and only speed would be lost.
+    wire = (
+        sse(START, block_start(0, {"type": "text", "text": ""}))
+        + (
+            b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,'
+            b'"delta":{"type":"text_delta","text":"caf\\u00e9 \\/ \\"q\\""}}\n\n'
+        )
+        + sse(stop(0))
+    )
+    translator = ResponsesStreamTranslator(model="claude", created=1, echo={"tools": []}, seal=SEAL.seal)
+    out: list[bytes] = []
+    translator.translate(wire[:-2], out)
+    assert b'"delta":"caf\\u00e9 \\/ \\"q\\""' in out[2]
+    events = [orjson.loads(data) for _, data in parse_events(b"".join(out))]
+    assert events[4]["delta"] == 'caf\u00e9 / "q"' and events[4]["sequence_number"] == 4
+    assert events[5] == {**events[5], "type": "response.output_text.done", "text": 'caf\u00e9 / "q"'}
+    assert translator.delta_seen
+
+
+@pytest.mark.parametrize(
+    "text",
+    [b'"caf\xe9"', b'"\xff\xfe"', b'"a\x01b"', b'"\\ud800"', b'"bad \\x escape"', b'"open'],
+    ids=["latin-1", "not UTF-8", "raw control", "lone surrogate", "bad escape", "unclosed"],
+)
+def test_a_malformed_delta_ends_the_stream_as_parsing_would(text: bytes) -> None:
+    wire = sse(START, block_start(0, {"type": "text", "text": ""})) + (
+        b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,'
+        b'"delta":{"type":"text_delta","text":' + text + b"}}\n\n"
+    )
+    translator = ResponsesStreamTranslator(model="claude", created=1, echo={"tools": []}, seal=SEAL.seal)
+    out: list[bytes] = []
+    with pytest.raises(StreamError) as info:
+        translator.translate(wire[:-2], out)
+    assert info.value.message == "upstream sent an event that is not a JSON object"
+    assert len(list(parse_events(b"".join(out)))) == 4  # created, in_progress, item and part added: kept
