@@ -60,18 +60,22 @@ MESSAGE_STOP = {"type": "message_stop"}
 PING = {"type": "ping"}
 
 
-def run(
-    wire: bytes, *, include_usage: bool = False, json_tool: str | None = None, step: int = 0
-) -> list[dict[str, Any]]:
+def in_reads(translator: Any, wire: bytes, step: int = 0) -> bytes:
     """The wire as the gateway reads it: in reads of `step` bytes (0: one read), through `translate`."""
-    translator = ChatStreamTranslator(model="claude", created=1, include_usage=include_usage, json_tool=json_tool)
     decoder = SSEDecoder()
     out: list[bytes] = []
     for i in range(0, len(wire), step or len(wire)):
         complete = decoder.complete(wire[i : i + (step or len(wire))])
         if complete is not None:
             translator.translate(complete, out)
-    return chunks_of(b"".join(out))
+    return b"".join(out)
+
+
+def run(
+    wire: bytes, *, include_usage: bool = False, json_tool: str | None = None, step: int = 0
+) -> list[dict[str, Any]]:
+    translator = ChatStreamTranslator(model="claude", created=1, include_usage=include_usage, json_tool=json_tool)
+    return chunks_of(in_reads(translator, wire, step))
 
 
 def run_parsed(wire: bytes, *, include_usage: bool = False, json_tool: str | None = None) -> list[dict[str, Any]]:

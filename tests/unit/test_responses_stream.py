@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from gateway.errors import GatewayError, StreamError
 from gateway.reasoning_seal import ReasoningSeal
-from gateway.sse import SSEDecoder, parse_events
+from gateway.sse import parse_events
 from gateway.translate.responses_stream import ResponsesStream, ResponsesStreamTranslator
 from tests.emulators.foundry.respond import stream_events
 from tests.emulators.foundry.validate import thinking_signature
@@ -25,6 +25,7 @@ from tests.unit.test_chat_stream import (
     TEXTS,
     block_start,
     delta,
+    in_reads,
     message_delta,
     reframed,
     sse,
@@ -169,21 +170,14 @@ def test_events_out_of_order_are_a_stream_error(events: list[dict[str, Any]]) ->
 
 
 def run_wire(wire: bytes, step: int = 0) -> list[dict[str, Any]]:
-    """The wire as the relay reads it: in reads of `step` bytes (0: one read), through `translate`."""
+    """The wire in reads of `step` bytes (0: one read), through `translate`, as events."""
     translator = ResponsesStreamTranslator(model="claude", created=1, echo={"tools": []}, seal=SEAL.seal)
-    decoder = SSEDecoder()
-    out: list[bytes] = []
-    for i in range(0, len(wire), step or len(wire)):
-        complete = decoder.complete(wire[i : i + (step or len(wire))])
-        if complete is not None:
-            translator.translate(complete, out)
+    events = [orjson.loads(data) for _, data in parse_events(in_reads(translator, wire, step))]
     # Sealing draws a fresh nonce each time: compare what a sealed item holds, not its bytes.
-    opened = b"".join(out).replace(b'"encrypted_content":"', b'"encrypted_content":"opened:')
-    events = [orjson.loads(data) for _, data in parse_events(opened)]
     for event in events:
         for item in [event.get("item"), *event.get("response", {}).get("output", [])]:
             if isinstance(item, dict) and "encrypted_content" in item:
-                item["encrypted_content"] = SEAL.open(item["encrypted_content"].removeprefix("opened:"))
+                item["encrypted_content"] = SEAL.open(item["encrypted_content"])
     return events
 
 
