@@ -29,7 +29,8 @@ CHECK_TOOLS = (
 # Each image installs its own extra: (a package only it needs, a package only the other needs).
 OWN_PACKAGES = {"gateway": ("uvloop", "azure"), "token_sidecar": ("azure", "uvloop")}
 CHECK_PACKAGES = (
-    "import importlib.util; print(','.join(m for m in ('uvloop', 'azure', 'msal') if importlib.util.find_spec(m)))"
+    "import importlib.util; print(','.join(m for m in ('uvloop', 'azure', 'msal', 'opentelemetry') "
+    "if importlib.util.find_spec(m)))"
 )
 
 
@@ -88,6 +89,7 @@ def test_images_run_as_non_root_and_serve_a_request(images: dict[str, str], tmp_
             held = buildah(*python, CHECK_PACKAGES).stdout.strip().split(",")
             own, other = OWN_PACKAGES[config["Entrypoint"][-1]]
             assert own in held and other not in held, f"{image} holds {held}: its own dependencies only"
+            assert "opentelemetry" in held, f"{image} cannot trace: {held}"  # both trace (OTEL_TRACES_EXPORTER)
         finally:
             buildah("rm", probe, check=False)
 
