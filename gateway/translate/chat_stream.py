@@ -25,21 +25,13 @@ from typing import Any
 import orjson
 
 from gateway.errors import GatewayError, StreamError, echo, upstream_error_event
-from gateway.sse import DONE, encode_data, only_framed_events, parse_events
+from gateway.sse import DONE, encode_data
 from gateway.translate.chat_response import finish_reason, openai_usage
-from gateway.translate.translated_stream import (
-    DELTA_OR_EVENT,
-    NOT_AN_OBJECT,
-    SLOT,
-    SLOT_JSON,
-    TranslatedStream,
-    is_utf8,
-    parsed_event,
-)
+from gateway.translate.translated_stream import SLOT, SLOT_JSON, TranslatedStream, WireTranslator
 from gateway.translate.usage import merge_usage
 
 
-class ChatStreamTranslator:
+class ChatStreamTranslator(WireTranslator):
     __slots__ = (
         "_base",
         "_content",
@@ -95,27 +87,12 @@ class ChatStreamTranslator:
     def _text(self, template: tuple[bytes, bytes], text: Any) -> bytes:
         return template[0] + orjson.dumps(text) + template[1]
 
-    def translate(self, complete: bytes, out: list[bytes]) -> None:
-        """Whole SSE events off the wire (`SSEDecoder.complete`) in; each one's chunk appended to
-        `out`, so what came before a StreamError in the same read is kept, in order."""
-        if not only_framed_events(complete):
-            for name, data in parse_events(complete):
-                out.append(self._parse_and_feed(name, data))
-            return
-        for _, _, kind, text, name, data in DELTA_OR_EVENT.findall(complete):
-            if not text:
-                out.append(self._parse_and_feed(name.decode("utf-8", "replace"), data))
-            elif not self.started:
-                raise _before_start("content_block_delta")
-            elif is_utf8(text):
-                self.delta_seen = True
-                template = self._content if kind == b"text" else self._reasoning  # set by message_start
-                out.append(template[0] + text + template[1])
-            else:
-                raise StreamError("api_error", NOT_AN_OBJECT)
-
-    def _parse_and_feed(self, name: str | None, data: bytes) -> bytes:
-        return self.feed(name, parsed_event(data)) if data else b""
+    def splice(self, index: int, kind: bytes, text: bytes) -> bytes | None:
+        if not self.started:
+            return None  # feed says the delta came before message_start
+        self.delta_seen = True
+        template = self._content if kind == b"text" else self._reasoning  # set by message_start
+        return template[0] + text + template[1]
 
     def feed(self, event_type: str | None, data: dict[str, Any]) -> bytes:
         """One parsed event in, its chunk out (b"" for an event with nothing for the client)."""

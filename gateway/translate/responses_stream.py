@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 
 from gateway.errors import GatewayError, StreamError, echo, upstream_error_event
-from gateway.sse import encode_event, only_framed_events, parse_events
+from gateway.sse import encode_event
 from gateway.translate.responses_response import (
     Seal,
     function_call_item,
@@ -34,14 +34,7 @@ from gateway.translate.responses_response import (
     response_id,
     response_object,
 )
-from gateway.translate.translated_stream import (
-    DELTA_OR_EVENT,
-    SLOT,
-    SLOT_JSON,
-    TranslatedStream,
-    is_utf8,
-    parsed_event,
-)
+from gateway.translate.translated_stream import SLOT, SLOT_JSON, TranslatedStream, WireTranslator
 from gateway.translate.usage import merge_usage
 
 
@@ -68,7 +61,7 @@ _SEQUENCE = 4_611_686_018_427_387_904  # stands in for the sequence number while
 _SEQUENCE_JSON = b'"sequence_number":' + str(_SEQUENCE).encode()
 
 
-class ResponsesStreamTranslator:
+class ResponsesStreamTranslator(WireTranslator):
     __slots__ = (
         "_created",
         "_echo",
@@ -116,26 +109,12 @@ class ResponsesStreamTranslator:
     def response_id(self) -> str | None:
         return self._rid or None
 
-    def translate(self, complete: bytes, out: list[bytes]) -> None:
-        """Whole SSE events off the wire in; each one's events appended to `out`, so what came
-        before a StreamError in the same read is kept, in order."""
-        if not only_framed_events(complete):
-            for name, data in parse_events(complete):
-                if data:
-                    out.append(self.feed(name, parsed_event(data)))
-            return
-        for delta, index, kind, text, name, data in DELTA_OR_EVENT.findall(complete):
-            if not text:
-                if data:
-                    out.append(self.feed(name.decode("utf-8", "replace"), parsed_event(data)))
-                continue
-            item = self._items.get(int(index)) if self.started else None
-            spliced = self._spliced(item, kind, text) if item is not None and is_utf8(text) else None
-            out.append(spliced if spliced is not None else self.feed("content_block_delta", parsed_event(delta)))
-
-    def _spliced(self, item: _Item, kind: bytes, text: bytes) -> bytes | None:
-        """A delta's event with its string as it came off the wire; None where `_delta` must decide
-        (a delta that opens the reasoning summary, or one its item does not take)."""
+    def splice(self, index: int, kind: bytes, text: bytes) -> bytes | None:
+        """None where `_delta` must decide: a delta before message_start, one that opens the
+        reasoning summary, or one its item does not take."""
+        item = self._items.get(index) if self.started else None
+        if item is None:
+            return None
         takes = item.kind == "message" if kind == b"text" else item.kind == "reasoning" and item.summary_open
         if not takes:
             return None

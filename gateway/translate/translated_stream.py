@@ -14,7 +14,7 @@ from typing import Any, Generic, Protocol, TypeVar
 import orjson
 
 from gateway.errors import GatewayError, StreamError
-from gateway.sse import FRAMED_EVENT, SSEDecoder
+from gateway.sse import FRAMED_EVENT, SSEDecoder, only_framed_events, parse_events
 
 NOT_AN_OBJECT = "upstream sent an event that is not a JSON object"
 
@@ -57,6 +57,43 @@ def parsed_event(data: bytes) -> dict[str, Any]:
     if not isinstance(payload, dict):
         raise StreamError("api_error", NOT_AN_OBJECT)
     return payload
+
+
+class WireTranslator:
+    """How a pair's stream translator reads the wire, written once: a read framed as Foundry frames
+    events goes through DELTA_OR_EVENT, its text and thinking deltas in Anthropic's own bytes
+    offered to `splice` unparsed; every other event, and every delta `splice` declines, is parsed
+    and goes to `feed`. So the splice decides speed, never what a client gets or which error ends
+    a stream."""
+
+    __slots__ = ()
+
+    def feed(self, event_type: str | None, data: dict[str, Any]) -> bytes:
+        """One parsed upstream event in, the client's events for it out (b"" for none)."""
+        raise NotImplementedError
+
+    def splice(self, index: int, kind: bytes, text: bytes) -> bytes | None:
+        """A delta's events with its string (`kind` text or thinking, of block `index`) as it came
+        off the wire, well-formed and UTF-8; None where `feed` must decide."""
+        raise NotImplementedError
+
+    def translate(self, complete: bytes, out: list[bytes]) -> None:
+        """Whole SSE events off the wire (`SSEDecoder.complete`) in; each one's events appended to
+        `out` as it goes, so what came before a StreamError in the same read is kept, in order."""
+        if not only_framed_events(complete):
+            for name, data in parse_events(complete):
+                if data:
+                    out.append(self.feed(name, parsed_event(data)))
+            return
+        for delta, index, kind, text, event, data in DELTA_OR_EVENT.findall(complete):
+            if text:
+                spliced = self.splice(int(index), kind, text) if is_utf8(text) else None
+                if spliced is not None:
+                    out.append(spliced)
+                    continue
+                event, data = b"content_block_delta", delta
+            if data:
+                out.append(self.feed(event.decode("utf-8", "replace"), parsed_event(data)))
 
 
 class EventTranslator(Protocol):
