@@ -12,17 +12,31 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 import structlog
 
+# Imported at the top: only the export process (and the tests) load this module, never the gateway.
+from opentelemetry.sdk.environment_variables import OTEL_BSP_MAX_QUEUE_SIZE
+from opentelemetry.sdk.trace.id_generator import IdGenerator
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON
+from opentelemetry.trace import (
+    NonRecordingSpan,
+    Span,
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+    TraceFlags,
+    Tracer,
+    set_span_in_context,
+)
+from opentelemetry.trace.span import TraceState
+
 from gateway.observability.logging import configure_logging
 from gateway.observability.request_tracing import ATTEMPT_FIELDS, REQUEST_FIELDS
 from gateway.observability.tracing import sdk_provider
-
-if TYPE_CHECKING:
-    from opentelemetry.trace import Tracer
 
 log = structlog.get_logger("gateway.tracing")
 
@@ -103,28 +117,37 @@ def attempt_attributes(record: dict[str, Any], attempt: dict[str, Any]) -> dict[
     return attributes
 
 
+class PresetIds(IdGenerator):
+    """Hands out the ids the gateway drew (and sent on in traceparent), set before each span."""
+
+    trace_id = 0
+    span_id = 0
+
+    def generate_trace_id(self) -> int:
+        return self.trace_id
+
+    def generate_span_id(self) -> int:
+        return self.span_id
+
+
+_SAMPLED = TraceFlags(TraceFlags.SAMPLED)
+_ERROR = Status(StatusCode.ERROR)
+
+
+def caller_span(trace_id: int, span_id: int, state: str | None) -> Span:
+    """The caller's span, as the parent of the gateway's."""
+    trace_state = TraceState.from_header([state]) if state else None
+    return NonRecordingSpan(
+        SpanContext(trace_id, span_id, is_remote=True, trace_flags=_SAMPLED, trace_state=trace_state)
+    )
+
+
 class Replayer:
     """Makes a record's spans with the SDK: the gateway's ids (through PresetIds) and its times."""
 
-    def __init__(self, tracer: Tracer, ids: Any) -> None:
-        from opentelemetry import trace
-        from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags
-        from opentelemetry.trace.span import TraceState
-
+    def __init__(self, tracer: Tracer, ids: PresetIds) -> None:
         self._tracer = tracer
         self._ids = ids
-        self._in = trace.set_span_in_context
-        self._span, self._span_context, self._trace_state = NonRecordingSpan, SpanContext, TraceState
-        self._sampled = TraceFlags(TraceFlags.SAMPLED)
-        self._server, self._client = SpanKind.SERVER, SpanKind.CLIENT
-        self._error = Status(StatusCode.ERROR)
-
-    def _remote(self, trace_id: int, span_id: int, state: str | None) -> Any:
-        """The caller's span, as the parent of the gateway's."""
-        trace_state = self._trace_state.from_header([state]) if state else None
-        span_context = self._span_context(trace_id, span_id, is_remote=True, trace_flags=self._sampled,
-                                          trace_state=trace_state)  # fmt: skip
-        return self._span(span_context)
 
     def replay(self, record: dict[str, Any]) -> int:
         """The request's spans, ended and handed to the batch processor; returns how many."""
@@ -132,46 +155,29 @@ class Replayer:
         trace_id = int(record["trace_id"], 16)
         context = None
         if record["parent_id"] is not None:
-            context = self._in(self._remote(trace_id, int(record["parent_id"], 16), record["tracestate"]))
+            context = set_span_in_context(caller_span(trace_id, int(record["parent_id"], 16), record["tracestate"]))
         ids.trace_id, ids.span_id = trace_id, int(record["span_id"], 16)
         name = record["name"] or f"chat {record['route']}"
         server = tracer.start_span(
-            name, context=context, kind=self._server, attributes=request_attributes(record),
+            name, context=context, kind=SpanKind.SERVER, attributes=request_attributes(record),
             start_time=record["start_ns"],
         )  # fmt: skip
         if record["first_token_ns"] is not None:
             server.add_event("gen_ai.first_token", timestamp=record["first_token_ns"])
         if request_error(record) is not None:
-            server.set_status(self._error)
-        inside = self._in(server)
+            server.set_status(_ERROR)
+        inside = set_span_in_context(server)
         for attempt in record["attempts"]:
             ids.span_id = int(attempt["span_id"], 16)
             span = tracer.start_span(
-                f"chat {record['route']}", context=inside, kind=self._client,
+                f"chat {record['route']}", context=inside, kind=SpanKind.CLIENT,
                 attributes=attempt_attributes(record, attempt), start_time=attempt["start_ns"],
             )  # fmt: skip
             if attempt["error"] is not None:
-                span.set_status(self._error)
+                span.set_status(_ERROR)
             span.end(end_time=attempt["end_ns"])
         server.end(end_time=record["end_ns"])
         return 1 + len(record["attempts"])
-
-
-def preset_ids() -> Any:
-    """An SDK IdGenerator that hands out the ids the gateway drew (and sent on in traceparent)."""
-    from opentelemetry.sdk.trace.id_generator import IdGenerator
-
-    class PresetIds(IdGenerator):
-        trace_id = 0
-        span_id = 0
-
-        def generate_trace_id(self) -> int:
-            return self.trace_id
-
-        def generate_span_id(self) -> int:
-            return self.span_id
-
-    return PresetIds()
 
 
 def main(argv: list[str]) -> int:
@@ -184,12 +190,9 @@ def main(argv: list[str]) -> int:
     # one CPU), the loop gets it, and spans back up and are dropped (counted) instead of requests slowing.
     os.nice(NICENESS)
     configure_logging(level, fmt)
-    from opentelemetry.sdk.environment_variables import OTEL_BSP_MAX_QUEUE_SIZE
-    from opentelemetry.sdk.trace.sampling import ALWAYS_ON
-
     try:
         queue = int(os.environ.get(OTEL_BSP_MAX_QUEUE_SIZE) or DEFAULT_QUEUE)
-        ids = preset_ids()
+        ids = PresetIds()
         # Sampled already: the gateway decided (its traceparent to Foundry carries the decision).
         provider = sdk_provider(service, sampler=ALWAYS_ON, id_generator=ids, max_queue_size=queue)
     except Exception as exc:  # an OTEL_* value the SDK refuses: said once, and the gateway does not start

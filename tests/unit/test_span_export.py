@@ -21,7 +21,7 @@ from gateway.config import parse_config
 from gateway.context import RequestContext
 from gateway.errors import Dialect
 from gateway.observability.request_tracing import RequestTracing, Row
-from gateway.observability.span_export import Replayer, attempt_attributes, preset_ids, record_of, request_attributes
+from gateway.observability.span_export import PresetIds, Replayer, attempt_attributes, record_of, request_attributes
 from gateway.observability.span_link import SpanLink
 from gateway.runtime import Runtime, Target
 
@@ -111,7 +111,7 @@ class Kept(SpanLink):
 def exported() -> Iterator[tuple[Replayer, InMemorySpanExporter]]:
     from opentelemetry.sdk.trace import TracerProvider
 
-    ids = preset_ids()
+    ids = PresetIds()
     provider = TracerProvider(sampler=ALWAYS_ON, id_generator=ids, shutdown_on_exit=False)
     memory = InMemorySpanExporter()
     provider.add_span_processor(SimpleSpanProcessor(memory))
