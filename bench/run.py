@@ -58,9 +58,13 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def children_cpu_seconds(pid: int) -> float:
+    """CPU of a process's children: with tracing on, the gateway's span export process."""
+    return sum(cpu_seconds(child) for child in child_pids(pid))
+
+
 def tree_cpu_seconds(pid: int) -> float:
-    """CPU of a process and its children: with tracing on, the gateway's export process counts too."""
-    return cpu_seconds(pid) + sum(cpu_seconds(child) for child in child_pids(pid))
+    return cpu_seconds(pid) + children_cpu_seconds(pid)
 
 
 def settle(pid: int, timeout: float = 60.0) -> None:
@@ -69,7 +73,7 @@ def settle(pid: int, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     last = -1.0
     while time.monotonic() < deadline:
-        now = sum(cpu_seconds(child) for child in child_pids(pid))
+        now = children_cpu_seconds(pid)
         if now == last:
             return
         last = now
