@@ -19,14 +19,13 @@ from gateway.config import GatewayConfig
 from gateway.context import Load, RequestContext
 from gateway.errors import Dialect, GatewayError, echo
 from gateway.handlers import chat_completions, info, messages, responses
-from gateway.keys import CONTEXT, DIALECTS, LIMITER, LIVE, LOAD, PUBLIC, RECORDER, SESSION, STORE, TRACING
+from gateway.keys import CONFIG_PATH, CONTEXT, DIALECTS, LIVE, LOAD, PUBLIC, RECORDER, SESSION, TRACING
 from gateway.observability.logging import AccessLog
 from gateway.observability.metrics import GatewayMetrics, TokenExpiryCollector
 from gateway.observability.recorder import Recorder
 from gateway.observability.request_tracing import RequestTracing
-from gateway.responses_store import ResponseStore
-from gateway.runtime import OTHER_ROUTE, Live, Runtime
-from gateway.spend.limits import LimiterSlot, limiter_for
+from gateway.runtime import OTHER_ROUTE
+from gateway.served import Live, Served, served_for
 from gateway.spend.prices import Spent
 from gateway.upstream.client import session_for
 
@@ -107,11 +106,20 @@ def _http_error(exc: web.HTTPException, request: web.Request) -> GatewayError:
 @web.middleware
 async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Request id, errors in the caller's dialect, one access-log line and the request metrics."""
+    live = request.app[LIVE]
+    served = live.take()
+    try:
+        return await _observed(request, handler, served)
+    finally:
+        live.release(served)
+
+
+async def _observed(request: web.Request, handler: Handler, served: Served) -> web.StreamResponse:
     route = request.match_info.route
     ctx = RequestContext(
         request_id=request_id(request.headers.get("x-request-id")),
         dialect=request.app[DIALECTS].get(route) or dialect_of(request.path),
-        runtime=request.app[LIVE].runtime,
+        served=served,
     )
     tracing = request.app[TRACING]
     if tracing is not None:
@@ -177,7 +185,7 @@ def _finish(request: web.Request, ctx: RequestContext, status: int) -> None:
     if ctx.usage:
         ctx.spent = Spent.of(ctx.usage, ctx.target.price if ctx.target is not None else None)
         if ctx.client is not None and ctx.client.limited:
-            request.app[LIMITER].current.charge(ctx.client, ctx.spent.tokens.total, ctx.spent.usd or 0.0)
+            ctx.served.limiter.charge(ctx.client, ctx.spent.tokens.total, ctx.spent.usd or 0.0)
     request.app[RECORDER].finish(ctx, request.method, request.path, status)
     span = ctx.span
     if span is not None and ctx.tracing is not None:
@@ -223,6 +231,30 @@ async def expect_continue(request: web.Request) -> None:
     request.writer.output_size = 0  # as aiohttp's own handler does: the response proper has not begun
 
 
+async def upstream_session(app: web.Application) -> AsyncIterator[None]:
+    """The one connection pool to Foundry."""
+    app[SESSION] = session_for(app[LIVE].current.config.server.upstream_connections)
+    yield
+    await app[SESSION].close()
+
+
+async def served_state(app: web.Application) -> AsyncIterator[None]:
+    """What the config decides (runtime, limiter, response store): closed at exit, whichever is current."""
+    yield
+    await app[LIVE].close()
+
+
+async def config_watcher(app: web.Application) -> AsyncIterator[None]:
+    """Reloads on a change of the config file, when the gateway was started from one."""
+    path = app[CONFIG_PATH]
+    task = asyncio.create_task(reload.watch(app, path)) if path is not None else None
+    yield
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 def create_app(
     config: GatewayConfig,
     registry: CollectorRegistry | None = None,
@@ -232,10 +264,11 @@ def create_app(
     """The API application. Its health and metrics are served by `create_admin_app(app, registry)`."""
     registry = registry or CollectorRegistry()
     app = web.Application(middlewares=[observe], client_max_size=config.server.max_body_bytes)
-    app[LIVE] = Live(Runtime(config))
     app[RECORDER] = Recorder(GatewayMetrics(registry), AccessLog(config.logging.level, config.logging.format))
+    app[LIVE] = Live(served_for(config, app[RECORDER]))
     app[LOAD] = Load(config.server.max_concurrent_requests)
     app[TRACING] = tracing
+    app[CONFIG_PATH] = config_path
     # The gauge reads the one count the concurrency limit keeps, at scrape time.
     app[RECORDER].watch_in_flight(lambda: app[LOAD].active)
     registry.register(
@@ -243,40 +276,12 @@ def create_app(
             lambda: [(name, u.credential.status().expires_on) for name, u in app[LIVE].runtime.upstreams.items()]
         )
     )
+    app.cleanup_ctx.extend((upstream_session, served_state, config_watcher))
+    _add_endpoints(app)
+    return app
 
-    async def upstream_session(app: web.Application) -> AsyncIterator[None]:
-        app[SESSION] = session_for(config.server.upstream_connections)
-        yield
-        await app[SESSION].close()
 
-    app.cleanup_ctx.append(upstream_session)
-
-    async def limiter(app: web.Application) -> AsyncIterator[None]:
-        yield
-        await app[LIMITER].current.close()
-
-    app[LIMITER] = LimiterSlot(limiter_for(config.state.redis, app[RECORDER], None))
-    app.cleanup_ctx.append(limiter)
-    ttl = config.responses.store_ttl_seconds
-    app[STORE] = ResponseStore(config.state.redis, ttl, app[RECORDER]) if ttl and config.state.redis else None
-
-    async def store(app: web.Application) -> AsyncIterator[None]:
-        yield
-        kept = app[STORE]
-        if kept is not None:
-            await kept.close()
-
-    app.cleanup_ctx.append(store)
-    if config_path is not None:
-
-        async def config_watcher(app: web.Application) -> AsyncIterator[None]:
-            task = asyncio.create_task(reload.watch(app, config_path))
-            yield
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-        app.cleanup_ctx.append(config_watcher)
+def _add_endpoints(app: web.Application) -> None:
     dialects = {}
     public = set()
     for endpoint in ENDPOINTS:
@@ -287,4 +292,3 @@ def create_app(
             public.add(route)
     app[DIALECTS] = dialects
     app[PUBLIC] = frozenset(public)
-    return app

@@ -344,6 +344,19 @@ class ResponsesConfig(_Model):
         "item_reference and GET/DELETE /v1/responses/{id}. Stored responses hold the conversation's text. "
         "Omitted: nothing is stored, and those are refused with a message that says so.",
     )
+    max_stored_bytes_per_response: int = Field(
+        32 * 1024 * 1024,
+        ge=1024,
+        description="Most bytes one stored response may add to Redis (its new input items and its output); a "
+        "request whose new input alone is larger gets 413 before anything is sent, unless it sends store: false. "
+        "Earlier turns are kept by reference, never copied.",
+    )
+    max_stored_bytes_per_client: int = Field(
+        256 * 1024 * 1024,
+        ge=1024,
+        description="Most bytes one client may add to the store over two store_ttl_seconds windows (what it "
+        "stored can still be alive); past it, its requests that would store get 429 until the older window ends.",
+    )
     _keys: tuple[bytes, ...] = PrivateAttr(default=())
 
     @model_validator(mode="after")

@@ -10,6 +10,7 @@ from gateway.errors import Dialect
 from gateway.inbound.clients import Client
 from gateway.observability.request_tracing import RequestSpan, RequestTracing
 from gateway.runtime import OTHER_ROUTE, Runtime, Target
+from gateway.served import Served
 from gateway.spend.limits import Standing
 from gateway.spend.prices import Spent
 
@@ -18,7 +19,7 @@ from gateway.spend.prices import Spent
 class RequestContext:
     request_id: str
     dialect: Dialect
-    runtime: Runtime  # the config this request started with, kept to its end whatever a reload does
+    served: Served  # what the config decided when this request started, kept to its end whatever a reload does
     started: float = field(default_factory=time.perf_counter)
     route: str = OTHER_ROUTE
     target: Target | None = None
@@ -45,6 +46,10 @@ class RequestContext:
     stop_reason: str | None = None
     standing: Standing | None = None  # where the client stands against its limits: response headers
     spent: Spent | None = None  # what the request used and cost, worked out at its end
+
+    @property
+    def runtime(self) -> Runtime:
+        return self.served.runtime
 
     def mark_first_token(self) -> None:
         if self.first_token_at is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import aiohttp
@@ -14,17 +15,14 @@ if TYPE_CHECKING:
     from gateway.errors import Dialect
     from gateway.observability.recorder import Recorder
     from gateway.observability.request_tracing import RequestTracing
-    from gateway.responses_store import ResponseStore
-    from gateway.runtime import Live
-    from gateway.spend.limits import LimiterSlot
+    from gateway.served import Live
 
-# The runtime new requests take; a reload swaps what it holds, never the application's keys.
+# What the config decides (runtime, limiter, response store), as new requests take it; a reload
+# swaps what it holds, never the application's keys.
 LIVE: web.AppKey[Live] = web.AppKey("live")
 RECORDER: web.AppKey[Recorder] = web.AppKey("recorder")
 SESSION: web.AppKey[aiohttp.ClientSession] = web.AppKey("session")
 LOAD: web.AppKey[Load] = web.AppKey("load")
-# Clients' rate limits and budgets: per pod, or shared through Redis (state.redis).
-LIMITER: web.AppKey[LimiterSlot] = web.AppKey("limiter")
 # Each API route's dialect, from the endpoint table (gateway/app.py).
 DIALECTS: web.AppKey[dict[AbstractRoute, Dialect]] = web.AppKey("dialects")
 # The API routes served without inbound authentication (HEAD /).
@@ -33,8 +31,8 @@ PUBLIC: web.AppKey[frozenset[AbstractRoute]] = web.AppKey("public")
 # Set when OTEL_TRACES_EXPORTER names an exporter; None: tracing is off and costs nothing.
 TRACING: web.AppKey[RequestTracing | None] = web.AppKey("tracing")
 
-# Responses kept for previous_response_id and GET /v1/responses/{id}; None: nothing is stored.
-STORE: web.AppKey[ResponseStore | None] = web.AppKey("store")
+# The config file a reload reads; None: the config was given, not read from a file.
+CONFIG_PATH: web.AppKey[Path | None] = web.AppKey("config_path")
 
 # Per request.
 CONTEXT: web.RequestKey[RequestContext] = web.RequestKey("context")

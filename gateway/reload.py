@@ -13,8 +13,8 @@ import structlog
 from aiohttp import web
 
 from gateway.config import ConfigError, load_config
-from gateway.keys import LIMITER, LIVE, RECORDER
-from gateway.runtime import Runtime
+from gateway.keys import LIVE, RECORDER
+from gateway.served import Served, served_for
 from gateway.upstream.credentials import file_identity
 
 log = structlog.get_logger("gateway")
@@ -38,16 +38,30 @@ async def reload_once(app: web.Application, path: Path) -> bool:
         log.error("config_reload_refused", path=str(path), problems=[f"{k}: {r}" for k, r in exc.problems])
         return False
     live = app[LIVE]
-    old = live.runtime.config
-    if config == old:
+    old = live.current
+    if config == old.config:
         return True
-    if config.server != old.server:
+    if config.server != old.config.server:
         log.warning("config_reload_server_unchanged", reason="server settings take effect at the next restart")
-    live.runtime = Runtime(config, previous=live.runtime)
-    await app[LIMITER].replace_for(config.state.redis, recorder)
+    new = served_for(config, recorder, old)
+    live.replace(new)
     recorder.config_reloaded("applied")
-    log.info("config_reloaded", path=str(path), routes=sorted(r.model for r in config.routes))
+    log.info(
+        "config_reloaded",
+        path=str(path),
+        routes=sorted(r.model for r in config.routes),
+        limiter="kept" if new.limiter is old.limiter else "replaced",
+        response_store=_store_change(old, new),
+    )
     return True
+
+
+def _store_change(old: Served, new: Served) -> str:
+    if new.store is old.store:
+        return "kept" if new.store is not None else "off"
+    if new.store is None:
+        return "off"
+    return "on" if old.store is None else "replaced"
 
 
 async def watch(app: web.Application, path: Path, interval: float = 1.0) -> None:

@@ -266,16 +266,6 @@ class Runtime:
         return ready, {"status": "ready" if ready else "not ready", "routes": routes, "upstreams": upstreams}
 
 
-class Live:
-    """The runtime new requests take. A reload swaps what it holds: the application is started
-    (and frozen) by then, and a request keeps the runtime it began with to its end."""
-
-    __slots__ = ("runtime",)
-
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
-
-
 def credential_headers(upstream: Upstream) -> Mapping[str, str]:
     try:
         return upstream.credential.headers()

@@ -19,13 +19,13 @@ log = structlog.get_logger("gateway")
 FAILURES = (TimeoutError, redis.exceptions.RedisError, OSError)
 
 
-def redis_client(config: RedisConfig) -> aioredis.Redis:
-    """A client for the configured Redis, every call bounded by timeout_ms."""
+def redis_client(config: RedisConfig, timeout_seconds: float | None = None) -> aioredis.Redis:
+    """A client for the configured Redis, every call bounded by timeout_ms (or `timeout_seconds`)."""
     url = config.resolved_url
     password = aioredis.connection.parse_url(url).get("password")
     if isinstance(password, str):
         scrub.remember(password)  # redis-py's errors name the host, never the password: belt and braces
-    timeout = config.timeout_ms / 1000
+    timeout = timeout_seconds if timeout_seconds is not None else config.timeout_ms / 1000
     return aioredis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout, retry_on_timeout=False)
 
 

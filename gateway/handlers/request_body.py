@@ -14,7 +14,7 @@ from aiohttp import web
 
 from gateway.context import RequestContext
 from gateway.errors import GatewayError, echo, invalid_request, too_deeply_nested
-from gateway.keys import LIMITER, RECORDER, SESSION, context
+from gateway.keys import RECORDER, SESSION, context
 from gateway.runtime import Route, Target
 from gateway.upstream.exchange import Exchange
 
@@ -129,7 +129,7 @@ async def admit(request: web.Request, ctx: RequestContext, route: Route) -> None
     if not client.limited:
         return
     try:
-        ctx.standing = await request.app[LIMITER].current.admit(client)
+        ctx.standing = await ctx.served.limiter.admit(client)
     except GatewayError as exc:
         if exc.status == 429:
             request.app[RECORDER].inbound_rejected("over_budget" if "budget" in exc.message else "rate_limited")

@@ -19,8 +19,8 @@ from aiohttp import web
 from gateway.errors import GatewayError, echo
 from gateway.handlers.request_body import open_translated, routed_request
 from gateway.handlers.streaming import relay_stream
-from gateway.keys import STORE, context
-from gateway.responses_store import ResponseStore
+from gateway.keys import context
+from gateway.responses_store import Resolved, new_response_id
 from gateway.translate.responses_request import responses_to_messages
 from gateway.translate.responses_response import message_to_response
 from gateway.translate.responses_stream import ResponsesStream, ResponsesStreamTranslator
@@ -32,11 +32,13 @@ async def create_response(request: web.Request) -> web.StreamResponse:
     ctx, body, route = await routed_request(request)
     model = body["model"]
     seal = ctx.runtime.seal
-    store = request.app[STORE]
+    store = ctx.served.store
     client = ctx.client.name if ctx.client is not None else None
-    conversation: list[Any] = []
+    keep = store is not None and body.get("store", True) is not False
+    resolved: Resolved | None = None
     if store is not None:
-        body, conversation = await _resolved(store, body, client)
+        resolved = await store.resolve(body, client, keep)
+        body = {**{k: v for k, v in body.items() if k != "previous_response_id"}, "input": resolved.items}
     # Translated before an upstream is chosen, so a bad request is a 400 even while no token is usable.
     translated = responses_to_messages(
         body,
@@ -47,15 +49,15 @@ async def create_response(request: web.Request) -> web.StreamResponse:
     )
     exchange, upstream_response = await open_translated(request, ctx, route, translated)
     created = int(time.time())
-    keep = store is not None and body.get("store", True) is not False
+    rid = new_response_id()
 
     async def kept(response: dict[str, Any]) -> None:
-        assert store is not None
-        await store.save(response, conversation, client)
+        assert store is not None and resolved is not None
+        await store.save(response, resolved, client)
 
     if translated.stream:
         translator = ResponsesStreamTranslator(
-            model=model, created=created, echo=translated.echo, seal=seal.seal, json_tool=translated.json_tool
+            model=model, created=created, echo=translated.echo, seal=seal.seal, rid=rid, json_tool=translated.json_tool
         )
         max_event = ctx.runtime.config.server.max_upstream_event_bytes
         stream = ResponsesStream(translator, max_event, kept if keep else None)
@@ -63,7 +65,13 @@ async def create_response(request: web.Request) -> web.StreamResponse:
     _, message = await exchange.answer(upstream_response)
     merge_usage(ctx.usage, message.get("usage"))
     response = message_to_response(
-        message, model=model, created=created, echo=translated.echo, seal=seal.seal, json_tool=translated.json_tool
+        message,
+        model=model,
+        created=created,
+        echo=translated.echo,
+        seal=seal.seal,
+        rid=rid,
+        json_tool=translated.json_tool,
     )
     ctx.answered(message, response["id"])
     if keep:
@@ -73,30 +81,11 @@ async def create_response(request: web.Request) -> web.StreamResponse:
     )
 
 
-async def _resolved(store: ResponseStore, body: dict[str, Any], client: str | None) -> tuple[dict[str, Any], list[Any]]:
-    """The request with its stored parts filled in: the conversation `previous_response_id` names
-    before its input, and each `item_reference` replaced by the item; and that whole input, which
-    is what a stored response of this request keeps."""
-    source = body.get("input")
-    items: Any = [{"role": "user", "content": source}] if isinstance(source, str) else source
-    if not isinstance(items, list):
-        return body, []  # the translator says what is wrong with it
-    previous = body.get("previous_response_id")
-    if isinstance(previous, str):
-        items = [*await store.conversation(previous, client), *items]
-    references = [i["id"] for i in items if isinstance(i, dict) and i.get("type") == "item_reference"]
-    if references and all(isinstance(r, str) for r in references):
-        found = await store.items(references, client)
-        items = [found[i["id"]] if isinstance(i, dict) and i.get("type") == "item_reference" else i for i in items]
-    resolved = {k: v for k, v in body.items() if k != "previous_response_id"}
-    resolved["input"] = items
-    return resolved, items
-
-
 async def stored_response(request: web.Request) -> web.StreamResponse:
     """GET and DELETE /v1/responses/{id}."""
     response_id = request.match_info["response_id"]
-    store = request.app[STORE]
+    ctx = context(request)
+    store = ctx.served.store
     if store is None:
         raise GatewayError(
             404,
@@ -104,10 +93,8 @@ async def stored_response(request: web.Request) -> web.StreamResponse:
             "(responses.store_ttl_seconds with state.redis keeps them)",
             "response_id",
         )
-    ctx = context(request)
     client = ctx.client.name if ctx.client is not None else None
     if request.method == "DELETE":
         await store.delete(response_id, client)
         return web.json_response({"id": response_id, "object": "response.deleted", "deleted": True})
-    record = await store.response(response_id, client)
-    return web.Response(body=orjson.dumps(record["response"]), content_type="application/json")
+    return web.Response(body=orjson.dumps(await store.response(response_id, client)), content_type="application/json")

@@ -505,19 +505,3 @@ def limiter_for(config: RedisConfig | None, recorder: Any, previous: Limiter | N
     if isinstance(previous, RedisLimiter) and previous.config == config:
         return previous
     return RedisLimiter(config, recorder)
-
-
-class LimiterSlot:
-    """The limiter requests use. A reload that changes state.redis swaps it; the application is
-    frozen by then, so the swap happens here, not on it."""
-
-    __slots__ = ("current",)
-
-    def __init__(self, limiter: Limiter) -> None:
-        self.current = limiter
-
-    async def replace_for(self, config: RedisConfig | None, recorder: Any) -> None:
-        new = limiter_for(config, recorder, self.current)
-        if new is not self.current:
-            old, self.current = self.current, new
-            await old.close()

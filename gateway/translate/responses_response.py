@@ -26,14 +26,9 @@ INCOMPLETE_REASONS: Mapping[str, str] = {
 }
 
 
-def response_id(message_id: Any) -> str:
-    suffix = message_id.removeprefix("msg_") if isinstance(message_id, str) else ""
-    return "resp_" + suffix
-
-
-def item_id(kind: str, message_id: Any, index: int) -> str:
-    suffix = message_id.removeprefix("msg_") if isinstance(message_id, str) else ""
-    return f"{ {'reasoning': 'rs', 'message': 'msg', 'function_call': 'fc'}[kind] }_{suffix}_{index}"
+def item_id(kind: str, rid: str, index: int) -> str:
+    """An output item's id, made from its response's: unique wherever the response id is."""
+    return f"{ {'reasoning': 'rs', 'message': 'msg', 'function_call': 'fc'}[kind] }_{rid.removeprefix('resp_')}_{index}"
 
 
 def output_text(text: str) -> dict[str, Any]:
@@ -117,9 +112,11 @@ def message_to_response(
     created: int,
     echo: Mapping[str, Any],
     seal: Seal,
+    rid: str,
     json_tool: str | None = None,
 ) -> dict[str, Any]:
-    mid = message.get("id")
+    """`rid` is the response id the gateway made: never the upstream's message id, which an
+    upstream may repeat or leave out, and which stored responses are keyed by."""
     output: list[dict[str, Any]] = []
     content = message.get("content")
     for index, block in enumerate(content if isinstance(content, list) else ()):
@@ -127,18 +124,18 @@ def message_to_response(
             continue
         kind = block.get("type")
         if kind in ("thinking", "redacted_thinking"):
-            output.append(reasoning_item(item_id("reasoning", mid, index), block, seal))
+            output.append(reasoning_item(item_id("reasoning", rid, index), block, seal))
         elif kind == "text":
-            output.append(message_item(item_id("message", mid, index), str(block.get("text", ""))))
+            output.append(message_item(item_id("message", rid, index), str(block.get("text", ""))))
         elif kind == "tool_use":
             arguments = orjson.dumps(block.get("input", {})).decode()
             if json_tool is not None and block.get("name") == json_tool:
-                output.append(message_item(item_id("message", mid, index), arguments))
+                output.append(message_item(item_id("message", rid, index), arguments))
             else:
-                output.append(function_call_item(item_id("function_call", mid, index), block, arguments))
+                output.append(function_call_item(item_id("function_call", rid, index), block, arguments))
     usage = message.get("usage")
     return response_object(
-        rid=response_id(mid),
+        rid=rid,
         model=model,
         created=created,
         echo=echo,

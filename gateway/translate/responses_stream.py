@@ -31,7 +31,6 @@ from gateway.translate.responses_response import (
     message_item,
     output_text,
     reasoning_item,
-    response_id,
     response_object,
 )
 from gateway.translate.translated_stream import SLOT, SLOT_JSON, TranslatedStream, WireTranslator
@@ -80,14 +79,21 @@ class ResponsesStreamTranslator(WireTranslator):
     )
 
     def __init__(
-        self, *, model: str, created: int, echo: Mapping[str, Any], seal: Seal, json_tool: str | None = None
+        self,
+        *,
+        model: str,
+        created: int,
+        echo: Mapping[str, Any],
+        seal: Seal,
+        rid: str,
+        json_tool: str | None = None,
     ) -> None:
         self._model = model
         self._created = created
         self._echo = echo
         self._seal = seal
         self._json_tool = json_tool
-        self._rid = ""
+        self._rid = rid  # made by the gateway (see responses_response.message_to_response)
         self._sequence = 0
         self._items: dict[int, _Item] = {}  # by Anthropic block index
         self._usage: dict[str, Any] = {}
@@ -107,7 +113,7 @@ class ResponsesStreamTranslator(WireTranslator):
 
     @property
     def response_id(self) -> str | None:
-        return self._rid or None
+        return self._rid if self.started else None
 
     def splice(self, index: int, kind: bytes, text: bytes) -> bytes | None:
         """None where `_delta` must decide: a delta before message_start, one that opens the
@@ -165,7 +171,6 @@ class ResponsesStreamTranslator(WireTranslator):
         if kind == "message_start":
             message = data.get("message")
             message = message if isinstance(message, dict) else {}
-            self._rid = response_id(message.get("id"))
             merge_usage(self._usage, message.get("usage"))
             self.started = True
             snapshot = self._response("in_progress")
@@ -199,15 +204,14 @@ class ResponsesStreamTranslator(WireTranslator):
         if not isinstance(block, dict) or not isinstance(index, int) or index in self._items:
             raise StreamError("api_error", "upstream stream sent a content block without a usable index")
         kind = block.get("type")
-        mid = self._rid.removeprefix("resp_")
         if kind == "tool_use" and not (self._json_tool is not None and block.get("name") == self._json_tool):
-            item = _Item("function_call", len(self._items), item_id("function_call", mid, index), dict(block))
+            item = _Item("function_call", len(self._items), item_id("function_call", self._rid, index), dict(block))
             added = function_call_item(item.id, block, "", "in_progress")
         elif kind in ("thinking", "redacted_thinking"):
-            item = _Item("reasoning", len(self._items), item_id("reasoning", mid, index), dict(block))
+            item = _Item("reasoning", len(self._items), item_id("reasoning", self._rid, index), dict(block))
             added = reasoning_item(item.id, None, self._seal)
         elif kind in ("text", "tool_use"):  # tool_use here: the JSON-answer tool, whose input is the text
-            item = _Item("message", len(self._items), item_id("message", mid, index), {"type": kind})
+            item = _Item("message", len(self._items), item_id("message", self._rid, index), {"type": kind})
             added = message_item(item.id, "", "in_progress")
         else:
             return b""  # a block type added after this was written: nothing the client can use

@@ -65,6 +65,7 @@ class Fault:
     raw: str = ""
     drip_after: int | None = None  # stream: after N events, send the next one a byte at a time
     drip_interval: float = 0.05
+    hold_after: int | None = None  # stream: after N events, wait until the state's `release` is set (in-process)
     count: int = 1
 
 
@@ -74,6 +75,7 @@ class EmulatorState:
     bearer_check: BearerCheck | None = None
     deployments: set[str] | None = None  # None: every model name is a deployment
     event_delay: float = 0.0
+    release: asyncio.Event = field(default_factory=asyncio.Event)  # ends a hold_after fault's wait
     faults: list[Fault] = field(default_factory=list)
     requests: list[dict[str, Any]] = field(default_factory=list)
     prompt_cache: set[str] = field(default_factory=set)
@@ -293,6 +295,8 @@ async def _stream(
                 return response
             if fault.stall_after == sent:
                 await asyncio.sleep(fault.stall)
+            if fault.hold_after == sent:
+                await state.release.wait()
             if fault.malformed_after == sent:
                 await response.write(b"event: content_block_delta\ndata: {not json\n\n")
             if fault.raw_after == sent:
