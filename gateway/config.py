@@ -78,9 +78,10 @@ class ServerConfig(_Model):
         75, gt=0, description="A keep-alive connection idle (or part-way through a request head) this long is closed."
     )
     max_upstream_body_bytes: int = Field(
-        64 * 1024 * 1024,
+        8 * 1024 * 1024,
         ge=1024,
-        description="Largest non-streamed answer read from Foundry; a larger one is a 502.",
+        description="Largest non-streamed answer read from Foundry; a larger one is a 502. Claude's longest answer "
+        "(128k output tokens, thinking included) is a few megabytes of JSON.",
     )
     max_upstream_error_bytes: int = Field(
         64 * 1024,
@@ -467,9 +468,18 @@ def _cross_references(config: GatewayConfig) -> list[tuple[str, str]]:
             problems.append((f"routes[{i}].model", f"duplicate route for model {model!r}"))
     if config.inbound is not None:
         digests = [k.sha256 for k in config.inbound.api_keys]
+        clients = [k.client for k in config.inbound.api_keys]
         for i, key in enumerate(config.inbound.api_keys):
             if digests.index(key.sha256) != i:
                 problems.append((f"inbound.api_keys[{i}].sha256", "the same key is listed twice"))
+            if clients.index(key.client) != i:
+                problems.append(
+                    (
+                        f"inbound.api_keys[{i}].client",
+                        f"client {key.client!r} is already api_keys[{clients.index(key.client)}]: each client's "
+                        "routes, limits and budget are set once (give each key its own client name)",
+                    )
+                )
             for j, model in enumerate(key.routes or []):
                 if model not in models:
                     problems.append(

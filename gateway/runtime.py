@@ -40,20 +40,26 @@ from gateway.upstream.retry import RetryBudget, TargetHealth
 
 OTHER_ROUTE = "other"  # metric label for a model name that matches no route
 _MATCHES_KEPT = 4096  # names a pattern matched, remembered per config: dated ids are few, callers' typos many
+_MATCHED_BYTES_KEPT = 256 * 1024  # and their characters: a name reaches here bounded (request_body.model_of)
+
+
+def beta_name(value: str) -> str:
+    """A beta as a name to compare: what clients write as `"Effort-2025-11-24" ; q=1` is effort-2025-11-24."""
+    return value.split(";", 1)[0].strip().strip("\"'").strip().lower()
 
 
 @dataclass(frozen=True, slots=True)
 class Betas:
     """An upstream's beta policy, ready to apply: drop the listed, or keep only the listed."""
 
-    listed: frozenset[str]
+    listed: frozenset[str]  # beta_name()s
     keep_listed: bool
 
     def apply(self, header: str) -> tuple[str, tuple[str, ...]]:
-        """The anthropic-beta value to send, and the betas dropped from it."""
+        """The anthropic-beta value to send (each beta by its plain name), and the betas dropped from it."""
         kept: list[str] = []
         dropped: list[str] = []
-        for beta in (b.strip() for b in header.split(",")):
+        for beta in (beta_name(b) for b in header.split(",")):
             if beta:
                 (kept if (beta in self.listed) == self.keep_listed else dropped).append(beta)
         return ",".join(kept), tuple(dropped)
@@ -122,7 +128,7 @@ class Runtime:
             betas = None
             if u.betas is not None:
                 listed = u.betas.only if u.betas.only is not None else u.betas.drop
-                betas = Betas(frozenset(listed or ()), u.betas.only is not None)
+                betas = Betas(frozenset(beta_name(b) for b in listed or ()), u.betas.only is not None)
             self.upstreams[u.name] = Upstream(
                 u.name,
                 u,
@@ -156,6 +162,7 @@ class Runtime:
                 else:
                     self.names.setdefault(alias, self.routes[r.model])
         self._matched: dict[str, Route] = {}
+        self._matched_bytes = 0
         keys = config.responses.reasoning_keys
         same_keys = previous is not None and previous.config.responses.reasoning_keys == keys
         # Kept across a reload, a per-process key too: items sealed before it still open.
@@ -205,8 +212,9 @@ class Runtime:
     def _match(self, model: str) -> Route | None:
         for pattern, route in self._patterns:
             if pattern.match(model):
-                if len(self._matched) < _MATCHES_KEPT:
+                if len(self._matched) < _MATCHES_KEPT and self._matched_bytes + len(model) <= _MATCHED_BYTES_KEPT:
                     self._matched[model] = route
+                    self._matched_bytes += len(model)
                 return route
         return None
 

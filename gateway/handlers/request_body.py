@@ -53,9 +53,13 @@ async def read_json_object(request: web.Request, ctx: RequestContext) -> dict[st
         raise invalid_request(f"Request body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
         raise invalid_request("Request body must be a JSON object")
-    messages = body.get("messages")
-    if isinstance(messages, list) and len(messages) > server.max_messages:
-        raise invalid_request(f"'messages' holds {len(messages)} messages; this gateway accepts {server.max_messages}")
+    for field in ("messages", "input"):  # Chat and Messages send messages; the Responses API, input items
+        items = body.get(field)
+        if isinstance(items, list) and len(items) > server.max_messages:
+            raise invalid_request(
+                f"'{field}' holds {len(items)} items; this gateway accepts {server.max_messages} (server.max_messages)",
+                field,
+            )
     return body
 
 
@@ -178,8 +182,17 @@ async def open_translated(
     return exchange, await exchange.open(route, body_for, native=False)
 
 
+MAX_MODEL_NAME = 256  # model names and dated ids are a few dozen characters
+
+
 def model_of(body: dict[str, Any]) -> str:
+    """The model name a request sends: checked at the door, since the route lookup remembers names."""
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise invalid_request("'model' is required and must be a string naming one of the gateway's models", "model")
+    if len(model) > MAX_MODEL_NAME or not (model.isascii() and model.isprintable()):
+        raise invalid_request(
+            f"'model' must be at most {MAX_MODEL_NAME} printable ASCII characters naming one of the gateway's models",
+            "model",
+        )
     return model

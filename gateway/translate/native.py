@@ -87,7 +87,9 @@ class NativeStream:
 
     @property
     def pending(self) -> bool:
-        return self._decoder.pending
+        # While the head is held (until message_start is whole) the client has none of it: a
+        # heartbeat then lands before the stream's first event, where a comment is welcome.
+        return self._head is None and self._decoder.pending
 
     def feed(self, chunk: bytes) -> bytes:
         try:

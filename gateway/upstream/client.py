@@ -170,10 +170,13 @@ async def _read_at_most(response: aiohttp.ClientResponse, limit: int) -> tuple[b
         return await response.read(), True  # the common case: framed by its length, one read
     body = bytearray()
     async for chunk in response.content.iter_any():
-        body += chunk
-        if len(body) > limit:
+        room = limit - len(body)
+        if len(chunk) > room:
+            # Past the bound: its first bytes kept, the rest neither kept nor read, nothing copied whole.
+            body += chunk[:room]
             response.close()
-            return bytes(body[:limit]), False
+            return bytes(body), False
+        body += chunk
     return bytes(body), True
 
 

@@ -80,3 +80,19 @@ def test_a_body_field_without_its_beta_gets_claudes_refusal(stack: Stack) -> Non
     )
     assert response.status_code == 400
     assert "context_management: this field needs the context-management-* beta" in response.json()["error"]["message"]
+
+
+WRITTEN = ["CONTEXT-1M-2025-08-07", "Context-1m-2025-08-07", '"context-1m-2025-08-07"', "context-1m-2025-08-07;q=1",
+           " context-1m-2025-08-07 ; q=0.5"]  # fmt: skip
+
+
+@pytest.mark.parametrize("written", WRITTEN)
+def test_a_dropped_beta_is_dropped_however_it_is_written(stack: Stack, written: str) -> None:
+    response = httpx.post(
+        stack.base + "/v1/messages",
+        headers={"anthropic-beta": f"claude-code-20250219,{written}"},
+        json={"model": "claude-drop-betas", "max_tokens": 5, "messages": HELLO},
+    )
+    assert response.status_code == 200
+    assert stack.last_request()["headers"]["anthropic-beta"] == "claude-code-20250219"
+    assert stack.last_access_line()["betas_dropped"] == ["context-1m-2025-08-07"]

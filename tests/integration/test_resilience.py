@@ -364,6 +364,19 @@ def test_heartbeats_follow_what_the_client_received_not_what_the_upstream_drippe
     assert raw.count(": keep-alive") >= 4
 
 
+def test_a_native_stream_whose_first_event_trickles_in_gets_heartbeats(setup: Setup) -> None:
+    """The native relay holds the stream's head until message_start is whole: the client has none of it
+    then, so heartbeats go out before it (some 2.5 s of a byte every 10 ms)."""
+    _, base, _ = setup.gateway(PRIORITY, server={"heartbeat_seconds": 0.3})
+    emulator_control(setup.a_url, "faults", [{"drip_after": 0, "drip_interval": 0.01}])
+    body = {"model": "a", "messages": HELLO, "max_tokens": 100, "stream": True}
+    with httpx.stream("POST", base + "/v1/messages", json=body, timeout=30) as response:
+        raw = response.read().decode()
+    assert raw.rstrip().endswith('data: {"type":"message_stop"}')
+    head, _, _ = raw.partition("event: message_start")
+    assert head.count(": keep-alive") >= 4, head
+
+
 @pytest.mark.parametrize("hint", ["inf", "nan", "-5", "1e308", "Fri, 31 Dec 9999 23:59:59 GMT", "soon"])
 def test_a_retry_after_no_one_could_wait_out_never_pauses_a_target_for_long(setup: Setup, hint: str) -> None:
     _, base, _ = setup.gateway(

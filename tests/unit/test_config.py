@@ -174,3 +174,18 @@ def test_names_aliases_and_patterns_resolve_in_order(
     runtime = Runtime(config)
     assert runtime.route(model).name == route
     assert runtime.route(model).name == route, "the second time from what the first remembered"
+
+
+def test_two_keys_with_one_client_name_are_refused() -> None:
+    """The second would silently take the first's routes, limits and budget."""
+    key = {"client": "team-a", "sha256": "a" * 64, "requests_per_minute": 10}
+    other = {"client": "team-a", "sha256": "b" * 64, "routes": ["claude-sonnet-4-5"]}
+    with pytest.raises(ConfigError) as info:
+        parse_config(with_change("inbound", {"api_keys": [key, other]}))
+    assert info.value.problems == [
+        (
+            "inbound.api_keys[1].client",
+            "client 'team-a' is already api_keys[0]: each client's routes, limits and budget are set once "
+            "(give each key its own client name)",
+        )
+    ]
