@@ -27,6 +27,7 @@ from gateway.observability.request_tracing import RequestTracing
 from gateway.runtime import OTHER_ROUTE
 from gateway.served import Live, Served, served_for
 from gateway.spend.prices import Spent
+from gateway.translate.usage import settled_usage
 from gateway.upstream.client import session_for
 
 log = structlog.get_logger("gateway")
@@ -180,13 +181,22 @@ async def _observed(request: web.Request, handler: Handler, served: Served) -> w
 
 
 def _finish(request: web.Request, ctx: RequestContext, status: int) -> None:
-    """A request's end, however it ended: what it used and cost, charged to its client's limits
-    and budget, then its metrics and access-log line."""
-    if ctx.usage:
-        ctx.spent = Spent.of(ctx.usage, ctx.target.price if ctx.target is not None else None)
-        if ctx.client is not None and ctx.client.limited:
-            ctx.served.limiter.charge(ctx.client, ctx.spent.tokens.total, ctx.spent.usd or 0.0)
-    request.app[RECORDER].finish(ctx, request.method, request.path, status)
+    """A request's end, however it ended: what it used and cost, settled against its client's
+    limits and budget (in place of what admission reserved), then its metrics and access-log line."""
+    recorder = request.app[RECORDER]
+    # Foundry bills an answer it gave, and one it was generating when the client left.
+    billed = ctx.upstream_status == 200 or (ctx.client_disconnected and ctx.target is not None)
+    usage, ctx.usage_source = settled_usage(ctx.usage, ctx.estimate if billed else None, ctx.relayed_output)
+    if ctx.usage_source == "estimated" and not ctx.client_disconnected:
+        recorder.usage_missing(ctx)  # a whole answer without its usage: the upstream's fault, counted
+    if usage:
+        ctx.spent = Spent.of(usage, ctx.target.price if ctx.target is not None else None)
+    if ctx.client is not None and ctx.client.limited:
+        spent = ctx.spent
+        ctx.served.limiter.settle(
+            ctx.client, ctx.standing, spent.tokens.total if spent else 0, spent.usd or 0.0 if spent else 0.0
+        )
+    recorder.finish(ctx, request.method, request.path, status)
     span = ctx.span
     if span is not None and ctx.tracing is not None:
         # Spans are named for their model route; one that reached none, for its endpoint.

@@ -46,6 +46,9 @@ class RequestContext:
     stop_reason: str | None = None
     standing: Standing | None = None  # where the client stands against its limits: response headers
     spent: Spent | None = None  # what the request used and cost, worked out at its end
+    estimate: tuple[int, int] | None = None  # (input, max output) tokens: what admission reserved
+    relayed_output: int | None = None  # a stream cut before its end: the output tokens it had carried
+    usage_source: str | None = None  # reported, partial or estimated: what the charge was worked out from
 
     @property
     def runtime(self) -> Runtime:

@@ -16,13 +16,16 @@ from gateway.context import RequestContext
 from gateway.errors import GatewayError, echo, invalid_request, too_deeply_nested
 from gateway.keys import RECORDER, SESSION, context
 from gateway.runtime import Route, Target
+from gateway.spend.limits import NO_RESERVATION, reservation
+from gateway.translate.usage import MAX_TOKEN_COUNT
 from gateway.upstream.exchange import Exchange
 
 # Bodies at least this large are decompressed off the event loop.
 _INLINE_DECOMPRESS_BYTES = 256 * 1024
 
 
-async def read_json_object(request: web.Request, ctx: RequestContext) -> dict[str, Any]:
+async def read_json_object(request: web.Request, ctx: RequestContext) -> tuple[dict[str, Any], int]:
+    """The request's JSON object, and its size in bytes as sent (inflated)."""
     server = ctx.runtime.config.server
     length = request.content_length
     if length is not None and length > server.max_body_bytes:
@@ -60,7 +63,7 @@ async def read_json_object(request: web.Request, ctx: RequestContext) -> dict[st
                 f"'{field}' holds {len(items)} items; this gateway accepts {server.max_messages} (server.max_messages)",
                 field,
             )
-    return body
+    return body, len(raw)
 
 
 def _too_large(limit: int) -> GatewayError:
@@ -117,8 +120,27 @@ def _inflate(inflater: Any, raw: bytes, limit: int) -> bytes | None:
     return body
 
 
+# What an OpenAI request that names no output bound is reserved for, when its route names none either.
+_UNBOUNDED_OUTPUT = 32_000
+_BYTES_PER_TOKEN = 4  # a JSON body's bytes per input token, near enough for a reservation
+
+
+def estimate_tokens(body: dict[str, Any], size: int, route: Route) -> tuple[int, int]:
+    """(input, output) tokens a request may use, without a tokenizer: its body's bytes, and the
+    output bound it sends (each dialect names it differently) or its route's default."""
+    for name in ("max_tokens", "max_completion_tokens", "max_output_tokens"):
+        value = body.get(name)
+        if type(value) is int and value > 0:
+            output = value
+            break
+    else:
+        output = route.max_tokens_default or _UNBOUNDED_OUTPUT
+    return size // _BYTES_PER_TOKEN, min(output, MAX_TOKEN_COUNT)
+
+
 async def admit(request: web.Request, ctx: RequestContext, route: Route) -> None:
-    """With inbound auth on: the client may use this route, and is within its limits and budget."""
+    """With inbound auth on: the client may use this route, and is within its limits and budget;
+    what the request may cost is reserved against the budget until it ends."""
     client = ctx.client
     if client is None:
         return
@@ -133,7 +155,10 @@ async def admit(request: web.Request, ctx: RequestContext, route: Route) -> None
     if not client.limited:
         return
     try:
-        ctx.standing = await ctx.served.limiter.admit(client)
+        reserve = NO_RESERVATION
+        if client.budget is not None and ctx.estimate is not None:
+            reserve = reservation(*ctx.estimate, [t.price for t in route.targets])
+        ctx.standing = await ctx.served.limiter.admit(client, reserve)
     except GatewayError as exc:
         if exc.status == 429:
             request.app[RECORDER].inbound_rejected("over_budget" if "budget" in exc.message else "rate_limited")
@@ -143,9 +168,10 @@ async def admit(request: web.Request, ctx: RequestContext, route: Route) -> None
 async def routed_request(request: web.Request) -> tuple[RequestContext, dict[str, Any], Route]:
     """The request's context, its JSON body and the route its model names, with its client admitted."""
     ctx = context(request)
-    body = await read_json_object(request, ctx)
+    body, size = await read_json_object(request, ctx)
     route = ctx.runtime.route(model_of(body), ctx.client)
     ctx.route = route.name
+    ctx.estimate = estimate_tokens(body, size, route)
     await admit(request, ctx, route)
     return ctx, body, route
 

@@ -21,6 +21,7 @@ from aiohttp import web
 
 from gateway.context import RequestContext
 from gateway.errors import GatewayError, StreamError
+from gateway.translate.usage import relayed_output_tokens
 from gateway.upstream import scrub
 from gateway.upstream.client import relayed_headers
 
@@ -134,10 +135,13 @@ async def _relay(
 ) -> None:
     client = ClientStream(response, ctx.runtime.config.server.heartbeat_seconds, dialect)
     last = b""  # the final read's bytes and the ending: sent with the end of the body in one write
+    read = events = 0  # what a stream cut before its end had carried, for its charge
     try:
         try:
             content = upstream_response.content
             while chunk := await content.readany():
+                read += len(chunk)
+                events += chunk.count(b"\n\n")
                 client.heartbeat.busy = True
                 out = dialect.feed(chunk)
                 if ctx.first_token_at is None and dialect.first_token:
@@ -168,6 +172,8 @@ async def _relay(
             last = (exc.before if isinstance(exc, StreamError) else last) + dialect.error(failure)
         finally:
             client.heartbeat.stop()
+            if not dialect.done or dialect.upstream_error:
+                ctx.relayed_output = relayed_output_tokens(read, events)
             ctx.usage = dialect.usage
             ctx.stop_reason, ctx.response_id = dialect.stop_reason, dialect.response_id
         await client.finish(last)

@@ -111,6 +111,12 @@ class GatewayMetrics:
             "Upstream answers refused and answered 502: redirect, unexpected_status, too_large, not_a_message.",
             "upstream", "reason",
         )  # fmt: skip
+        self.usage_missing = counter(
+            "upstream_usage_missing",
+            "Answers whose usage was missing or implausible (a count over 100 million): charged an estimate "
+            "(input bytes / 4 plus max_tokens) instead.",
+            "upstream",
+        )  # fmt: skip
         # Connections and callers refused before a request is served.
         self.open_connections = gauge("open_connections", "Client connections open on the API port.")
         self.connections_closed = counter(

@@ -103,6 +103,18 @@ class Recorder:
             reason=reason,
         )
 
+    def usage_missing(self, ctx: RequestContext) -> None:
+        """An answer whose usage was missing or unusable: charged an estimate, counted and logged."""
+        self.metrics.usage_missing.labels(ctx.upstream or "unknown").inc()
+        log.warning(
+            "upstream_usage_missing",
+            request_id=ctx.request_id,
+            upstream=ctx.upstream,
+            deployment=ctx.deployment,
+            upstream_request_id=ctx.upstream_request_id,
+            charged="estimate",
+        )
+
     # Shared state.
 
     def shared_state_failed(self, operation: str) -> None:
@@ -194,6 +206,7 @@ class Recorder:
             "cache_read_tokens": ctx.usage.get("cache_read_input_tokens"),
             "cache_write_tokens": ctx.usage.get("cache_creation_input_tokens") or None,
             "cost_usd": round(spent.usd, 6) if spent is not None and spent.usd is not None else None,
+            "usage_source": ctx.usage_source if ctx.usage_source != "reported" else None,
             "stream_error": ctx.stream_error,
             "client_disconnected": ctx.client_disconnected or None,
             "auth_retried": ctx.auth_retried or None,

@@ -21,8 +21,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import math
+import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -33,6 +34,7 @@ from gateway.config import BudgetConfig, RedisConfig
 from gateway.errors import Dialect, GatewayError
 from gateway.inbound.clients import Client
 from gateway.shared_state import FAILURES, FailureReport, redis_client
+from gateway.spend.prices import Price, Tokens, cost_usd
 
 MICRO = 1_000_000  # budgets are counted in micro-dollars: integers Redis adds atomically
 
@@ -85,12 +87,34 @@ _windows_memo: list[Windows | None] = [None]
 
 
 @dataclass(frozen=True, slots=True)
+class Reservation:
+    """What a request may cost at most, as far as admission can tell: its input estimate plus its
+    max_tokens, priced at its route's dearest target. Held against the client's budgets from
+    admission until the request settles, so concurrent requests cannot all spend the same room."""
+
+    tokens: int = 0
+    usd: float = 0.0
+
+
+NO_RESERVATION = Reservation()
+
+
+def reservation(input_tokens: int, output_tokens: int, prices: Sequence[Price | None]) -> Reservation:
+    """The most a request may cost: its tokens, at the dearest of the prices it may be served at."""
+    tokens = Tokens(input_tokens, output_tokens, 0, 0, 0)
+    return Reservation(input_tokens + output_tokens, max((cost_usd(p, tokens) for p in prices if p), default=0.0))
+
+
+@dataclass(frozen=True, slots=True)
 class Standing:
-    """Where a client stands after admission, for the headers its SDK reads."""
+    """Where a client stands after admission, for the headers its SDK reads; and what admission
+    reserved against its budgets, in which windows, for the settlement."""
 
     requests_remaining: int | None = None
     tokens_remaining: int | None = None
     reset_seconds: float = 0.0  # both per-minute windows turn together
+    reserved: Reservation = NO_RESERVATION
+    windows: Windows | None = None
 
     def headers(self, dialect: Dialect) -> dict[str, str]:
         out: dict[str, str] = {}
@@ -158,12 +182,13 @@ def _budget_limits(budget: BudgetConfig | None) -> list[float | None]:
 class Limiter(Protocol):
     shared: bool
 
-    async def admit(self, client: Client) -> Standing:
-        """Where the client stands, or a GatewayError (429 past a limit; 503 when shared state fails under deny)."""
+    async def admit(self, client: Client, reserve: Reservation = NO_RESERVATION) -> Standing:
+        """Where the client stands, or a GatewayError (429 past a limit; 503 when shared state fails
+        under deny). Admitted, `reserve` is counted against its budgets until `settle`."""
         ...
 
-    def charge(self, client: Client, tokens: int, usd: float) -> None:
-        """Count what a request used; never waits."""
+    def settle(self, client: Client, standing: Standing | None, tokens: int, usd: float) -> None:
+        """Count what a request used in place of what it reserved; never waits."""
         ...
 
     async def close(self) -> None: ...
@@ -178,7 +203,7 @@ class LocalLimiter:
         self._clock = clock
         self._spent: dict[tuple[str, str, str], float] = {}  # (client, budget kind, window) -> usd or tokens
 
-    async def admit(self, client: Client) -> Standing:
+    async def admit(self, client: Client, reserve: Reservation = NO_RESERVATION) -> Standing:
         for bucket, name, value in (
             (client.requests, "requests_per_minute", client.requests_per_minute),
             (client.tokens, "tokens_per_minute", client.tokens_per_minute),
@@ -197,18 +222,28 @@ class LocalLimiter:
                     raise over_budget(client, name, used, limit, ends, now)
         if client.requests is not None:
             client.requests.take(1)
+        reserved_in: Windows | None = None
+        if client.budget is not None and (reserve.tokens or reserve.usd):
+            reserved_in = Windows.at(self._clock())
+            self._add_to_budgets(client, reserved_in, reserve.tokens, reserve.usd)
         return Standing(
             int(client.requests.level) if client.requests is not None else None,
             max(0, int(client.tokens.level)) if client.tokens is not None else None,
             _full_in(client),
+            reserve if reserved_in is not None else NO_RESERVATION,
+            reserved_in,
         )
 
-    def charge(self, client: Client, tokens: int, usd: float) -> None:
+    def settle(self, client: Client, standing: Standing | None, tokens: int, usd: float) -> None:
         if client.tokens is not None and tokens > 0:
             client.tokens.take(tokens)
         if client.budget is None:
             return
-        windows = Windows.at(self._clock())
+        reserved = standing.reserved if standing is not None else NO_RESERVATION
+        windows = standing.windows if standing is not None and standing.windows is not None else None
+        self._add_to_budgets(client, windows or Windows.at(self._clock()), tokens - reserved.tokens, usd - reserved.usd)
+
+    def _add_to_budgets(self, client: Client, windows: Windows, tokens: int, usd: float) -> None:
         for name, window in BUDGETS:
             key = (client.name, name, windows.day if window == "day" else windows.month)
             self._spent[key] = self._spent.get(key, 0.0) + (usd if name.startswith("usd") else tokens)
@@ -233,7 +268,8 @@ def _full_in(client: Client) -> float:
 # one Redis Cluster slot), and few arguments: a request's share of a round trip is mostly
 # redis-py packing them. ARGV: the minute, the UTC day, the UTC month, the limits as one string
 # ("requests tokens usd_day usd_month tokens_day tokens_month", -1 for none, dollars in
-# micro-dollars), the minute key's time to live.
+# micro-dollars), the minute key's time to live; then what admission reserves against the budgets
+# (tokens, micro-dollars) and when the day's and the month's counters expire (unix seconds).
 # Returns {refused (0: admitted; 1 requests, 2 tokens, 3.. the budgets), requests, tokens, budgets...}.
 _ADMIT = """
 local b = KEYS[1]
@@ -253,28 +289,43 @@ if limits[1] >= 0 then
   local count = redis.call('INCR', key)
   if count == 1 then redis.call('EXPIRE', key, ARGV[5]) end
   out[2] = count
-  if count > limits[1] then out[1] = 1 end
+  if count > limits[1] then out[1] = 1; return out end
 end
-return out
-"""
-
-# KEYS: the client's prefix. ARGV: minute, day, month, tokens, micro-dollars, and when the
-# minute's, the day's and the month's counters expire (unix seconds).
-_CHARGE = """
-local b = KEYS[1]
-local function add(key, amount, expires)
+local function reserve(key, amount, expires)
   if tonumber(amount) > 0 then
     redis.call('INCRBY', key, amount)
     redis.call('EXPIREAT', key, expires)
   end
 end
-add(b .. 'tokens:' .. ARGV[1], ARGV[4], ARGV[6])
-add(b .. 'tokens:' .. ARGV[2], ARGV[4], ARGV[7])
-add(b .. 'tokens:' .. ARGV[3], ARGV[4], ARGV[8])
-add(b .. 'usd:' .. ARGV[2], ARGV[5], ARGV[7])
-add(b .. 'usd:' .. ARGV[3], ARGV[5], ARGV[8])
+reserve(b .. 'tokens:' .. ARGV[2], ARGV[6], ARGV[8])
+reserve(b .. 'tokens:' .. ARGV[3], ARGV[6], ARGV[9])
+reserve(b .. 'usd:' .. ARGV[2], ARGV[7], ARGV[8])
+reserve(b .. 'usd:' .. ARGV[3], ARGV[7], ARGV[9])
+return out
+"""
+
+# KEYS: the client's prefix. ARGV: minute, day, month, the minute's tokens, the budgets' tokens and
+# micro-dollars (what was used less what was reserved: negative refunds a reservation), when the
+# minute's, the day's and the month's counters expire (unix seconds), and the batch's id: a batch
+# sent again after a timeout that Redis had applied anyway is applied once.
+_CHARGE = """
+local b = KEYS[1]
+if not redis.call('SET', b .. 'charge:' .. ARGV[10], '1', 'NX', 'EX', 600) then return 0 end
+local function add(key, amount, expires)
+  if tonumber(amount) ~= 0 then
+    redis.call('INCRBY', key, amount)
+    redis.call('EXPIREAT', key, expires)
+  end
+end
+add(b .. 'tokens:' .. ARGV[1], ARGV[4], ARGV[7])
+add(b .. 'tokens:' .. ARGV[2], ARGV[5], ARGV[8])
+add(b .. 'tokens:' .. ARGV[3], ARGV[5], ARGV[9])
+add(b .. 'usd:' .. ARGV[2], ARGV[6], ARGV[8])
+add(b .. 'usd:' .. ARGV[3], ARGV[6], ARGV[9])
 return 1
 """
+
+Call = tuple[Any, list[Any], list[Any]]  # a registered script, its keys, its arguments
 
 # The longest a charge waits for an admission to ride with before it is written on its own.
 CHARGE_DELAY_SECONDS = 0.02
@@ -303,8 +354,10 @@ class RedisLimiter:
         self._recorder = recorder
         self._clock = clock
         self._queued: list[tuple[list[Any], list[Any], asyncio.Future[list[Any]]]] = []
-        # client -> key -> [amount, expires at]: one script call a client, its keys on one cluster slot
+        # client -> minute -> [windows, the minute's tokens, the budgets' tokens, micro-dollars, expiries...]:
+        # one script call a client and minute, its keys on one cluster slot
         self._charges: dict[str, dict[bytes, list[Any]]] = {}
+        self._retries: list[Call] = []  # charge calls Redis did not answer, sent again as they were
         self._tasks: set[asyncio.Task[None]] = set()  # kept until done: the loop holds tasks only weakly
         self._charge_timer: asyncio.TimerHandle | None = None
         self._prefixes: dict[str, bytes] = {}
@@ -336,85 +389,96 @@ class RedisLimiter:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _run(self, calls: list[tuple[Any, list[Any], list[Any]]]) -> list[Any]:
-        """Run each (script, keys, args) by its hash: one alone as a command, several as one pipeline
-        (a pipeline of registered scripts would first ask Redis whether each is loaded, a round trip
-        of its own); a script Redis has not seen is loaded once and the lot sent again."""
+    async def _run(self, calls: list[Call]) -> list[Any]:
+        """Run each (script, keys, args) by its hash; one result per call, an exception where that call
+        failed. One alone goes as a command, several as one pipeline (a pipeline of registered scripts
+        would first ask Redis whether each is loaded, a round trip of its own). Calls Redis answered
+        NOSCRIPT are sent again, once the scripts are loaded, and only those: the others have run,
+        and running an admission twice would count its request twice. A failure of the whole round
+        trip (timeout, connection) raises."""
+        results = await self._send(calls)
+        again = [i for i, r in enumerate(results) if isinstance(r, redis.exceptions.NoScriptError)]
+        if again:
+            for script in {id(calls[i][0]): calls[i][0] for i in again}.values():
+                await self._redis.script_load(script.script)
+            for i, result in zip(again, await self._send([calls[i] for i in again]), strict=True):
+                results[i] = result
+        return results
+
+    async def _send(self, calls: list[Call]) -> list[Any]:
         if len(calls) == 1:
             script, keys, args = calls[0]
             try:
                 return [await self._redis.evalsha(script.sha, len(keys), *keys, *args)]
-            except redis.exceptions.NoScriptError:
-                await self._redis.script_load(script.script)
-                return [await self._redis.evalsha(script.sha, len(keys), *keys, *args)]
-        for attempt in (0, 1):
-            pipe = self._redis.pipeline(transaction=False)
-            for script, keys, args in calls:
-                pipe.evalsha(script.sha, len(keys), *keys, *args)
-            results: list[Any] = await pipe.execute(raise_on_error=False)
-            if attempt == 0 and any(isinstance(r, redis.exceptions.NoScriptError) for r in results):
-                for script in {id(c[0]): c[0] for c in calls}.values():
-                    await self._redis.script_load(script.script)
-                continue
-            failed = next((r for r in results if isinstance(r, Exception)), None)
-            if failed is not None:
-                raise failed
-            return results
-        raise AssertionError("unreachable")
+            except redis.exceptions.ResponseError as exc:  # NOSCRIPT, or the script's own error
+                return [exc]
+        pipe = self._redis.pipeline(transaction=False)
+        for script, keys, args in calls:
+            pipe.evalsha(script.sha, len(keys), *keys, *args)
+        results: list[Any] = await pipe.execute(raise_on_error=False)
+        return results
 
-    def _take_charges(self) -> dict[str, dict[bytes, list[Any]]]:
-        """The pending charges, none pending after."""
+    def _take_charges(self) -> list[Call]:
+        """The pending charges as script calls, each batch with an id of its own; none pending after."""
         charges, self._charges = self._charges, {}
+        retries, self._retries = self._retries, []
         if self._charge_timer is not None:
             self._charge_timer.cancel()
             self._charge_timer = None
-        return charges
-
-    def _charge_calls(self, charges: dict[str, dict[bytes, list[Any]]]) -> list[tuple[Any, list[Any], list[Any]]]:
-        """One script call a client and minute."""
-        calls: list[tuple[Any, list[Any], list[Any]]] = []
+        calls = retries
         for client, by_minute in charges.items():
             prefix = self._prefix_of(client)
-            for windows, tokens, micro, *expires in by_minute.values():
-                args = [windows.minute_key, windows.day_key, windows.month_key, tokens, micro, *expires]
+            for windows, minute_tokens, tokens, micro, *expires in by_minute.values():
+                args = [windows.minute_key, windows.day_key, windows.month_key, minute_tokens, tokens, micro,
+                        *expires, os.urandom(8).hex()]  # fmt: skip
                 calls.append((self._charge, [prefix], args))
         return calls
 
-    def _put_back(self, charges: dict[str, dict[bytes, list[Any]]]) -> None:
-        """Charges a failed write did not make: merged into what is pending, tried again in a second."""
-        for client, by_minute in charges.items():
-            for minute, charge in by_minute.items():
-                pending = self._charges.setdefault(client, {}).setdefault(minute, [charge[0], 0, 0, *charge[3:]])
-                pending[1] += charge[1]
-                pending[2] += charge[2]
-        self._schedule_charges(1.0)
+    def _charges_done(self, calls: list[Call], results: list[Any] | BaseException) -> None:
+        """A charge Redis did not answer is sent again as it was, id and all (Redis may have applied it:
+        the id makes that harmless); one Redis refused is dropped, counted and logged, so it cannot
+        poison every batch after it."""
+        for call, result in zip(calls, results if isinstance(results, list) else [results] * len(calls), strict=True):
+            if isinstance(result, redis.exceptions.ResponseError):
+                self._failed("charge_refused", result)
+            elif isinstance(result, BaseException):
+                self._retries.append(call)
+        if self._retries:
+            self._failed("charge", results if isinstance(results, BaseException) else TimeoutError())
+            self._schedule_charges(1.0)
 
     async def _send_admissions(self) -> None:
         queued, self._queued = self._queued, []
         # Pending charges go first in the same pipeline: no round trip of their own, and these
         # admissions already see them.
-        charges = self._take_charges()
-        calls = self._charge_calls(charges)
+        calls = self._take_charges()
         try:
             async with asyncio.timeout(self._timeout):
                 results = await self._run([*calls, *((self._admit, keys, args) for keys, args, _ in queued)])
         except BaseException as exc:  # every waiter hears of it, whatever it was
-            if charges:
-                self._put_back(charges)
+            self._charges_done(calls, exc)
             for _, _, waiter in queued:
                 if not waiter.done():
                     waiter.set_exception(exc if isinstance(exc, Exception) else TimeoutError())
             if not isinstance(exc, Exception):
                 raise
             return
+        self._charges_done(calls, results[: len(calls)])
         for (_, _, waiter), result in zip(queued, results[len(calls) :], strict=True):
             if not waiter.done():
-                waiter.set_result(result)
+                if isinstance(result, Exception):
+                    waiter.set_exception(result)
+                else:
+                    waiter.set_result(result)
 
-    async def admit(self, client: Client) -> Standing:
+    async def admit(self, client: Client, reserve: Reservation = NO_RESERVATION) -> Standing:
         now = self._clock()
         windows = Windows.at(now)
-        args = [windows.minute_key, windows.day_key, windows.month_key, self._limits_of(client), b"120"]
+        reserving = client.budget is not None and (reserve.tokens > 0 or reserve.usd > 0)
+        if not reserving:
+            reserve = NO_RESERVATION
+        args = [windows.minute_key, windows.day_key, windows.month_key, self._limits_of(client), b"120",
+                reserve.tokens, round(reserve.usd * MICRO), *self._expiries(windows)[1:]]  # fmt: skip
         waiter: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
         if not self._queued:  # the first of this turn sends the lot at the next one
             asyncio.get_running_loop().call_soon(self._spawn, self._send_admissions())
@@ -452,27 +516,36 @@ class RedisLimiter:
             max(0, rpm - requests) if rpm is not None else None,
             max(0, tpm - tokens) if tpm is not None else None,
             reset,
+            reserve,
+            windows if reserving else None,
         )
 
-    def charge(self, client: Client, tokens: int, usd: float) -> None:
-        if tokens <= 0 and usd <= 0:
+    @staticmethod
+    def _expiries(windows: Windows) -> list[int]:
+        # A day's and a month's counters live a window longer than their window: a clock a little
+        # off between replicas must not lose a charge.
+        return [int(windows.minute_end + 60), int(windows.day_end + 86400), int(windows.month_end + 86400)]
+
+    def settle(self, client: Client, standing: Standing | None, tokens: int, usd: float) -> None:
+        reserved = standing.reserved if standing is not None else NO_RESERVATION
+        budget_tokens, micro = tokens - reserved.tokens, round(usd * MICRO) - round(reserved.usd * MICRO)
+        if tokens <= 0 and budget_tokens == 0 and micro == 0:
             return
-        windows = Windows.at(self._clock())
+        windows = standing.windows if standing is not None and standing.windows is not None else None
+        windows = windows or Windows.at(self._clock())
         # One pending charge a client and window: what comes before the write is added up.
         pending = self._charges.setdefault(client.name, {}).get(windows.minute_key)
         if pending is None:
-            # A day's and a month's counters live a window longer than their window: a clock a
-            # little off between replicas must not lose a charge.
-            expires = [int(windows.minute_end + 60), int(windows.day_end + 86400), int(windows.month_end + 86400)]
-            pending = self._charges[client.name][windows.minute_key] = [windows, 0, 0, *expires]
-        pending[1] += tokens
-        pending[2] += round(usd * MICRO)
+            pending = self._charges[client.name][windows.minute_key] = [windows, 0, 0, 0, *self._expiries(windows)]
+        pending[1] += max(0, tokens)
+        pending[2] += budget_tokens
+        pending[3] += micro
         self._schedule_charges()
 
     def _schedule_charges(self, delay: float = CHARGE_DELAY_SECONDS) -> None:
         # Written with the next admission's round trip, or on their own after a moment without one:
         # other replicas see a charge within CHARGE_DELAY_SECONDS either way.
-        if self._charge_timer is None and self._charges:
+        if self._charge_timer is None and (self._charges or self._retries):
             self._charge_timer = asyncio.get_running_loop().call_later(delay, self._spawn_charges)
 
     def _spawn_charges(self) -> None:
@@ -480,18 +553,19 @@ class RedisLimiter:
         self._spawn(self._send_charges())
 
     async def _send_charges(self) -> None:
-        charges = self._take_charges()
-        if not charges:
+        calls = self._take_charges()
+        if not calls:
             return
         try:
             async with asyncio.timeout(max(self._timeout, 1.0)):
-                await self._run(self._charge_calls(charges))
+                results = await self._run(calls)
         except FAILURES as exc:
-            self._failed("charge", exc)
-            self._put_back(charges)
+            self._charges_done(calls, exc)
+            return
+        self._charges_done(calls, results)
 
     async def close(self) -> None:
-        if self._charges:
+        if self._charges or self._retries:
             await self._send_charges()  # what is pending goes before the pod does
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=self._timeout + 1)

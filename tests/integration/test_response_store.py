@@ -44,6 +44,7 @@ def stored(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stored]:
     emulator, foundry = start_foundry_emulator("--api-key", KEY, log_dir=work)
     server, port = start_redis(work)
     config = {
+        "server": {"max_upstream_body_bytes": 32 << 20},  # the large-record test's 12 MB echo
         "upstreams": [{"name": "foundry", "base_url": foundry, "auth": {"type": "api_key", "key_env": "K"}}],
         "routes": [{"model": MODEL, "targets": [{"upstream": "foundry", "deployment": "d"}]}],
         "inbound": {"api_keys": [{"client": name, "sha256": hashlib.sha256(key.encode()).hexdigest()}

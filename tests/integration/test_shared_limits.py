@@ -3,6 +3,7 @@ gateway processes sharing it, in front of the Foundry emulator."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import socket
 import threading
@@ -13,7 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
+import redis as redis_py
 
 from tests.harness import (
     Process,
@@ -28,7 +31,8 @@ from tests.harness import (
 KEY = "emu-key-shared-limits"
 PRICE = {"input": 3.0, "output": 15.0, "cache_write": 3.75, "cache_read": 0.3}
 CLIENTS = {"rpm": "key-rpm-3b1f", "budget": "key-budget-8c2e", "usd": "key-usd-5d7a", "free": "key-free-1a9c",
-           "headers": "key-headers-6e4b"}  # fmt: skip
+           "headers": "key-headers-6e4b", "exact": "key-exact-2f7d", "drop": "key-drop-9a3c",
+           "many": "key-many-4b8e"}  # fmt: skip
 HELLO = [{"role": "user", "content": "Hello there"}]
 
 
@@ -42,6 +46,9 @@ def inbound() -> dict[str, Any]:
         key("usd", budget={"usd_per_day": 0.0005}),
         key("free"),
         key("headers", requests_per_minute=1000, tokens_per_minute=1_000_000),
+        key("exact", requests_per_minute=10),
+        key("drop", budget={"tokens_per_day": 100_000_000}),
+        key("many", budget={"tokens_per_day": 2000}),
     ]}  # fmt: skip
 
 
@@ -291,3 +298,116 @@ def test_without_redis_limits_are_per_pod(shared: Shared) -> None:
         assert "on this gateway pod" in ask(base, "rpm").json()["error"]["message"]
     finally:
         proc.stop()
+
+
+def day_tokens(shared: Shared, client: str) -> int:
+    day = time.strftime("%Y%m%d", time.gmtime())
+    value = redis_py.Redis(port=shared.redis_port).get(f"fgw:{{{client}}}:tokens:{day}")
+    return int(value or 0)
+
+
+def settled(shared: Shared, client: str, check: Any) -> int:
+    """The client's tokens today once `check` holds of them (charges land just after an answer)."""
+    for _ in range(300):
+        value = day_tokens(shared, client)
+        if check(value):
+            return value
+        time.sleep(0.01)
+    pytest.fail(f"{client}'s tokens never settled: {day_tokens(shared, client)}")
+
+
+def test_a_limit_admits_exactly_its_number_when_charges_and_admissions_meet(shared: Shared) -> None:
+    """Requests back to back, alternating replicas and dialects, with Redis's script cache emptied
+    first: a charge that meets an admission in one pipeline must not count the admission twice."""
+    db = redis_py.Redis(port=shared.redis_port)
+    for _ in range(5):
+        same_minute()
+        db.script_flush()
+        for key in db.scan_iter("fgw:{exact}:requests:*"):
+            db.delete(key)
+        statuses = []
+        for i in range(30):
+            base = shared.replicas[i % 2][1]
+            if i % 4 < 2:
+                statuses.append(ask(base, "exact").status_code)
+            else:
+                statuses.append(httpx.post(base + "/v1/chat/completions", timeout=10,
+                                           json={"model": "claude-sonnet-4-5", "messages": HELLO},
+                                           headers={"authorization": f"Bearer {CLIENTS['exact']}"}).status_code)  # fmt: skip
+        assert statuses.count(200) == 10 and statuses[:10] == [200] * 10, statuses
+
+
+def test_concurrent_requests_overshoot_a_budget_by_at_most_what_one_reserves(shared: Shared) -> None:
+    """Each admission reserves its input estimate and max_tokens against the budget: 40 at once
+    against 2,000 tokens a day are not all admitted on the same room."""
+
+    async def burst() -> list[int]:
+        async with httpx.AsyncClient(timeout=20) as http:
+            words = " ".join(f"w{i}" for i in range(400))  # some 500 input tokens a request
+            body = {"model": "claude-sonnet-4-5", "max_tokens": 50, "messages": [{"role": "user", "content": words}]}
+            sends = [http.post(shared.replicas[i % 2][1] + "/v1/messages", json=body,
+                               headers={"x-api-key": CLIENTS["many"]}) for i in range(40)]  # fmt: skip
+            return [r.status_code for r in await asyncio.gather(*sends)]
+
+    statuses = asyncio.run(burst())
+    assert 0 < statuses.count(200) < 10 and set(statuses) == {200, 429}, statuses
+    one_request = 800  # its input estimate (its body's bytes / 4) and max_tokens, as reserved
+    served = statuses.count(200)
+    used = settled(shared, "many", lambda v: 0 < v <= served * 600)  # every reservation settled
+    assert used <= 2000 + one_request, f"{used} tokens charged against a budget of 2,000"
+
+
+def test_a_client_that_drops_a_stream_is_charged_what_it_was_sent(shared: Shared) -> None:
+    before = day_tokens(shared, "drop")
+    # From its 100th event the stream comes a byte at a time: the client leaves while it is under way.
+    emulator_control(shared.foundry, "faults", [{"drip_after": 100, "drip_interval": 0.05}])
+    words = " ".join(f"w{i}" for i in range(400))
+    body = {"model": "claude-sonnet-4-5", "max_tokens": 1000, "stream": True,
+            "messages": [{"role": "user", "content": words}]}  # fmt: skip
+    with httpx.stream("POST", shared.replicas[0][1] + "/v1/messages", json=body,
+                      headers={"x-api-key": CLIENTS["drop"]}, timeout=20) as response:  # fmt: skip
+        seen = 0
+        for line in response.iter_lines():
+            if line.startswith("data:") and "message_start" in line:
+                input_tokens = orjson.loads(line[5:])["message"]["usage"]["input_tokens"]
+            seen += "text_delta" in line
+            if seen == 90:
+                break  # the client goes away a quarter of the way through the answer
+    # Settled: the reservation (input estimate plus 1,000) gives way to what the stream had carried.
+    settled(shared, "drop", lambda v: input_tokens + 50 <= v - before <= input_tokens + 400)
+    line = next(entry for entry in reversed(access_lines(shared.replicas[0][0])) if entry.get("client") == "drop")
+    assert line["usage_source"] == "partial" and line["client_disconnected"] is True
+
+
+def test_a_client_that_gives_up_on_an_answer_is_charged_an_estimate(shared: Shared) -> None:
+    before = day_tokens(shared, "drop")
+    emulator_control(shared.foundry, "faults", [{"delay": 3}])
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(shared.replicas[1][1] + "/v1/messages", headers={"x-api-key": CLIENTS["drop"]}, timeout=0.5,
+                   json={"model": "claude-sonnet-4-5", "max_tokens": 700, "messages": HELLO})  # fmt: skip
+    charged = settled(shared, "drop", lambda v: v - before >= 700) - before
+    assert 700 <= charged <= 700 + 100, "its max_tokens and its input estimate"
+    for _ in range(300):
+        line = next((e for e in reversed(access_lines(shared.replicas[1][0])) if e.get("client") == "drop"), {})
+        if line.get("status") == 499:
+            break
+        time.sleep(0.01)
+    assert line["usage_source"] == "estimated"
+
+
+def test_absurd_usage_is_not_charged_and_breaks_nothing(shared: Shared) -> None:
+    answer = {"id": "msg_absurd", "type": "message", "role": "assistant", "model": "d",
+              "content": [{"type": "text", "text": "huge"}], "stop_reason": "end_turn", "stop_sequence": None,
+              "usage": {"input_tokens": 5, "output_tokens": 2**63}}  # fmt: skip
+    emulator_control(shared.foundry, "faults", [{"body": orjson.dumps(answer).decode()}])
+    before = day_tokens(shared, "drop")
+    missing = 'foundry_gateway_upstream_usage_missing_total{upstream="foundry"}'
+    counted = metric(shared.replicas[0][0].admin, missing)
+    assert ask(shared.replicas[0][1], "drop").status_code == 200
+    charged = settled(shared, "drop", lambda v: v > before) - before
+    assert charged < 1000, "charged an estimate, not 2**63"
+    assert metric(shared.replicas[0][0].admin, missing) == counted + 1
+    assert "upstream_usage_missing" in shared.replicas[0][0].log()
+    same_minute()
+    assert [ask(shared.replicas[0][1], "rpm").status_code for _ in range(2)][0] in (200, 429)
+    assert ask(shared.replicas[0][1], "drop").status_code == 200, "the replica's limiter still works"

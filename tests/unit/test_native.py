@@ -32,9 +32,11 @@ def test_message_start_names_the_model_the_client_sent_whatever_the_framing(name
 def test_nothing_goes_out_before_message_start_is_whole() -> None:
     stream = NativeStream(1 << 20, "m")
     assert stream.feed(b'event: message_start\ndata: {"type":"message_st') == b""
-    assert stream.pending
+    assert not stream.pending, "the client has none of the held head: a heartbeat may go before it"
     assert b'"model":"m"' in stream.feed(b'art","message":{"model":"d"}}\n\n')
     assert stream.feed(PING) == PING, "after it, bytes pass as they come"
+    assert stream.feed(b"event: ping\ndata: {") == b"event: ping\ndata: {"
+    assert stream.pending, "the client holds part of an event: no heartbeat inside it"
 
 
 def test_a_message_start_that_is_not_an_object_passes_unchanged() -> None:

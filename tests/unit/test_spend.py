@@ -103,16 +103,16 @@ def test_a_per_pod_budget_refuses_after_the_spend_and_opens_the_next_day() -> No
     limiter = LocalLimiter(clock)
     client = Client("team", None, None, None, BudgetConfig(usd_per_day=1.0, tokens_per_month=10_000))
     asyncio.run(limiter.admit(client))
-    limiter.charge(client, 500, 0.6)
+    limiter.settle(client, None, 500, 0.6)
     asyncio.run(limiter.admit(client))  # $0.60 of $1: still in
-    limiter.charge(client, 500, 0.6)  # crosses it: the request that did finishes
+    limiter.settle(client, None, 500, 0.6)  # crosses it: the request that did finishes
     with pytest.raises(GatewayError) as refused:
         asyncio.run(limiter.admit(client))
     assert refused.value.status == 429 and "usd_per_day budget ($1.20 of $1.00)" in refused.value.message
     assert "resets at 2026-12-03T00:00:00Z" in refused.value.message and refused.value.headers["retry-after"] == "3600"
     clock.now = at("2026-12-03T00:00:01")
     asyncio.run(limiter.admit(client))  # a new day; the month's tokens still count
-    limiter.charge(client, 9_500, 0.1)
+    limiter.settle(client, None, 9_500, 0.1)
     with pytest.raises(GatewayError, match="tokens_per_month budget"):
         asyncio.run(limiter.admit(client))
 
