@@ -6,6 +6,11 @@ back as the next turn's input) keeps reasoning items for the gateway. Each one's
 nothing of the thinking or its signature is readable without the key, and a changed byte does
 not open. The first key seals; every listed key opens, so a rotation adds the new key first
 and keeps the old one until the items it sealed have aged out.
+
+An item is bound to the client it was made for (its name is the cipher's associated data): one
+client replaying another's item gets a reasoning item that does not open, so nothing of the
+other's thinking goes upstream on its behalf. What the item's plaintext `summary` says is the
+client's to read, as the Responses API intends; the thinking itself and its signature are not.
 """
 
 from __future__ import annotations
@@ -26,6 +31,10 @@ _PREFIX = "fgw1."  # a format version, so a later format can be told apart
 _AAD = b"foundry-gateway reasoning item v1"
 _NONCE = 12
 _KEY_ID = 4
+
+
+def _aad(client: str | None) -> bytes:
+    return _AAD if client is None else _AAD + b"\x00client:" + client.encode()
 
 
 def _key_id(key: bytes) -> bytes:
@@ -64,13 +73,14 @@ class ReasoningSeal:
         self._sealer_id = _key_id(keys[0])
         self._openers = {_key_id(key): AESGCM(key) for key in reversed(keys)}
 
-    def seal(self, block: Mapping[str, Any]) -> str:
+    def seal(self, block: Mapping[str, Any], client: str | None = None) -> str:
+        """The thinking block sealed for `client` (None: inbound auth is off, everyone is one caller)."""
         nonce = os.urandom(_NONCE)
-        sealed = self._sealer.encrypt(nonce, orjson.dumps(block), _AAD)
+        sealed = self._sealer.encrypt(nonce, orjson.dumps(block), _aad(client))
         return _PREFIX + base64.urlsafe_b64encode(self._sealer_id + nonce + sealed).decode()
 
-    def open(self, token: Any) -> dict[str, Any] | None:
-        """The thinking block a token seals; None for anything this gateway's keys did not seal."""
+    def open(self, token: Any, client: str | None = None) -> dict[str, Any] | None:
+        """The thinking block a token seals; None for anything this gateway's keys did not seal for `client`."""
         if not isinstance(token, str) or not token.startswith(_PREFIX):
             return None
         try:
@@ -81,7 +91,7 @@ class ReasoningSeal:
         if opener is None or len(raw) < _KEY_ID + _NONCE + 16:
             return None
         try:
-            block = orjson.loads(opener.decrypt(raw[_KEY_ID : _KEY_ID + _NONCE], raw[_KEY_ID + _NONCE :], _AAD))
+            block = orjson.loads(opener.decrypt(raw[_KEY_ID : _KEY_ID + _NONCE], raw[_KEY_ID + _NONCE :], _aad(client)))
         except (InvalidTag, orjson.JSONDecodeError):
             return None
         return block if isinstance(block, dict) else None

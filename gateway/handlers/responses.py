@@ -11,6 +11,7 @@ message that says so.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -20,6 +21,7 @@ from gateway.errors import GatewayError, echo
 from gateway.handlers.request_body import open_translated, routed_request
 from gateway.handlers.streaming import relay_stream
 from gateway.keys import context
+from gateway.reasoning_seal import ReasoningSeal
 from gateway.responses_store import Resolved, new_response_id
 from gateway.translate.responses_request import responses_to_messages
 from gateway.translate.responses_response import message_to_response
@@ -31,9 +33,9 @@ from gateway.upstream.client import relayed_headers
 async def create_response(request: web.Request) -> web.StreamResponse:
     ctx, body, route = await routed_request(request)
     model = body["model"]
-    seal = ctx.runtime.seal
     store = ctx.served.store
     client = ctx.client.name if ctx.client is not None else None
+    seal = BoundSeal(ctx.runtime.seal, client)
     keep = store is not None and body.get("store", True) is not False
     resolved: Resolved | None = None
     if store is not None:
@@ -79,6 +81,22 @@ async def create_response(request: web.Request) -> web.StreamResponse:
     return web.Response(
         body=orjson.dumps(response), content_type="application/json", headers=relayed_headers(upstream_response.headers)
     )
+
+
+class BoundSeal:
+    """The gateway's seal for one client: what it seals opens for that client only."""
+
+    __slots__ = ("_client", "_seal")
+
+    def __init__(self, seal: ReasoningSeal, client: str | None) -> None:
+        self._seal = seal
+        self._client = client
+
+    def seal(self, block: Mapping[str, Any]) -> str:
+        return self._seal.seal(block, self._client)
+
+    def open(self, token: Any) -> dict[str, Any] | None:
+        return self._seal.open(token, self._client)
 
 
 async def stored_response(request: web.Request) -> web.StreamResponse:

@@ -109,6 +109,14 @@ class AccessLog:
         self._stream.flush()
 
 
+def escape_controls(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """Control characters (a percent-encoded ESC in a path, say) written as escapes, for the console."""
+    for key, value in event_dict.items():
+        if isinstance(value, str) and not value.isprintable():
+            event_dict[key] = "".join(c if c.isprintable() else repr(c)[1:-1] for c in value)
+    return event_dict
+
+
 def _printable(value: Any) -> Any:
     return value.encode("utf-8", "backslashreplace").decode("utf-8") if isinstance(value, str) else value
 
@@ -123,6 +131,8 @@ def configure_logging(level: str = "info", fmt: str = "json") -> None:
         redact_secrets,
         redact_known_secrets,
     ]
+    # JSON escapes what a caller sends; a terminal would run it: the console's lines escape it here.
+    escaped: list[Any] = [] if fmt == "json" else [escape_controls]
     if fmt == "json":
         renderer: Any = structlog.processors.JSONRenderer(serializer=orjson.dumps)
         factory: Any = structlog.BytesLoggerFactory(sys.stdout.buffer)
@@ -130,7 +140,7 @@ def configure_logging(level: str = "info", fmt: str = "json") -> None:
         renderer = structlog.dev.ConsoleRenderer(colors=False)
         factory = structlog.PrintLoggerFactory(sys.stdout)
     structlog.configure(
-        processors=[*shared, renderer],
+        processors=[*shared, *escaped, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
         logger_factory=factory,
         cache_logger_on_first_use=True,
@@ -139,7 +149,13 @@ def configure_logging(level: str = "info", fmt: str = "json") -> None:
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
-            foreign_pre_chain=[*shared[:-2], structlog.stdlib.add_logger_name, redact_secrets, redact_known_secrets],
+            foreign_pre_chain=[
+                *shared[:-2],
+                structlog.stdlib.add_logger_name,
+                redact_secrets,
+                redact_known_secrets,
+                *escaped,
+            ],
             processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, _stdlib_renderer(fmt)],
         )
     )

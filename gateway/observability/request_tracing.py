@@ -117,7 +117,7 @@ class RequestTracing:
         if "traceparent" in headers:
             from opentelemetry.trace import get_current_span
 
-            context = self._extract(headers)
+            context = self._extract(_carrier(headers))
             caller = get_current_span(context).get_span_context()
             if caller.is_valid:
                 trace_id = caller.trace_id
@@ -169,3 +169,18 @@ class RequestTracing:
             None if spent is None else spent.usd, ctx.retries, ctx.stream_error,
             [attempt.row() for attempt in span.attempts],
         ))  # fmt: skip
+
+
+# W3C Trace Context: a tracestate of more than 512 characters may be dropped whole. One that long,
+# or one not printable ASCII, is: the SDK's propagator would echo all of it into a warning per
+# request, and bytes that are not UTF-8 break its parser.
+_MAX_TRACESTATE = 512
+
+
+def _carrier(headers: Mapping[str, str]) -> dict[str, str]:
+    """The trace context headers, with a tracestate the propagator may safely read (or none)."""
+    carrier = {"traceparent": headers["traceparent"]}
+    state = headers.get("tracestate")
+    if state is not None and len(state) <= _MAX_TRACESTATE and state.isascii() and state.isprintable():
+        carrier["tracestate"] = state
+    return carrier

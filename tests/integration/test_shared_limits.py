@@ -97,6 +97,11 @@ def ask(base: str, client: str, **extra: Any) -> httpx.Response:
     return httpx.post(base + "/v1/messages", json=body, headers={"x-api-key": CLIENTS[client]}, timeout=10)
 
 
+def chat(base: str, client: str) -> httpx.Response:
+    body = {"model": "claude-sonnet-4-5", "messages": HELLO}
+    return httpx.post(base + "/v1/chat/completions", json=body, headers={"authorization": f"Bearer {CLIENTS[client]}"})
+
+
 def same_minute(margin: float = 8.0) -> None:
     """Wait out the end of a minute, so a burst is counted in one per-minute window."""
     left = 60 - time.time() % 60
@@ -328,12 +333,7 @@ def test_a_limit_admits_exactly_its_number_when_charges_and_admissions_meet(shar
         statuses = []
         for i in range(30):
             base = shared.replicas[i % 2][1]
-            if i % 4 < 2:
-                statuses.append(ask(base, "exact").status_code)
-            else:
-                statuses.append(httpx.post(base + "/v1/chat/completions", timeout=10,
-                                           json={"model": "claude-sonnet-4-5", "messages": HELLO},
-                                           headers={"authorization": f"Bearer {CLIENTS['exact']}"}).status_code)  # fmt: skip
+            statuses.append((ask if i % 4 < 2 else chat)(base, "exact").status_code)
         assert statuses.count(200) == 10 and statuses[:10] == [200] * 10, statuses
 
 
@@ -388,7 +388,9 @@ def test_a_client_that_gives_up_on_an_answer_is_charged_an_estimate(shared: Shar
     charged = settled(shared, "drop", lambda v: v - before >= 700) - before
     assert 700 <= charged <= 700 + 100, "its max_tokens and its input estimate"
     for _ in range(300):
-        line = next((e for e in reversed(access_lines(shared.replicas[1][0])) if e.get("client") == "drop"), {})
+        line: dict[str, Any] = next(
+            (e for e in reversed(access_lines(shared.replicas[1][0])) if e.get("client") == "drop"), {}
+        )
         if line.get("status") == 499:
             break
         time.sleep(0.01)
@@ -408,6 +410,4 @@ def test_absurd_usage_is_not_charged_and_breaks_nothing(shared: Shared) -> None:
     assert charged < 1000, "charged an estimate, not 2**63"
     assert metric(shared.replicas[0][0].admin, missing) == counted + 1
     assert "upstream_usage_missing" in shared.replicas[0][0].log()
-    same_minute()
-    assert [ask(shared.replicas[0][1], "rpm").status_code for _ in range(2)][0] in (200, 429)
     assert ask(shared.replicas[0][1], "drop").status_code == 200, "the replica's limiter still works"

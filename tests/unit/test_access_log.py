@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import re
 from datetime import UTC, datetime
 from typing import Any
@@ -11,7 +12,7 @@ import orjson
 import pytest
 import structlog
 
-from gateway.observability.logging import REDACTED, AccessLog, redact_secrets
+from gateway.observability.logging import REDACTED, AccessLog, configure_logging, redact_secrets
 
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{6})?Z$")
 JWT = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ0ZXN0LXN1YmplY3QifQ.c2lnbmF0dXJlLXBhcnQ"
@@ -68,3 +69,19 @@ def test_secrets_are_redacted() -> None:
 
 def test_nothing_below_the_configured_level() -> None:
     assert access_line(FIELDS[0], level="warning") == b""
+
+
+def test_the_console_format_escapes_what_a_terminal_would_run(capsys: pytest.CaptureFixture[str]) -> None:
+    """A percent-encoded ESC in a path reaches the log decoded; the console must not write it raw."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    configure_logging("info", "console")
+    try:
+        AccessLog("info", "console").record({"path": "/v1/\x1b[2J\x1b[31mred", "status": 401})
+        logging.getLogger("somelib").warning("bell \x07 from a library")
+        out = capsys.readouterr().out
+    finally:
+        structlog.reset_defaults()
+        root.handlers[:], root.level = handlers, level
+    assert "\x1b" not in out and "\x07" not in out
+    assert "/v1/\\x1b[2J\\x1b[31mred" in out and "bell \\x07 from a library" in out

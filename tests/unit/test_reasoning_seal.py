@@ -59,3 +59,12 @@ def test_key_files() -> None:
     ]:
         with pytest.raises(ValueError, match=says):
             parse_keys(bad)
+
+
+def test_an_item_opens_only_for_the_client_it_was_sealed_for() -> None:
+    seal = ReasoningSeal([key()])
+    block = {"type": "thinking", "thinking": "alice's plan", "signature": "sig"}
+    token = seal.seal(block, "alice")
+    assert seal.open(token, "alice") == block
+    assert seal.open(token, "bob") is None, "bob replaying alice's item sends nothing of her thinking upstream"
+    assert seal.open(token) is None and seal.open(seal.seal(block), "alice") is None

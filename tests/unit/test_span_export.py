@@ -222,3 +222,15 @@ def test_the_sampler_is_the_one_otel_traces_sampler_names(
     assert headers["traceparent"].endswith("-01" if sampled else "-00")
     tracing.end_request(span, RequestContext("req", Dialect.OPENAI, served=None), 200, "")  # type: ignore[arg-type]
     assert len(link.kept) == (1 if sampled else 0)
+
+
+@pytest.mark.parametrize("state", ["k=" + "v" * 8192, "k=v\udcff", "k=\x1b[31mv"])
+def test_a_tracestate_no_propagator_should_read_is_dropped_quietly(
+    state: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    tracing = RequestTracing(Kept())
+    caller = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    with caplog.at_level("DEBUG"):
+        span = tracing.server_span(CIMultiDict({"traceparent": caller, "tracestate": state}))
+    assert span.parent_id == "00f067aa0ba902b7" and span.tracestate is None, "the trace goes on, without it"
+    assert not caplog.records, "nothing of it is echoed into the log"

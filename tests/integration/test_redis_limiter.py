@@ -1,0 +1,71 @@
+"""The shared limiter against a real Redis, in-process: what a failed or repeated charge batch does."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from gateway.config import BudgetConfig, RedisConfig
+from gateway.inbound.clients import Client
+from gateway.spend.limits import RedisLimiter, Windows
+from tests.harness import start_redis
+
+
+class Counted:
+    def __init__(self) -> None:
+        self.failed: list[str] = []
+
+    def shared_state_failed(self, operation: str) -> None:
+        self.failed.append(operation)
+
+    def shared_state_latency(self, seconds: float) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def redis_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    server, port = start_redis(tmp_path_factory.mktemp("limiter"))
+    try:
+        yield port
+    finally:
+        server.stop()
+
+
+def day_tokens(port: int, client: str) -> int:
+    return int(redis.Redis(port=port).get(f"fgw:{{{client}}}:tokens:{Windows.at(time.time()).day}") or 0)
+
+
+async def test_a_charge_batch_sent_twice_is_applied_once(redis_port: int, tmp_path: Path) -> None:
+    limiter = RedisLimiter(RedisConfig(url=f"redis://127.0.0.1:{redis_port}/0"), Counted())
+    client = Client("twice", None, None, None, BudgetConfig(tokens_per_day=1_000_000))
+    try:
+        limiter.settle(client, None, 120, 0.0)
+        calls = limiter._take_charges()  # the batch a timeout would make the limiter send again
+        await limiter._run(calls)
+        await limiter._run(calls)  # Redis had applied it; the answer was lost
+        assert day_tokens(redis_port, "twice") == 120
+    finally:
+        await limiter.close()
+
+
+async def test_a_charge_redis_refuses_is_dropped_and_poisons_nothing(redis_port: int) -> None:
+    recorder = Counted()
+    limiter = RedisLimiter(RedisConfig(url=f"redis://127.0.0.1:{redis_port}/0"), recorder)
+    bad = Client("bad", None, None, None, BudgetConfig(tokens_per_day=1_000_000))
+    good = Client("good", None, None, None, BudgetConfig(tokens_per_day=1_000_000), requests_per_minute=100)
+    try:
+        limiter.settle(bad, None, 2**63, 0.0)  # past what INCRBY takes: Redis refuses the script
+        limiter.settle(good, None, 15, 0.0)
+        standing = await limiter.admit(good)  # the charges ride with this admission's pipeline
+        assert standing.requests_remaining is not None
+        assert "charge_refused" in recorder.failed
+        for _ in range(3):
+            await limiter.admit(good)
+        assert limiter._retries == [] and limiter._charges == {}, "nothing left to send again"
+        assert day_tokens(redis_port, "good") == 15, "the good charge applied once"
+    finally:
+        await limiter.close()
