@@ -93,9 +93,11 @@ bench-tools:
 	@command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
 
 # Bounded soak on loopback: SOAK_SECONDS (120) of concurrent streams with random faults; lost must be 0.
+# SOAK_ARGS=--hostile-state adds Redis, budgets and stored responses under attack (absurd usage, forks).
 SOAK_SECONDS ?= 120
-soak: install
-	$(PY) scripts/soak.py --seconds $(SOAK_SECONDS)
+SOAK_ARGS ?=
+soak: install redis
+	$(PY) scripts/soak.py --seconds $(SOAK_SECONDS) $(SOAK_ARGS)
 
 demo: install
 	$(PY) scripts/demo.py
