@@ -37,10 +37,10 @@ def write_token(path: Path, token: str, expires_in: float = 3600) -> None:
     replace_file(path, orjson.dumps(token_json))
 
 
-def rss_mb(pid: int) -> float:
-    """A process's resident memory now, in MB."""
+def rss_mb(pid: int, field: str = "VmRSS") -> float:
+    """A process's resident memory now (VmHWM: at its peak so far), in MB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
     return 0.0
 

@@ -17,7 +17,7 @@ from gateway.app import create_app
 from gateway.config import parse_config
 from gateway.translate.chat_stream import ChatStream
 from gateway.translate.native import NativeStream
-from tests.harness import rss_mb
+from tests.harness import emulator_control, rss_mb, start_foundry_emulator, start_gateway
 from tests.integration.conftest import API_KEY, BEARER, Stack
 
 MODEL = "claude-sonnet-4-5"
@@ -254,3 +254,27 @@ async def test_a_failure_of_the_gateway_itself_mid_stream_ends_in_an_error_event
         assert last.startswith("event: error\ndata: ")
     assert "the gateway failed while relaying the stream" in last
     assert "HTTP/1.1" not in raw
+
+
+def test_an_oversized_answer_costs_at_most_its_bound_in_memory(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """With the default bound (8 MiB), a 96 MB answer: read up to the bound, never copied whole, the rest unread."""
+    work = tmp_path_factory.mktemp("oversized")
+    emulator, foundry = start_foundry_emulator("--api-key", API_KEY, log_dir=work)
+    config = {
+        "upstreams": [{"name": "f", "base_url": foundry, "auth": {"type": "api_key", "key_env": "K"}}],
+        "routes": [{"model": MODEL, "targets": [{"upstream": "f", "deployment": "d"}]}],
+        "retries": {"max_attempts": 1},
+    }
+    gateway, base, _ = start_gateway(config, env={"K": API_KEY}, log_dir=work)
+    try:
+        httpx.post(base + "/v1/messages", json={"model": MODEL, "max_tokens": 5, "messages": HELLO})  # warm
+        before = rss_mb(gateway.popen.pid, "VmHWM")
+        emulator_control(foundry, "faults", [{"huge_body": 96 * 1024 * 1024}])
+        response = httpx.post(base + "/v1/messages", json={"model": MODEL, "max_tokens": 5, "messages": HELLO},
+                              timeout=60)  # fmt: skip
+        assert response.status_code == 502 and "over the 8388608 bytes" in response.text
+        grown = rss_mb(gateway.popen.pid, "VmHWM") - before
+        assert grown < 40, f"the gateway's peak memory grew {grown:.0f} MB for an answer it refused"
+    finally:
+        gateway.stop()
+        emulator.stop()

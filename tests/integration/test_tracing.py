@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -355,3 +356,24 @@ def test_an_otel_setting_the_sdk_refuses_stops_the_gateway_at_start(tmp_path: Pa
                           capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
     assert done.returncode == 2, done
     assert "span export process cannot start" in done.stderr and "lots" in done.stderr
+
+
+# 8,000: aiohttp's parser refuses a header line over 8,190 bytes, and control characters, itself.
+@pytest.mark.parametrize("tracestate", [b"vendor=" + b"v" * 8000, b"vendor=\xff\xfe\xc3"])
+def test_a_tracestate_no_one_should_read_leaves_the_log_as_it_was(traced: Any, tracestate: bytes) -> None:
+    """Dropped quietly: no 8 KB echo per request, no traceback outside the JSON lines."""
+    _, base, _, gateway = traced
+    host, port = base.removeprefix("http://").split(":")
+    body = b'{"model":"claude-sonnet-4-5","messages":[{"role":"user","content":"hi"}]}'
+    head = (b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"traceparent: " + TRACEPARENT.encode() + b"\r\ntracestate: " + tracestate + b"\r\n"
+            b"Content-Length: " + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n")  # fmt: skip
+    logged = len(gateway.log())
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(head + body)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 200")
+    new = gateway.log()[logged:]
+    assert all(line.startswith("{") and len(line) < 2000 for line in new.splitlines() if line), new[:3000]
