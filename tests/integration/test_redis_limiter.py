@@ -69,3 +69,19 @@ async def test_a_charge_redis_refuses_is_dropped_and_poisons_nothing(redis_port:
         assert day_tokens(redis_port, "good") == 15, "the good charge applied once"
     finally:
         await limiter.close()
+
+
+async def test_an_admission_that_shares_a_pipeline_with_an_unloaded_script_counts_once(redis_port: int) -> None:
+    """Redis answers NOSCRIPT for a charge whose script it has not seen, while the admission beside it
+    in the pipeline has run: only the charge may be sent again."""
+    redis.Redis(port=redis_port).script_flush()
+    limiter = RedisLimiter(RedisConfig(url=f"redis://127.0.0.1:{redis_port}/0"), Counted())
+    client = Client("once", None, None, None, None, requests_per_minute=10)
+    try:
+        first = await limiter.admit(client)  # loads the admission script only
+        limiter.settle(client, None, 12, 0.0)  # a charge, whose script Redis has not seen
+        second = await limiter.admit(client)  # rides with it in one pipeline
+        assert (first.requests_remaining, second.requests_remaining) == (9, 8)
+        assert (await limiter.admit(client)).requests_remaining == 7
+    finally:
+        await limiter.close()

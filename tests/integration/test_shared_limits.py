@@ -322,8 +322,8 @@ def settled(shared: Shared, client: str, check: Any) -> int:
 
 
 def test_a_limit_admits_exactly_its_number_when_charges_and_admissions_meet(shared: Shared) -> None:
-    """Requests back to back, alternating replicas and dialects, with Redis's script cache emptied
-    first: a charge that meets an admission in one pipeline must not count the admission twice."""
+    """Requests back to back, alternating replicas and dialects, from an empty script cache: exactly
+    ten, five rounds running (tests/integration/test_redis_limiter.py holds the pipeline case itself)."""
     db = redis_py.Redis(port=shared.redis_port)
     for _ in range(5):
         same_minute()
