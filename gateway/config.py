@@ -279,10 +279,10 @@ class RouteConfig(_Model):
 class BudgetConfig(_Model):
     """Spend a client may make per UTC day and month; past one, its requests get 429 until the window turns."""
 
-    usd_per_day: float | None = Field(None, gt=0)
-    usd_per_month: float | None = Field(None, gt=0)
-    tokens_per_day: int | None = Field(None, ge=1, description="Input (cache included) plus output tokens.")
-    tokens_per_month: int | None = Field(None, ge=1)
+    usd_per_day: float | None = Field(None, gt=0, description="Dollars a UTC day, at the routes' prices.")
+    usd_per_month: float | None = Field(None, gt=0, description="Dollars a UTC month, at the routes' prices.")
+    tokens_per_day: int | None = Field(None, ge=1, description="Input (cache included) plus output tokens a UTC day.")
+    tokens_per_month: int | None = Field(None, ge=1, description="The same, a UTC month.")
 
 
 class InboundApiKey(_Model):
@@ -303,12 +303,16 @@ class InboundApiKey(_Model):
 class ServiceAccountClient(_Model):
     """A Kubernetes service account allowed to call, and the client name it gets."""
 
-    namespace: str = Field(min_length=1)
-    service_account: str = Field(min_length=1)
-    client: str = Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
+    namespace: str = Field(min_length=1, description="The service account's namespace.")
+    service_account: str = Field(min_length=1, description="The service account's name.")
+    client: str = Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$", description="Name in logs and metrics.")
     routes: list[str] | None = Field(None, description="Models this client may use; omitted: every route.")
-    requests_per_minute: int | None = Field(None, ge=1)
-    tokens_per_minute: int | None = Field(None, ge=1)
+    requests_per_minute: int | None = Field(
+        None, ge=1, description="With state.redis, for all replicas together; else per pod. Omitted: no limit."
+    )
+    tokens_per_minute: int | None = Field(
+        None, ge=1, description="Input plus output tokens a minute, shared or per pod as above; omitted: no limit."
+    )
     budget: BudgetConfig | None = None
 
 

@@ -20,6 +20,7 @@ class RequestContext:
     request_id: str
     dialect: Dialect
     served: Served  # what the config decided when this request started, kept to its end whatever a reload does
+    runtime: Runtime = field(init=False)  # served.runtime, read often enough to be a field of its own
     started: float = field(default_factory=time.perf_counter)
     route: str = OTHER_ROUTE
     target: Target | None = None
@@ -50,9 +51,8 @@ class RequestContext:
     relayed_output: int | None = None  # a stream cut before its end: the output tokens it had carried
     usage_source: str | None = None  # reported, partial or estimated: what the charge was worked out from
 
-    @property
-    def runtime(self) -> Runtime:
-        return self.served.runtime
+    def __post_init__(self) -> None:
+        self.runtime = self.served.runtime
 
     def mark_first_token(self) -> None:
         if self.first_token_at is None:

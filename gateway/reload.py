@@ -6,26 +6,18 @@ A config that fails validation is refused, logged and counted, and the running o
 from __future__ import annotations
 
 import asyncio
-import os
+import contextlib
 from pathlib import Path
 
 import structlog
 from aiohttp import web
 
+from gateway.common.watched_file import WatchedFile
 from gateway.config import ConfigError, load_config
 from gateway.keys import LIVE, RECORDER
 from gateway.served import Served, served_for
-from gateway.upstream.credentials import file_identity
 
 log = structlog.get_logger("gateway")
-
-
-def _identity(path: Path) -> tuple[int, int, int, int] | None:
-    try:
-        st = os.stat(path)  # follows the ..data symlink, so a swap changes the inode
-    except OSError:
-        return None
-    return file_identity(st)
 
 
 async def reload_once(app: web.Application, path: Path) -> bool:
@@ -65,10 +57,14 @@ def _store_change(old: Served, new: Served) -> str:
 
 
 async def watch(app: web.Application, path: Path, interval: float = 1.0) -> None:
-    seen = _identity(path)
+    watched = WatchedFile(path, 0.0, secret=False)  # a ConfigMap holds no secret; the sleep paces the checks
+    with contextlib.suppress(OSError):
+        watched.changed()  # what was loaded at start
     while True:
         await asyncio.sleep(interval)
-        current = _identity(path)
-        if current is not None and current != seen:
-            seen = current
+        try:
+            changed = await asyncio.to_thread(watched.changed)
+        except OSError:
+            continue  # mid-swap, or gone for now: looked at again next time
+        if changed is not None:
             await reload_once(app, path)

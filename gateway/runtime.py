@@ -189,15 +189,11 @@ class Runtime:
             if config.inbound is not None
             else None
         )
-        self.models_body = orjson.dumps(
-            {
-                "object": "list",
-                "data": [
-                    {"id": name, "object": "model", "created": self.created, "owned_by": "anthropic"}
-                    for name in self.names
-                ],
-            }
-        )
+        self.models_body = orjson.dumps({"object": "list", "data": [self.model_entry(name) for name in self.names]})
+
+    def model_entry(self, name: str) -> dict[str, object]:
+        """A name clients may send, as OpenAI's model list shows one."""
+        return {"id": name, "object": "model", "created": self.created, "owned_by": "anthropic"}
 
     def route(self, model: str, client: Client | None = None) -> Route:
         """The route for a model name or alias; 404 naming the models there are (those the client may use)."""

@@ -10,8 +10,8 @@ import redis.asyncio as aioredis
 import redis.exceptions
 import structlog
 
+from gateway.common import scrub
 from gateway.config import RedisConfig
-from gateway.upstream import scrub
 
 log = structlog.get_logger("gateway")
 

@@ -30,6 +30,10 @@ error that names the key, never a silently ignored setting.
 
 
 def _resolve(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
+    """The definition a node refers to; for an optional section (`X | None`), X's, so its keys are listed too."""
+    options = [o for o in node.get("anyOf", ()) if o.get("type") != "null"]
+    if len(options) == 1 and len(node.get("anyOf", ())) == 2 and "$ref" in options[0]:
+        node = options[0]
     ref = node.get("$ref")
     return defs[ref.rsplit("/", 1)[-1]] if isinstance(ref, str) else node
 

@@ -17,12 +17,8 @@ async def list_models(request: web.Request) -> web.Response:
     if client is None or client.routes is None:
         return web.Response(body=runtime.models_body, content_type="application/json")
     # A client sees only the models it may use.
-    data = [_model(runtime.created, name) for name, route in runtime.names.items() if client.may_use(route.name)]
+    data = [runtime.model_entry(name) for name, route in runtime.names.items() if client.may_use(route.name)]
     return web.Response(body=orjson.dumps({"object": "list", "data": data}), content_type="application/json")
-
-
-def _model(created: int, name: str) -> dict[str, object]:
-    return {"id": name, "object": "model", "created": created, "owned_by": "anthropic"}
 
 
 async def get_model(request: web.Request) -> web.Response:
@@ -33,7 +29,7 @@ async def get_model(request: web.Request) -> web.Response:
     if client is not None and not client.may_use(route.name):
         # A model the client may not use does not exist for it.
         raise GatewayError(404, f"The model {echo(name)} does not exist on this gateway", "model")
-    return web.Response(body=orjson.dumps(_model(runtime.created, name)), content_type="application/json")
+    return web.Response(body=orjson.dumps(runtime.model_entry(name)), content_type="application/json")
 
 
 async def probe(_: web.Request) -> web.Response:

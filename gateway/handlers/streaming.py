@@ -19,10 +19,10 @@ import aiohttp
 import structlog
 from aiohttp import web
 
+from gateway.common import scrub
 from gateway.context import RequestContext
 from gateway.errors import GatewayError, StreamError
 from gateway.translate.usage import relayed_output_tokens
-from gateway.upstream import scrub
 from gateway.upstream.client import relayed_headers
 
 log = structlog.get_logger("gateway")

@@ -12,10 +12,10 @@ from typing import Any
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from gateway.common.watched_file import WatchedFile
 from gateway.config import ServiceAccountAuth
 from gateway.errors import GatewayError, unauthenticated
 from gateway.inbound.clients import Client
-from gateway.upstream.credentials import WatchedFile
 
 
 class ServiceAccounts:

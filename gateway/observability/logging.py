@@ -12,7 +12,8 @@ from typing import Any, BinaryIO
 import orjson
 import structlog
 
-from gateway.upstream import scrub
+from gateway.common import scrub
+from gateway.common.scrub import REDACTED
 
 _SECRET_KEYS = re.compile(r"(authorization|api[-_]?key|secret|password|token$|access_token|cookie)", re.I)
 # Bearer tokens, JWTs and key-like headers inside free text (exception messages, say).
@@ -21,7 +22,6 @@ _SECRET_TEXT = re.compile(
     r"|eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*"
     r"|((?:api[-_]?key|x-api-key|client_secret|access_token)[\"']?\s*[:=]\s*[\"']?)[^\s\"',}]{4,}"
 )
-REDACTED = "[redacted]"
 
 
 _secret_key_cache: dict[str, bool] = {}

@@ -30,6 +30,7 @@ from typing import Any, Protocol
 
 import redis.exceptions
 
+from gateway.common.timestamps import utc_text
 from gateway.config import BudgetConfig, RedisConfig
 from gateway.errors import Dialect, GatewayError
 from gateway.inbound.clients import Client
@@ -139,8 +140,8 @@ class Standing:
 
 @functools.lru_cache(maxsize=8)
 def _iso(seconds: int) -> str:
-    """RFC 3339 in UTC; remembered, since a window's requests all reset at the same second."""
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """Remembered, since a window's requests all reset at the same second."""
+    return utc_text(seconds)
 
 
 def _refused(message: str, reset: float) -> GatewayError:
@@ -160,7 +161,7 @@ def over_rate(client: Client, limit: str, value: int, reset: float, shared: bool
 def over_budget(client: Client, budget: str, used: float, limit: float, ends: float, now: float) -> GatewayError:
     money = budget.startswith("usd")
     spent = f"${used:,.2f} of ${limit:,.2f}" if money else f"{used:,.0f} of {limit:,.0f} tokens"
-    resets = datetime.fromtimestamp(ends, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    resets = utc_text(ends)
     return _refused(f"Client {client.name!r} has used its {budget} budget ({spent}); it resets at {resets}", ends - now)
 
 

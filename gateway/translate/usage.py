@@ -52,9 +52,11 @@ def settled_usage(
     cut before its end (the client left, or the stream broke), with the output it had carried.
     Foundry bills what it generated, so a request that lost its usage is charged an estimate:
     """
+    whole = "input_tokens" in reported and "output_tokens" in reported
+    if relayed_output is None and whole:
+        return reported, "reported"  # nearly every request
     if estimate is None:
         return reported, "reported" if reported else None
-    whole = "input_tokens" in reported and "output_tokens" in reported
     if relayed_output is not None and "input_tokens" in reported:
         # A cut stream: message_start told its input; its output so far is what was relayed.
         output = min(estimate[1], max(reported.get("output_tokens", 0), relayed_output))

@@ -15,9 +15,9 @@ import aiohttp
 import orjson
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from gateway.common import scrub
 from gateway.errors import GatewayError, upstream_error_message
 from gateway.runtime import Target, Upstream, credential_headers
-from gateway.upstream import scrub
 from gateway.upstream.retry import retry_after_seconds
 
 DEFAULT_ANTHROPIC_VERSION = "2023-06-01"

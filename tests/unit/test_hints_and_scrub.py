@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
+from gateway.common import scrub
 from gateway.errors import GatewayError, echo, known_error_type, upstream_error_message
 from gateway.translate.usage import merge_usage
-from gateway.upstream import scrub
 from gateway.upstream.retry import retry_after_seconds
 
 NOW = 1_800_000_000.0  # 2027-01-15T08:00:00Z

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import orjson
@@ -31,6 +32,8 @@ BASE: dict[str, Any] = {
     "cost_usd": None, "retries": 0, "stream_error": None,
 }  # fmt: skip
 GEN_AI = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "anthropic", "gen_ai.request.model": "sonnet"}
+
+NO_SERVED = SimpleNamespace(runtime=None)  # a record of a request, no config behind it
 
 
 @pytest.mark.parametrize(
@@ -153,7 +156,7 @@ def test_a_record_becomes_the_sdks_spans_with_the_gateways_ids_parent_and_times(
     first.end(529, "529")
     retry = tracing.attempt_span(span, target(), "retry")
     retry.end(200, None)
-    ctx = RequestContext("req", Dialect.OPENAI, served=None)  # type: ignore[arg-type]
+    ctx = RequestContext("req", Dialect.OPENAI, served=NO_SERVED)  # type: ignore[arg-type]
     ctx.route, ctx.deployment, ctx.upstream, ctx.stream = "sonnet", "sonnet-dep", "eastus2", True
     ctx.mark_first_token()
     ctx.usage = {"input_tokens": 3, "output_tokens": 2}
@@ -187,7 +190,7 @@ def test_without_a_caller_a_new_trace_and_a_root_span(exported: Any) -> None:
     tracing = RequestTracing(link)
     span = tracing.server_span(CIMultiDict({"traceparent": "00-not-a-trace-01"}))  # malformed: ignored
     assert span.parent_id is None and span.sampled and len(span.trace_id) == 32
-    tracing.end_request(span, RequestContext("req", Dialect.ANTHROPIC, served=None), 404, "GET /v1/nothing")  # type: ignore[arg-type]
+    tracing.end_request(span, RequestContext("req", Dialect.ANTHROPIC, served=NO_SERVED), 404, "GET /v1/nothing")  # type: ignore[arg-type]
     replayer.replay(through_json(link))
     (server,) = memory.get_finished_spans()
     assert server.parent is None and server.name == "GET /v1/nothing"
@@ -220,7 +223,7 @@ def test_the_sampler_is_the_one_otel_traces_sampler_names(
     RequestTracing.inject(headers, span, attempt)
     # Unsampled, the trace still goes on to Foundry, marked so.
     assert headers["traceparent"].endswith("-01" if sampled else "-00")
-    tracing.end_request(span, RequestContext("req", Dialect.OPENAI, served=None), 200, "")  # type: ignore[arg-type]
+    tracing.end_request(span, RequestContext("req", Dialect.OPENAI, served=NO_SERVED), 200, "")  # type: ignore[arg-type]
     assert len(link.kept) == (1 if sampled else 0)
 
 
