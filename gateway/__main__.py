@@ -15,10 +15,10 @@ from prometheus_client import CollectorRegistry
 
 from gateway import __version__
 from gateway.app import create_app
-from gateway.config import ConfigError, GatewayConfig, load_config
+from gateway.app_keys import LOAD, RECORDER
+from gateway.config import ConfigError, GatewayConfig, ServerConfig, load_config
 from gateway.connections import ConnectionGuard
 from gateway.handlers.admin import create_admin_app
-from gateway.keys import LOAD, RECORDER
 from gateway.observability.logging import configure_logging
 from gateway.observability.request_tracing import RequestTracing
 from gateway.observability.tracing import TracingConfigError
@@ -46,16 +46,36 @@ async def serve(config: GatewayConfig, config_path: Path, tracing: RequestTracin
     server = config.server
     registry = CollectorRegistry()
     app = create_app(config, registry, config_path=config_path, tracing=tracing)
-    if tracing is not None:
-        try:
-            await tracing.link.start(app[RECORDER].spans_dropped)
-        except TracingConfigError as exc:
-            print(f"tracing: {exc}", file=sys.stderr)
-            return 2
-        app[RECORDER].watch_span_exporter(lambda: tracing.link.pid)
+    runner = _api_runner(app, server)
+    try:
+        await runner.setup()  # the app's cleanup contexts start here, the span export process among them
+    except TracingConfigError as exc:
+        print(f"tracing: {exc}", file=sys.stderr)
+        return 2
+    listener = await _listen(runner, app, server)
+    admin = web.AppRunner(create_admin_app(app, registry), access_log=None, handle_signals=False)
+    await admin.setup()
+    await web.TCPSite(admin, server.admin_host, server.admin_port).start()
+    settle_heap()
+    log.info(
+        "listening",
+        host=server.host,
+        port=listener.sockets[0].getsockname()[1],
+        admin_port=admin.addresses[0][1] if admin.addresses else server.admin_port,
+        version=__version__,
+        frozen_objects=gc.get_freeze_count(),
+    )
+    await _signalled()
+    await _drain(app, server, listener, runner)
+    await admin.cleanup()
+    log.info("stopped")
+    return 0
+
+
+def _api_runner(app: web.Application, server: ServerConfig) -> web.AppRunner:
     # handler_cancellation: a client that goes away cancels its handler, and with it the upstream request.
     # auto_decompress off: request bodies are inflated by the handler, bounded, with errors in the caller's dialect.
-    runner = web.AppRunner(
+    return web.AppRunner(
         app,
         access_log=None,
         handle_signals=False,
@@ -64,7 +84,10 @@ async def serve(config: GatewayConfig, config_path: Path, tracing: RequestTracin
         keepalive_timeout=server.idle_timeout_seconds,
         auto_decompress=False,
     )
-    await runner.setup()
+
+
+async def _listen(runner: web.AppRunner, app: web.Application, server: ServerConfig) -> asyncio.Server:
+    """The API port, behind the connection guard (connection limit, header timeout)."""
     assert runner.server is not None
     guard = ConnectionGuard(
         runner.server,
@@ -73,38 +96,26 @@ async def serve(config: GatewayConfig, config_path: Path, tracing: RequestTracin
         header_timeout=server.header_timeout_seconds,
     )
     loop = asyncio.get_running_loop()
-    listener = await loop.create_server(guard, server.host, server.port, backlog=1024, reuse_address=True)
-    port = listener.sockets[0].getsockname()[1]
-    admin = web.AppRunner(create_admin_app(app, registry), access_log=None, handle_signals=False)
-    await admin.setup()
-    await web.TCPSite(admin, server.admin_host, server.admin_port).start()
-    admin_port = admin.addresses[0][1] if admin.addresses else server.admin_port
-    settle_heap()
-    log.info(
-        "listening",
-        host=server.host,
-        port=port,
-        admin_port=admin_port,
-        version=__version__,
-        frozen_objects=gc.get_freeze_count(),
-    )
+    return await loop.create_server(guard, server.host, server.port, backlog=1024, reuse_address=True)
+
+
+async def _signalled() -> None:
     stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
-    # Drain: unready at once, keep serving while endpoints propagate, then stop accepting and
-    # give in-flight requests and streams up to the drain timeout.
+
+
+async def _drain(app: web.Application, server: ServerConfig, listener: asyncio.Server, runner: web.AppRunner) -> None:
+    """Unready at once, keep serving while endpoints propagate, then stop accepting and give in-flight
+    requests and streams up to the drain timeout; the app's resources close after them."""
     app[LOAD].draining = True
     log.info("draining", delay_s=server.drain_delay_seconds, timeout_s=server.drain_timeout_seconds,
              in_flight=app[LOAD].active)  # fmt: skip
     await asyncio.sleep(server.drain_delay_seconds)
     listener.close()
     await runner.cleanup()
-    await admin.cleanup()
-    if tracing is not None:
-        await tracing.link.close()  # the last spans, exported before the process ends
-    log.info("stopped")
-    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

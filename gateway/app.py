@@ -15,14 +15,15 @@ from aiohttp import HttpVersion11, web
 from prometheus_client import CollectorRegistry
 
 from gateway import reload
+from gateway.app_keys import CONFIG_PATH, CONTEXT, DIALECTS, LIVE, LOAD, PUBLIC, RECORDER, SESSION, TRACING
 from gateway.config import GatewayConfig
-from gateway.context import Load, RequestContext
 from gateway.errors import Dialect, GatewayError, echo
 from gateway.handlers import chat_completions, info, messages, responses
-from gateway.keys import CONFIG_PATH, CONTEXT, DIALECTS, LIVE, LOAD, PUBLIC, RECORDER, SESSION, TRACING
+from gateway.load import Load
 from gateway.observability.logging import AccessLog
 from gateway.observability.metrics import GatewayMetrics, TokenExpiryCollector
 from gateway.observability.recorder import Recorder
+from gateway.observability.request_context import RequestContext
 from gateway.observability.request_tracing import RequestTracing
 from gateway.runtime import OTHER_ROUTE
 from gateway.served import Live, Served, served_for
@@ -124,16 +125,14 @@ async def _observed(request: web.Request, handler: Handler, served: Served) -> w
     )
     tracing = request.app[TRACING]
     if tracing is not None:
-        ctx.tracing = tracing
         ctx.span = tracing.server_span(request.headers)
     session = request.headers.get("x-claude-code-session-id")
     if session is not None:
         ctx.session_id = printable(session)
     request[CONTEXT] = ctx
-    recorder = request.app[RECORDER]
     load = request.app[LOAD]
     if load.active >= load.limit:
-        recorder.concurrency_rejected()
+        request.app[RECORDER].concurrency_rejected()
         err = GatewayError(
             429,
             f"The gateway is serving its limit of {load.limit} concurrent requests; retry shortly",
@@ -147,13 +146,8 @@ async def _observed(request: web.Request, handler: Handler, served: Served) -> w
     response: web.StreamResponse
     try:
         try:
-            inbound = ctx.runtime.inbound
-            if inbound is not None and route not in request.app[PUBLIC]:
-                try:
-                    ctx.client = inbound.authenticate(request.headers)
-                except GatewayError:
-                    recorder.inbound_rejected("unauthenticated")
-                    raise
+            if route not in request.app[PUBLIC]:
+                _authenticate(request, ctx)
             response = await handler(request)
         except web.HTTPException as exc:
             raise _http_error(exc, request) from None
@@ -180,17 +174,30 @@ async def _observed(request: web.Request, handler: Handler, served: Served) -> w
     return response
 
 
+def _authenticate(request: web.Request, ctx: RequestContext) -> None:
+    """The caller's client, with inbound auth on; 401 (counted) for a caller it does not know."""
+    inbound = ctx.runtime.inbound
+    if inbound is None:
+        return
+    try:
+        ctx.client = inbound.authenticate(request.headers)
+    except GatewayError:
+        request.app[RECORDER].inbound_rejected("unauthenticated")
+        raise
+
+
 def _finish(request: web.Request, ctx: RequestContext, status: int) -> None:
     """A request's end, however it ended: what it used and cost, settled against its client's
     limits and budget (in place of what admission reserved), then its metrics and access-log line."""
     recorder = request.app[RECORDER]
     # Foundry bills an answer it gave, and one it was generating when the client left.
-    billed = ctx.upstream_status == 200 or (ctx.client_disconnected and ctx.target is not None)
+    target = ctx.outcome.target
+    billed = ctx.outcome.status == 200 or (ctx.client_disconnected and target is not None)
     usage, ctx.usage_source = settled_usage(ctx.usage, ctx.estimate if billed else None, ctx.relayed_output)
     if ctx.usage_source == "estimated" and not ctx.client_disconnected:
         recorder.usage_missing(ctx)  # a whole answer without its usage: the upstream's fault, counted
     if usage:
-        ctx.spent = Spent.of(usage, ctx.target.price if ctx.target is not None else None)
+        ctx.spent = Spent.of(usage, target.price if target is not None else None)
     if ctx.client is not None and ctx.client.limited:
         spent = ctx.spent
         ctx.served.limiter.settle(
@@ -198,10 +205,11 @@ def _finish(request: web.Request, ctx: RequestContext, status: int) -> None:
         )
     recorder.finish(ctx, request.method, request.path, status)
     span = ctx.span
-    if span is not None and ctx.tracing is not None:
+    tracing = request.app[TRACING]
+    if span is not None and tracing is not None:
         # Spans are named for their model route; one that reached none, for its endpoint.
         name = "" if ctx.route != OTHER_ROUTE else f"{request.method} {_template(request)}"
-        ctx.tracing.end_request(span, ctx, status, name)
+        tracing.end_request(span, ctx, status, name)
 
 
 def _template(request: web.Request) -> str:
@@ -239,6 +247,20 @@ async def expect_continue(request: web.Request) -> None:
         return
     await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
     request.writer.output_size = 0  # as aiohttp's own handler does: the response proper has not begun
+
+
+async def span_export(app: web.Application) -> AsyncIterator[None]:
+    """With tracing on, the span export process: started first, closed last, so the last requests'
+    spans are exported before the gateway exits. An OTEL_* value the SDK refuses stops start-up."""
+    tracing = app[TRACING]
+    if tracing is None:
+        yield
+        return
+    recorder = app[RECORDER]
+    await tracing.link.start(recorder.spans_dropped)
+    recorder.watch_span_exporter(lambda: tracing.link.pid)
+    yield
+    await tracing.link.close()
 
 
 async def upstream_session(app: web.Application) -> AsyncIterator[None]:
@@ -286,7 +308,7 @@ def create_app(
             lambda: [(name, u.credential.status().expires_on) for name, u in app[LIVE].runtime.upstreams.items()]
         )
     )
-    app.cleanup_ctx.extend((upstream_session, served_state, config_watcher))
+    app.cleanup_ctx.extend((span_export, upstream_session, served_state, config_watcher))
     _add_endpoints(app)
     return app
 

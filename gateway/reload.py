@@ -12,9 +12,9 @@ from pathlib import Path
 import structlog
 from aiohttp import web
 
+from gateway.app_keys import LIVE, RECORDER
 from gateway.common.watched_file import WatchedFile
 from gateway.config import ConfigError, load_config
-from gateway.keys import LIVE, RECORDER
 from gateway.served import Served, served_for
 
 log = structlog.get_logger("gateway")

@@ -11,7 +11,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 from prometheus_client.aiohttp import make_aiohttp_handler
 
-from gateway.keys import LIVE, LOAD
+from gateway.app_keys import LIVE, LOAD
 
 
 async def healthz(_: web.Request) -> web.Response:

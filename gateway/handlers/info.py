@@ -5,8 +5,8 @@ from __future__ import annotations
 import orjson
 from aiohttp import web
 
+from gateway.app_keys import context
 from gateway.errors import GatewayError, echo
-from gateway.keys import context
 
 
 async def list_models(request: web.Request) -> web.Response:

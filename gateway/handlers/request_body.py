@@ -12,13 +12,14 @@ import aiohttp
 import orjson
 from aiohttp import web
 
-from gateway.context import RequestContext
+from gateway.app_keys import RECORDER, SESSION, TRACING, context
 from gateway.errors import GatewayError, echo, invalid_request, too_deeply_nested
-from gateway.keys import RECORDER, SESSION, context
-from gateway.runtime import Route, Target
+from gateway.observability.request_context import RequestContext
+from gateway.observability.request_tracing import AttemptTracing
 from gateway.spend.limits import NO_RESERVATION, reservation
 from gateway.translate.usage import MAX_TOKEN_COUNT
 from gateway.upstream.exchange import Exchange
+from gateway.upstream.targets import Route, Target
 
 # Bodies at least this large are decompressed off the event loop.
 _INLINE_DECOMPRESS_BYTES = 256 * 1024
@@ -177,7 +178,16 @@ async def routed_request(request: web.Request) -> tuple[RequestContext, dict[str
 
 
 def exchange_for(request: web.Request, ctx: RequestContext) -> Exchange:
-    return Exchange(request.app[SESSION], request.app[RECORDER], ctx, request.headers)
+    """The request's exchange; the request's record reads its outcome at the end."""
+    tracing = request.app[TRACING]
+    tracer = AttemptTracing(tracing, ctx.span) if tracing is not None and ctx.span is not None else None
+    runtime = ctx.runtime
+    exchange = Exchange(
+        request.app[SESSION], request.app[RECORDER], runtime.routing, runtime.config, ctx.request_id, request.headers,
+        tracer,
+    )  # fmt: skip
+    ctx.outcome = exchange.outcome
+    return exchange
 
 
 class Translated(Protocol):

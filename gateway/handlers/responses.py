@@ -17,10 +17,10 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from gateway.app_keys import context
 from gateway.errors import GatewayError, echo
 from gateway.handlers.request_body import open_translated, routed_request
 from gateway.handlers.streaming import relay_stream
-from gateway.keys import context
 from gateway.reasoning_seal import ReasoningSeal
 from gateway.responses_store import Resolved, new_response_id
 from gateway.translate.responses_request import responses_to_messages

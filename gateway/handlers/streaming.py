@@ -20,8 +20,8 @@ import structlog
 from aiohttp import web
 
 from gateway.common import scrub
-from gateway.context import RequestContext
 from gateway.errors import GatewayError, StreamError
+from gateway.observability.request_context import RequestContext
 from gateway.translate.usage import relayed_output_tokens
 from gateway.upstream.client import relayed_headers
 
@@ -121,13 +121,13 @@ async def relay_stream(
         if ctx.standing is not None:
             response.headers.update(ctx.standing.headers(ctx.dialect))
         await response.prepare(request)
-        await _relay(ctx, upstream_response, response, dialect)
+        await _pump(ctx, upstream_response, response, dialect)
         return response
     finally:
         upstream_response.release()
 
 
-async def _relay(
+async def _pump(
     ctx: RequestContext,
     upstream_response: aiohttp.ClientResponse,
     response: web.StreamResponse,

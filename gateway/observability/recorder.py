@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -23,8 +23,9 @@ from gateway.observability.metrics import GatewayMetrics
 ANONYMOUS = "anonymous"
 
 if TYPE_CHECKING:
-    from gateway.context import RequestContext
-    from gateway.runtime import Target
+    from gateway.observability.request_context import RequestContext
+    from gateway.upstream.exchange import Outcome
+    from gateway.upstream.targets import Target
 
 log = structlog.get_logger("gateway")
 
@@ -91,27 +92,28 @@ class Recorder:
     def cooled_down(self, target: Target) -> None:
         self.metrics.cooldowns.labels(target.upstream.name, target.deployment).inc()
 
-    def answer_refused(self, ctx: RequestContext, reason: str) -> None:
+    def answer_refused(self, request_id: str, outcome: Outcome, reason: str) -> None:
         """An upstream answer the gateway would not pass on (a 502 to the client)."""
-        self.metrics.unusable_answers.labels(ctx.upstream or "unknown", reason).inc()
+        self.metrics.unusable_answers.labels(outcome.upstream or "unknown", reason).inc()
         log.warning(
             "upstream_answer_refused",
-            request_id=ctx.request_id,
-            upstream=ctx.upstream,
-            deployment=ctx.deployment,
-            upstream_status=ctx.upstream_status,
+            request_id=request_id,
+            upstream=outcome.upstream,
+            deployment=outcome.deployment,
+            upstream_status=outcome.status,
             reason=reason,
         )
 
     def usage_missing(self, ctx: RequestContext) -> None:
         """An answer whose usage was missing or unusable: charged an estimate, counted and logged."""
-        self.metrics.usage_missing.labels(ctx.upstream or "unknown").inc()
+        outcome = ctx.outcome
+        self.metrics.usage_missing.labels(outcome.upstream or "unknown").inc()
         log.warning(
             "upstream_usage_missing",
             request_id=ctx.request_id,
-            upstream=ctx.upstream,
-            deployment=ctx.deployment,
-            upstream_request_id=ctx.upstream_request_id,
+            upstream=outcome.upstream,
+            deployment=outcome.deployment,
+            upstream_request_id=outcome.request_id,
             charged="estimate",
         )
 
@@ -149,14 +151,24 @@ class Recorder:
             log.exception("request_record_failed", request_id=ctx.request_id)
 
     def _finish(self, ctx: RequestContext, method: str, path: str, status: int) -> None:
-        metrics = self.metrics
         duration = time.perf_counter() - ctx.started
-        dialect = ctx.dialect.value
-        metrics.requests_by(ctx.route, dialect, str(status)).inc()
+        span = ctx.span
         # A sampled request's trace id rides along as an exemplar (OpenMetrics scrapes show it), so a
         # slow bucket in Grafana links to its trace.
-        span = ctx.span
         exemplar = {"trace_id": span.trace_id} if span is not None and span.sampled else None
+        self._request_metrics(ctx, status, duration, exemplar)
+        client = ctx.client.name if ctx.client is not None else None
+        if client is not None:
+            self.metrics.client_requests_by(client, ctx.route, str(status)).inc()
+        self._spend_metrics(ctx, client or ANONYMOUS)
+        self.access_log.record(self._access_fields(ctx, method, path, status, duration, client))
+
+    def _request_metrics(
+        self, ctx: RequestContext, status: int, duration: float, exemplar: dict[str, str] | None
+    ) -> None:
+        metrics = self.metrics
+        dialect = ctx.dialect.value
+        metrics.requests_by(ctx.route, dialect, str(status)).inc()
         metrics.request_duration_by(ctx.route, dialect).observe(duration, exemplar)
         ttft = ctx.ttft
         if ttft is not None:
@@ -170,20 +182,27 @@ class Recorder:
             metrics.stream_errors.labels(ctx.route, dialect, ctx.stream_error).inc()
         if ctx.client_disconnected:
             metrics.client_disconnects.labels(ctx.route, dialect).inc()
-        client = None
-        if ctx.client is not None:
-            client = ctx.client.name
-            metrics.client_requests_by(client, ctx.route, str(status)).inc()
+
+    def _spend_metrics(self, ctx: RequestContext, payer: str) -> None:
         spent = ctx.spent
-        if spent is not None:
-            payer = client or ANONYMOUS
-            for kind, count in spent.tokens.by_kind():
-                if count:
-                    metrics.client_tokens_by(payer, ctx.route, kind).inc(count)
-            if spent.usd is not None:
-                metrics.cost_by(payer, ctx.route).inc(spent.usd)
-                if spent.saved_usd:
-                    metrics.cache_savings_by(payer, ctx.route).inc(spent.saved_usd)
+        if spent is None:
+            return
+        metrics = self.metrics
+        for kind, count in spent.tokens.by_kind():
+            if count:
+                metrics.client_tokens_by(payer, ctx.route, kind).inc(count)
+        if spent.usd is not None:
+            metrics.cost_by(payer, ctx.route).inc(spent.usd)
+            if spent.saved_usd:
+                metrics.cache_savings_by(payer, ctx.route).inc(spent.saved_usd)
+
+    @staticmethod
+    def _access_fields(
+        ctx: RequestContext, method: str, path: str, status: int, duration: float, client: str | None
+    ) -> dict[str, Any]:
+        """The access-log line's fields; unset ones are left out: one short line per request is what people read."""
+        span, spent, ttft = ctx.span, ctx.spent, ctx.ttft
+        outcome = ctx.outcome
         fields = {
             "request_id": ctx.request_id,
             "trace_id": span.trace_id if span is not None else None,
@@ -191,13 +210,13 @@ class Recorder:
             "session_id": ctx.session_id,
             "method": method,
             "path": path,
-            "dialect": dialect,
+            "dialect": ctx.dialect.value,
             "route": ctx.route,
-            "upstream": ctx.upstream,
-            "deployment": ctx.deployment,
+            "upstream": outcome.upstream,
+            "deployment": outcome.deployment,
             "status": status,
-            "upstream_status": ctx.upstream_status,
-            "upstream_request_id": ctx.upstream_request_id,
+            "upstream_status": outcome.status,
+            "upstream_request_id": outcome.request_id,
             "stream": ctx.stream,
             "duration_ms": round(duration * 1000, 2),
             "ttft_ms": None if ttft is None else round(ttft * 1000, 2),
@@ -209,11 +228,10 @@ class Recorder:
             "usage_source": ctx.usage_source if ctx.usage_source != "reported" else None,
             "stream_error": ctx.stream_error,
             "client_disconnected": ctx.client_disconnected or None,
-            "auth_retried": ctx.auth_retried or None,
-            "retries": ctx.retries or None,
+            "auth_retried": outcome.auth_retried or None,
+            "retries": outcome.retries or None,
             "adjusted": ctx.adjusted or None,
-            "betas_dropped": ctx.betas_dropped or None,
+            "betas_dropped": outcome.betas_dropped or None,
             "error": ctx.error,
         }
-        # Unset fields are left out: one short line per request is what people read.
-        self.access_log.record({k: v for k, v in fields.items() if v is not None})
+        return {k: v for k, v in fields.items() if v is not None}

@@ -16,15 +16,15 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Mapping, MutableMapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from gateway.observability.span_link import SpanLink
+from gateway.observability.spans import AttemptSpan, RequestSpan
 from gateway.observability.tracing import tracing_enabled
 
 if TYPE_CHECKING:
-    from gateway.context import RequestContext
-    from gateway.runtime import Target
+    from gateway.observability.request_context import RequestContext
+    from gateway.upstream.targets import Target
 
 
 # What the export process gets of a request: one row, its fields in this order (span_export.py
@@ -35,48 +35,6 @@ REQUEST_FIELDS = (
     "usage", "cost_usd", "retries", "stream_error", "attempts",
 )  # fmt: skip
 ATTEMPT_FIELDS = ("span_id", "start_ns", "end_ns", "reason", "upstream", "deployment", "host", "status", "error")
-Row = tuple[Any, ...]
-
-
-@dataclass(slots=True)
-class AttemptSpan:
-    """One attempt at Foundry: a client span under the request's. Ids are lower-case hex."""
-
-    span_id: str
-    start_ns: int
-    reason: str  # first, retry (same target) or fallback
-    upstream: str
-    deployment: str
-    host: str
-    end_ns: int = 0
-    status: int | None = None  # Foundry's HTTP status, when it answered
-    error: str | None = None  # error.type: the status, timeout, connection_error
-
-    def end(self, status: int | None, error: str | None) -> None:
-        self.end_ns = time.time_ns()
-        self.status = status
-        self.error = error
-
-    def row(self) -> Row:
-        return (self.span_id, self.start_ns, self.end_ns, self.reason, self.upstream, self.deployment, self.host,
-                self.status, self.error)  # fmt: skip
-
-
-@dataclass(slots=True)
-class RequestSpan:
-    """A request's server span while it runs: its ids, the caller's context, its attempts."""
-
-    trace_id: str
-    span_id: str
-    parent_id: str | None  # the caller's span, from its traceparent
-    tracestate: str | None  # the caller's, passed on to Foundry
-    sampled: bool  # False: ids only, to pass the caller's trace on; no span is exported
-    start_ns: int
-    attempts: list[AttemptSpan] = field(default_factory=list)
-
-    @property
-    def flags(self) -> str:
-        return "01" if self.sampled else "00"
 
 
 class RequestTracing:
@@ -137,7 +95,7 @@ class RequestTracing:
         upstream = target.upstream
         span = AttemptSpan(
             format(self._new_span_id(), "016x"), time.time_ns(), reason, upstream.name, target.deployment,
-            upstream.host,
+            upstream.host, parent=parent,
         )  # fmt: skip
         parent.attempts.append(span)
         return span
@@ -145,9 +103,8 @@ class RequestTracing:
     @staticmethod
     def inject(headers: MutableMapping[str, str], parent: RequestSpan, attempt: AttemptSpan) -> None:
         """traceparent (and tracestate) for Foundry: its spans join the caller's trace under the attempt."""
-        headers["traceparent"] = f"00-{parent.trace_id}-{attempt.span_id}-{parent.flags}"
-        if parent.tracestate is not None:
-            headers["tracestate"] = parent.tracestate
+        assert attempt.parent is parent
+        attempt.inject(headers)
 
     def end_request(self, span: RequestSpan, ctx: RequestContext, status: int, name: str) -> None:
         """What the request did, as one row for the export process; an unsampled request ends here.
@@ -165,10 +122,23 @@ class RequestTracing:
             span.trace_id, span.span_id, span.parent_id, span.tracestate, name, span.start_ns, end,
             None if first_token is None else end - round((time.perf_counter() - first_token) * 1e9),
             status, ctx.route, ctx.dialect.value, ctx.stream, None if ctx.client is None else ctx.client.name,
-            ctx.deployment, ctx.upstream, ctx.max_tokens, ctx.response_id, ctx.stop_reason, ctx.usage or None,
-            None if spent is None else spent.usd, ctx.retries, ctx.stream_error,
+            ctx.outcome.deployment, ctx.outcome.upstream, ctx.max_tokens, ctx.response_id, ctx.stop_reason,
+            ctx.usage or None, None if spent is None else spent.usd, ctx.outcome.retries, ctx.stream_error,
             [attempt.row() for attempt in span.attempts],
         ))  # fmt: skip
+
+
+class AttemptTracing:
+    """The exchange's view of one request's trace: a span per attempt, under the request's."""
+
+    __slots__ = ("_parent", "_tracing")
+
+    def __init__(self, tracing: RequestTracing, parent: RequestSpan) -> None:
+        self._tracing = tracing
+        self._parent = parent
+
+    def attempt(self, target: Target, reason: str) -> AttemptSpan:
+        return self._tracing.attempt_span(self._parent, target, reason)
 
 
 # W3C Trace Context: a tracestate of more than 512 characters may be dropped whole. One that long,

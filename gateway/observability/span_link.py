@@ -16,15 +16,15 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import Any
 
 import orjson
 import structlog
 
 from gateway.observability.tracing import TracingConfigError
 
-if TYPE_CHECKING:
-    from gateway.observability.request_tracing import Row
+# A request's row: its fields in the order request_tracing.REQUEST_FIELDS names them.
+Row = tuple[Any, ...]
 
 log = structlog.get_logger("gateway.tracing")
 

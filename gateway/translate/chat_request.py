@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 
 from gateway.errors import echo, invalid_request
-from gateway.translate.messages_request import (
+from gateway.translate.openai_common import (
     Tooling,
     cache_control,
     expect,

@@ -17,8 +17,8 @@ from multidict import CIMultiDict, CIMultiDictProxy
 
 from gateway.common import scrub
 from gateway.errors import GatewayError, upstream_error_message
-from gateway.runtime import Target, Upstream, credential_headers
 from gateway.upstream.retry import retry_after_seconds
+from gateway.upstream.targets import Target, Upstream, credential_headers
 
 DEFAULT_ANTHROPIC_VERSION = "2023-06-01"
 

@@ -11,16 +11,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, TypeGuard
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeGuard
 
 import aiohttp
 import orjson
 
-from gateway.context import RequestContext
+from gateway.config import GatewayConfig
 from gateway.errors import GatewayError, too_deeply_nested
-from gateway.observability.recorder import Recorder
-from gateway.observability.request_tracing import AttemptSpan, RequestTracing
-from gateway.runtime import Route, Runtime, Target, Upstream
 from gateway.upstream.client import (
     UnusableAnswer,
     error_from_upstream,
@@ -31,6 +29,59 @@ from gateway.upstream.client import (
     unusable_status,
 )
 from gateway.upstream.retry import RETRYABLE_STATUSES, Step, after_failure, retry_after_seconds
+from gateway.upstream.routing import Routing
+from gateway.upstream.targets import Route, Target, Upstream
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What the exchange did, as far as it got: the target it tried last, the retries, and what
+    Foundry said. The request's record reads it at the end, however the exchange ended."""
+
+    target: Target | None = None
+    retries: int = 0
+    status: int | None = None  # Foundry's HTTP status for the last attempt
+    request_id: str | None = None  # Foundry's request-id (or apim-request-id)
+    auth_retried: bool = False
+    betas_dropped: tuple[str, ...] = ()
+
+    @property
+    def upstream(self) -> str | None:
+        return self.target.upstream.name if self.target is not None else None
+
+    @property
+    def deployment(self) -> str | None:
+        return self.target.deployment if self.target is not None else None
+
+
+class ExchangeRecorder(Protocol):
+    """What the exchange reports as it goes (gateway/observability/recorder.py)."""
+
+    def upstream_answered(self, target: Target, status: str, seconds: float | None) -> None: ...
+
+    def betas_dropped(self, upstream: str, betas: tuple[str, ...]) -> None: ...
+
+    def retried(self, route: str, kind: str) -> None: ...
+
+    def retry_denied(self, route: str) -> None: ...
+
+    def cooled_down(self, target: Target) -> None: ...
+
+    def answer_refused(self, request_id: str, outcome: Outcome, reason: str) -> None: ...
+
+
+class AttemptTrace(Protocol):
+    """One attempt's span, with tracing on (gateway/observability/request_tracing.py)."""
+
+    def inject(self, headers: dict[str, str]) -> None:
+        """Its traceparent (and the caller's tracestate) into the request to Foundry."""
+        ...
+
+    def end(self, status: int | None, error: str | None) -> None: ...
+
+
+class AttemptTracer(Protocol):
+    def attempt(self, target: Target, reason: str) -> AttemptTrace: ...
 
 
 def is_message(answer: Any) -> TypeGuard[dict[str, Any]]:
@@ -39,21 +90,29 @@ def is_message(answer: Any) -> TypeGuard[dict[str, Any]]:
 
 
 class Exchange:
-    """What one request needs to reach Foundry: the connection pool, the recorder, the caller's headers."""
+    """One request's way to Foundry: the connection pool, the route's targets and their health, the
+    caller's headers; what happened is its `outcome`."""
 
-    __slots__ = ("client_headers", "ctx", "recorder", "session")
+    __slots__ = ("client_headers", "config", "outcome", "recorder", "request_id", "routing", "session", "tracer")
 
     def __init__(
         self,
         session: aiohttp.ClientSession,
-        recorder: Recorder,
-        ctx: RequestContext,
+        recorder: ExchangeRecorder,
+        routing: Routing,
+        config: GatewayConfig,
+        request_id: str,
         client_headers: Mapping[str, str],
+        tracer: AttemptTracer | None = None,
     ) -> None:
         self.session = session
         self.recorder = recorder
-        self.ctx = ctx
+        self.routing = routing
+        self.config = config
+        self.request_id = request_id
         self.client_headers = client_headers
+        self.tracer = tracer
+        self.outcome = Outcome()
 
     async def open(
         self,
@@ -65,56 +124,20 @@ class Exchange:
     ) -> aiohttp.ClientResponse:
         """Send the request to the route's targets in turn until one answers 200; the last failure
         becomes the client's error."""
-        ctx, recorder = self.ctx, self.recorder
-        runtime = ctx.runtime
-        targets = runtime.plan(route)
-        settings = runtime.config.retries
-        runtime.budget.record_request()
+        targets = self.routing.plan(route)
+        settings = self.config.retries
+        self.routing.budget.record_request()
         failure: GatewayError | None = None
         attempt = 0
         while attempt < settings.max_attempts:
             target = targets[attempt % len(targets)]
-            reason = "first"
-            if attempt > 0:
-                if not runtime.health(target).available() or not runtime.budget.try_retry():
-                    recorder.retry_denied(route.name)
-                    break
-                ctx.retries += 1
-                previous = targets[(attempt - 1) % len(targets)]
-                reason = "fallback" if previous is not target else "retry"
-                recorder.retried(route.name, reason)
+            reason = self._reason(route, targets, attempt)
+            if reason is None:
+                break
             attempt += 1
-            status: int | None = None
-            retry_after: float | None = None
-            span = None
-            if ctx.tracing is not None and ctx.span is not None:
-                span = ctx.tracing.attempt_span(ctx.span, target, reason)
-            try:
-                response = await self._attempt(target, body_for, count_tokens=count_tokens, native=native, span=span)
-            except GatewayError as exc:
-                if span is not None:
-                    span.end(None, "timeout" if exc.status == 504 else "connection_error")
-                if exc.status not in (502, 504):
-                    raise  # not the upstream's doing (no usable credential, a body that cannot be sent)
-                failure = exc
-                self._failed(runtime, target, None, None)
-            else:
-                if span is not None:
-                    span.end(response.status, None if response.status == 200 else str(response.status))
-                if response.status == 200:
-                    runtime.health(target).succeeded()
-                    return response
-                unusable = unusable_status(target.upstream, response.status)
-                if unusable is not None:
-                    response.close()
-                    recorder.answer_refused(ctx, unusable.reason)
-                    failure = unusable
-                    self._failed(runtime, target, None, None)
-                else:
-                    status = response.status
-                    failure, retry_after = await self._failure(response, target, runtime)
-                    if status in RETRYABLE_STATUSES:  # a request Foundry refused says nothing of the target
-                        self._failed(runtime, target, status, retry_after if settings.retry_after_cooldown else None)
+            response, failure, status, retry_after = await self._try(target, reason, body_for, count_tokens, native)
+            if response is not None:
+                return response
             step = after_failure(
                 status,
                 retry_after,
@@ -128,23 +151,65 @@ class Exchange:
             if step is Step.WAIT:
                 assert retry_after is not None
                 await asyncio.sleep(retry_after)
-                runtime.health(target).cooling_until = 0.0
+                self.routing.health(target).cooling_until = 0.0
         assert failure is not None
         raise failure
 
-    async def _failure(
-        self, response: aiohttp.ClientResponse, target: Target, runtime: Runtime
-    ) -> tuple[GatewayError, float | None]:
+    def _reason(self, route: Route, targets: list[Target], attempt: int) -> str | None:
+        """Why this attempt is made (first, retry of the same target, fallback to another); None
+        when a retry may not go (the target is paused, or the retry budget is spent)."""
+        if attempt == 0:
+            return "first"
+        target = targets[attempt % len(targets)]
+        if not self.routing.health(target).available() or not self.routing.budget.try_retry():
+            self.recorder.retry_denied(route.name)
+            return None
+        self.outcome.retries += 1
+        reason = "fallback" if targets[(attempt - 1) % len(targets)] is not target else "retry"
+        self.recorder.retried(route.name, reason)
+        return reason
+
+    async def _try(
+        self, target: Target, reason: str, body_for: Callable[[Target], bytes], count_tokens: bool, native: bool
+    ) -> tuple[aiohttp.ClientResponse | None, GatewayError | None, int | None, float | None]:
+        """One attempt: the 200 response; or the client's error, Foundry's status and its retry hint."""
+        span = self.tracer.attempt(target, reason) if self.tracer is not None else None
+        try:
+            response = await self._attempt(target, body_for, count_tokens=count_tokens, native=native, span=span)
+        except GatewayError as exc:
+            if span is not None:
+                span.end(None, "timeout" if exc.status == 504 else "connection_error")
+            if exc.status not in (502, 504):
+                raise  # not the upstream's doing (no usable credential, a body that cannot be sent)
+            self._failed(target, None, None)
+            return None, exc, None, None
+        if span is not None:
+            span.end(response.status, None if response.status == 200 else str(response.status))
+        if response.status == 200:
+            self.routing.health(target).succeeded()
+            return response, None, None, None
+        unusable = unusable_status(target.upstream, response.status)
+        if unusable is not None:
+            response.close()
+            self.recorder.answer_refused(self.request_id, self.outcome, unusable.reason)
+            self._failed(target, None, None)
+            return None, unusable, None, None
+        failure, retry_after = await self._failure(response, target)
+        if response.status in RETRYABLE_STATUSES:  # a request Foundry refused says nothing of the target
+            self._failed(target, response.status, retry_after if self.config.retries.retry_after_cooldown else None)
+        return None, failure, response.status, retry_after
+
+    async def _failure(self, response: aiohttp.ClientResponse, target: Target) -> tuple[GatewayError, float | None]:
         """An upstream error answer: the client's error, and the upstream's retry hint."""
         try:
-            body = await read_error_body(response, runtime.config.server.max_upstream_error_bytes)
+            body = await read_error_body(response, self.config.server.max_upstream_error_bytes)
         finally:
             response.release()
         failure = error_from_upstream(response.status, body, target.upstream, response.headers)
-        return failure, retry_after_seconds(response.headers, runtime.config.retries.cooldown_max_seconds)
+        return failure, retry_after_seconds(response.headers, self.config.retries.cooldown_max_seconds)
 
-    def _failed(self, runtime: Runtime, target: Target, status: int | None, retry_after: float | None) -> None:
-        if runtime.health(target).failed(status, retry_after):
+    def _failed(self, target: Target, status: int | None, retry_after: float | None) -> None:
+        if self.routing.health(target).failed(status, retry_after):
             self.recorder.cooled_down(target)
 
     async def _attempt(
@@ -154,36 +219,35 @@ class Exchange:
         *,
         count_tokens: bool,
         native: bool,
-        span: AttemptSpan | None = None,
+        span: AttemptTrace | None = None,
     ) -> aiohttp.ClientResponse:
         """One target: its body, its credentials, one retry after a 401 if the token file changed.
         `span`, with tracing on, is the attempt's: its traceparent goes to Foundry."""
-        ctx = self.ctx
+        outcome = self.outcome
         upstream = target.upstream
-        ctx.target = target
-        ctx.upstream, ctx.deployment = upstream.name, target.deployment
+        outcome.target = target
         try:
             body = body_for(target)
         except orjson.JSONEncodeError:
             raise too_deeply_nested() from None  # parsed (orjson reads 1024 levels), but not re-encoded
-        headers, dropped = request_headers(upstream, self.client_headers, ctx.request_id, native=native)
-        if span is not None and ctx.span is not None:
-            RequestTracing.inject(headers, ctx.span, span)
+        headers, dropped = request_headers(upstream, self.client_headers, self.request_id, native=native)
+        if span is not None:
+            span.inject(headers)
         if dropped:
-            ctx.betas_dropped = dropped
+            outcome.betas_dropped = dropped
             self.recorder.betas_dropped(upstream.name, dropped)
         url = upstream.count_tokens_url if count_tokens else upstream.messages_url
         response = await self._send(target, url, body, headers)
         if response.status == 401 and _credential_changed(upstream, headers):
             # The sidecar wrote a token the recheck interval had not noticed yet: retry once with it.
             response.release()
-            ctx.auth_retried = True
-            headers, _ = request_headers(upstream, self.client_headers, ctx.request_id, native=native)
-            if span is not None and ctx.span is not None:
-                RequestTracing.inject(headers, ctx.span, span)
+            outcome.auth_retried = True
+            headers, _ = request_headers(upstream, self.client_headers, self.request_id, native=native)
+            if span is not None:
+                span.inject(headers)
             response = await self._send(target, url, body, headers)
-        ctx.upstream_status = response.status
-        ctx.upstream_request_id = response.headers.get("request-id") or response.headers.get("apim-request-id")
+        outcome.status = response.status
+        outcome.request_id = response.headers.get("request-id") or response.headers.get("apim-request-id")
         return response
 
     async def _send(self, target: Target, url: str, body: bytes, headers: dict[str, str]) -> aiohttp.ClientResponse:
@@ -198,12 +262,12 @@ class Exchange:
 
     async def read_answer(self, response: aiohttp.ClientResponse) -> bytes:
         """The body of a 200 answer, bounded by server.max_upstream_body_bytes."""
-        ctx = self.ctx
-        assert ctx.target is not None
+        target = self.outcome.target
+        assert target is not None
         try:
-            return await read_body(response, ctx.target, ctx.runtime.config.server.max_upstream_body_bytes)
+            return await read_body(response, target, self.config.server.max_upstream_body_bytes)
         except UnusableAnswer as exc:
-            self.recorder.answer_refused(ctx, exc.reason)
+            self.recorder.answer_refused(self.request_id, self.outcome, exc.reason)
             raise
 
     async def answer(
@@ -228,9 +292,10 @@ class Exchange:
 
     def not_an_answer(self, what: str) -> UnusableAnswer:
         """A 200 whose body is not `what` the client asked for: counted, logged, and a 502 to raise."""
-        assert self.ctx.target is not None
-        exc = UnusableAnswer(self.ctx.target.upstream, "not_a_message", f"answered 200 with a body that is not {what}")
-        self.recorder.answer_refused(self.ctx, exc.reason)
+        target = self.outcome.target
+        assert target is not None
+        exc = UnusableAnswer(target.upstream, "not_a_message", f"answered 200 with a body that is not {what}")
+        self.recorder.answer_refused(self.request_id, self.outcome, exc.reason)
         return exc
 
 

@@ -15,8 +15,8 @@ import yaml
 from aiohttp.test_utils import TestClient, TestServer
 
 from gateway.app import create_app
+from gateway.app_keys import LIVE
 from gateway.config import load_config
-from gateway.keys import LIVE
 from gateway.reload import reload_once
 from tests.emulators.foundry.server import EmulatorState, Fault
 from tests.emulators.foundry.server import create_app as create_emulator

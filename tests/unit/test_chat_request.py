@@ -8,7 +8,7 @@ import pytest
 
 from gateway.errors import GatewayError
 from gateway.translate.chat_request import chat_to_messages
-from gateway.translate.messages_request import JSON_TOOL_NAME
+from gateway.translate.openai_common import JSON_TOOL_NAME
 
 USER_HI = [{"role": "user", "content": "Hi"}]
 ANTHROPIC_HI = [{"role": "user", "content": [{"type": "text", "text": "Hi"}]}]

@@ -12,8 +12,8 @@ import yaml
 
 from gateway.__main__ import settle_heap
 from gateway.app import create_app
+from gateway.app_keys import LIVE
 from gateway.config import load_config
-from gateway.keys import LIVE
 from gateway.reload import reload_once
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from gateway.errors import GatewayError
 from gateway.reasoning_seal import ReasoningSeal
-from gateway.translate.messages_request import JSON_TOOL_NAME
+from gateway.translate.openai_common import JSON_TOOL_NAME
 from gateway.translate.responses_request import responses_to_messages
 
 SEAL = ReasoningSeal()

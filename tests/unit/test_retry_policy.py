@@ -141,7 +141,7 @@ def test_weighted_targets_lead_in_proportion_to_their_weight_and_every_target_fo
     monkeypatch.setenv("K", "key-for-tests-0000")
     runtime = Runtime(config(), rng=random.Random(7))
     route = runtime.routes["m"]
-    orders = [tuple(t.upstream.name for t in runtime.plan(route)) for _ in range(10_000)]
+    orders = [tuple(t.upstream.name for t in runtime.routing.plan(route)) for _ in range(10_000)]
     assert all(sorted(order) == ["east", "north", "west"] for order in orders), "fallbacks cover every target"
     firsts = Counter(order[0] for order in orders)
     assert firsts["east"] / 10_000 == pytest.approx(0.6, abs=0.02)
@@ -153,19 +153,19 @@ def test_priority_keeps_the_listed_order_and_skips_a_cooling_target(monkeypatch:
     monkeypatch.setenv("K", "key-for-tests-0000")
     runtime = Runtime(config(strategy="priority"))
     route = runtime.routes["m"]
-    assert [t.upstream.name for t in runtime.plan(route)] == ["east", "west", "north"]
-    runtime.health(route.targets[0]).failed(429, retry_after=30)
-    assert [t.upstream.name for t in runtime.plan(route)] == ["west", "north"]
+    assert [t.upstream.name for t in runtime.routing.plan(route)] == ["east", "west", "north"]
+    runtime.routing.health(route.targets[0]).failed(429, retry_after=30)
+    assert [t.upstream.name for t in runtime.routing.plan(route)] == ["west", "north"]
 
 
 def test_a_reload_carries_health_budget_and_buckets_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("K", "key-for-tests-0000")
     old = Runtime(config())
-    old.health(old.routes["m"].targets[0]).failed(429, retry_after=30)
+    old.routing.health(old.routes["m"].targets[0]).failed(429, retry_after=30)
     client = old.inbound.clients["c"] if old.inbound else None
     assert client is not None and client.requests is not None
     client.requests.take(2)
     new = Runtime(config(max_tokens_default=100), previous=old)
-    assert not new.health(new.routes["m"].targets[0]).available(), "still paused"
-    assert new.budget is old.budget
+    assert not new.routing.health(new.routes["m"].targets[0]).available(), "still paused"
+    assert new.routing.budget is old.routing.budget
     assert new.inbound is not None and new.inbound.clients["c"].requests is client.requests

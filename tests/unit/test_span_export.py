@@ -19,12 +19,13 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 from opentelemetry.trace import SpanKind, StatusCode
 
 from gateway.config import parse_config
-from gateway.context import RequestContext
 from gateway.errors import Dialect
-from gateway.observability.request_tracing import RequestTracing, Row
+from gateway.observability.request_context import RequestContext
+from gateway.observability.request_tracing import RequestTracing
 from gateway.observability.span_export import PresetIds, Replayer, attempt_attributes, record_of, request_attributes
-from gateway.observability.span_link import SpanLink
-from gateway.runtime import Runtime, Target
+from gateway.observability.span_link import Row, SpanLink
+from gateway.runtime import Runtime
+from gateway.upstream.targets import Target
 
 BASE: dict[str, Any] = {
     "route": "sonnet", "status": 200, "dialect": "openai", "stream": False, "client": None, "deployment": None,
@@ -157,7 +158,8 @@ def test_a_record_becomes_the_sdks_spans_with_the_gateways_ids_parent_and_times(
     retry = tracing.attempt_span(span, target(), "retry")
     retry.end(200, None)
     ctx = RequestContext("req", Dialect.OPENAI, served=NO_SERVED)  # type: ignore[arg-type]
-    ctx.route, ctx.deployment, ctx.upstream, ctx.stream = "sonnet", "sonnet-dep", "eastus2", True
+    ctx.route, ctx.stream = "sonnet", True
+    ctx.outcome.target = target()  # eastus2's sonnet-dep
     ctx.mark_first_token()
     ctx.usage = {"input_tokens": 3, "output_tokens": 2}
     before_end = time.time_ns()

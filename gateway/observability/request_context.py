@@ -1,4 +1,5 @@
-"""What one request did, filled in as it goes; the access log line and the metrics come from it."""
+"""What one request did, filled in as it goes; the recorder turns it into the access-log line and the
+request metrics, and request_tracing into its spans."""
 
 from __future__ import annotations
 
@@ -8,11 +9,12 @@ from typing import Any
 
 from gateway.errors import Dialect
 from gateway.inbound.clients import Client
-from gateway.observability.request_tracing import RequestSpan, RequestTracing
-from gateway.runtime import OTHER_ROUTE, Runtime, Target
+from gateway.observability.spans import RequestSpan
+from gateway.runtime import OTHER_ROUTE, Runtime
 from gateway.served import Served
 from gateway.spend.limits import Standing
 from gateway.spend.prices import Spent
+from gateway.upstream.exchange import Outcome
 
 
 @dataclass(slots=True)
@@ -23,24 +25,16 @@ class RequestContext:
     runtime: Runtime = field(init=False)  # served.runtime, read often enough to be a field of its own
     started: float = field(default_factory=time.perf_counter)
     route: str = OTHER_ROUTE
-    target: Target | None = None
-    upstream: str | None = None
-    deployment: str | None = None
-    upstream_status: int | None = None
-    upstream_request_id: str | None = None
+    outcome: Outcome = field(default_factory=Outcome)  # the exchange's, once there is one
     stream: bool = False
     first_token_at: float | None = None
     usage: dict[str, Any] = field(default_factory=dict)
     stream_error: str | None = None
     client_disconnected: bool = False
-    auth_retried: bool = False
-    retries: int = 0
     client: Client | None = None
     session_id: str | None = None  # the caller's session (Claude Code's x-claude-code-session-id): the log only
     adjusted: tuple[str, ...] = ()  # what the gateway changed in the request so Claude accepts it
-    betas_dropped: tuple[str, ...] = ()  # anthropic-beta values the upstream's policy kept back
     error: str | None = None
-    tracing: RequestTracing | None = None  # set only when tracing is on
     span: RequestSpan | None = None  # the request's server span, when tracing is on
     max_tokens: int | None = None
     response_id: str | None = None
@@ -67,12 +61,3 @@ class RequestContext:
     @property
     def ttft(self) -> float | None:
         return None if self.first_token_at is None else self.first_token_at - self.started
-
-
-@dataclass(slots=True)
-class Load:
-    """Requests being served, against the configured limit; and whether the pod is draining."""
-
-    limit: int
-    active: int = 0
-    draining: bool = False

@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from gateway.translate.native import NativeStream
+from gateway.translate.messages import NativeStream
 
 MESSAGE = {"id": "m", "model": "deployment-x", "usage": {"input_tokens": 3}}
 START_JSON = orjson.dumps({"type": "message_start", "message": MESSAGE})

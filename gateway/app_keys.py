@@ -11,9 +11,10 @@ from aiohttp import web
 if TYPE_CHECKING:
     from aiohttp.web_urldispatcher import AbstractRoute
 
-    from gateway.context import Load, RequestContext
     from gateway.errors import Dialect
+    from gateway.load import Load
     from gateway.observability.recorder import Recorder
+    from gateway.observability.request_context import RequestContext
     from gateway.observability.request_tracing import RequestTracing
     from gateway.served import Live
 

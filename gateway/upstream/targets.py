@@ -1,0 +1,104 @@
+"""What a request can be sent to: upstreams with their live credentials, targets (an upstream's
+deployment, its timeouts and price) and routes (the targets of a model name). Built once per
+config load by the runtime; the exchange and the stream relay only read them."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import aiohttp
+
+from gateway.config import RouteConfig, TargetConfig, UpstreamConfig, UpstreamTimeouts
+from gateway.errors import GatewayError
+from gateway.spend.prices import Price, list_price
+from gateway.upstream.credentials import Credential, CredentialUnavailable, credential_for
+
+
+def beta_name(value: str) -> str:
+    """A beta as a name to compare: what clients write as `"Effort-2025-11-24" ; q=1` is effort-2025-11-24."""
+    return value.split(";", 1)[0].strip().strip("\"'").strip().lower()
+
+
+@dataclass(frozen=True, slots=True)
+class Betas:
+    """An upstream's beta policy, ready to apply: drop the listed, or keep only the listed."""
+
+    listed: frozenset[str]  # beta_name()s
+    keep_listed: bool
+
+    def apply(self, header: str) -> tuple[str, tuple[str, ...]]:
+        """The anthropic-beta value to send (each beta by its plain name), and the betas dropped from it."""
+        kept: list[str] = []
+        dropped: list[str] = []
+        for beta in (beta_name(b) for b in header.split(",")):
+            if beta:
+                (kept if (beta in self.listed) == self.keep_listed else dropped).append(beta)
+        return ",".join(kept), tuple(dropped)
+
+
+@dataclass(frozen=True, slots=True)
+class Upstream:
+    name: str
+    config: UpstreamConfig
+    credential: Credential
+    messages_url: str
+    count_tokens_url: str
+    betas: Betas | None = None
+    host: str = ""  # for traces' server.address
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    upstream: Upstream
+    deployment: str
+    weight: int
+    timeouts: UpstreamTimeouts
+    # Built once here rather than per request.
+    client_timeout: aiohttp.ClientTimeout = field(compare=False)
+    price: Price | None = field(default=None, compare=False)  # None: counted in tokens only
+
+
+def target_for(upstream: Upstream, t: TargetConfig, route: RouteConfig) -> Target:
+    timeouts = route.timeouts or upstream.config.timeouts
+    client_timeout = aiohttp.ClientTimeout(
+        total=timeouts.total_seconds, connect=timeouts.connect_seconds, sock_read=timeouts.read_seconds
+    )
+    configured = t.price or route.price
+    price = Price.of(configured) if configured is not None else list_price(t.deployment, route.model)
+    return Target(upstream, t.deployment, t.weight, timeouts, client_timeout, price)
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    name: str
+    targets: tuple[Target, ...]
+    max_tokens_default: int | None
+    priority: bool = False  # try targets in their listed order instead of by weight
+    auto_cache: bool = False  # cache_breakpoints: auto
+    structured_outputs: bool = False  # every target's upstream serves native structured outputs
+
+
+def upstream_for(config: UpstreamConfig, credential: Credential | None = None) -> Upstream:
+    """An upstream of the config, with its credential (made from its auth unless one is given)."""
+    betas = None
+    if config.betas is not None:
+        listed = config.betas.only if config.betas.only is not None else config.betas.drop
+        betas = Betas(frozenset(beta_name(b) for b in listed or ()), config.betas.only is not None)
+    return Upstream(
+        config.name,
+        config,
+        credential if credential is not None else credential_for(config.auth),
+        config.messages_url,
+        config.messages_url + "/count_tokens",
+        betas,
+        urlsplit(config.messages_url).hostname or "",
+    )
+
+
+def credential_headers(upstream: Upstream) -> Mapping[str, str]:
+    try:
+        return upstream.credential.headers()
+    except CredentialUnavailable as exc:
+        raise GatewayError(503, f"upstream {upstream.name}: {exc}") from None
