@@ -285,11 +285,10 @@ class BudgetConfig(_Model):
     tokens_per_month: int | None = Field(None, ge=1, description="The same, a UTC month.")
 
 
-class InboundApiKey(_Model):
-    """A caller's API key, kept as its SHA-256: the gateway never stores the key itself."""
+class _ClientSettings(_Model):
+    """What every kind of caller is given: a name, the routes it may use, its limits and budget."""
 
     client: str = Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$", description="Name in logs and metrics.")
-    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="Hex SHA-256 of the key (sha256sum of it, lower case).")
     routes: list[str] | None = Field(None, description="Models this client may use; omitted: every route.")
     requests_per_minute: int | None = Field(
         None, ge=1, description="With state.redis, for all replicas together; else per pod. Omitted: no limit."
@@ -300,20 +299,17 @@ class InboundApiKey(_Model):
     budget: BudgetConfig | None = None
 
 
-class ServiceAccountClient(_Model):
+class InboundApiKey(_ClientSettings):
+    """A caller's API key, kept as its SHA-256: the gateway never stores the key itself."""
+
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="Hex SHA-256 of the key (sha256sum of it, lower case).")
+
+
+class ServiceAccountClient(_ClientSettings):
     """A Kubernetes service account allowed to call, and the client name it gets."""
 
     namespace: str = Field(min_length=1, description="The service account's namespace.")
     service_account: str = Field(min_length=1, description="The service account's name.")
-    client: str = Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$", description="Name in logs and metrics.")
-    routes: list[str] | None = Field(None, description="Models this client may use; omitted: every route.")
-    requests_per_minute: int | None = Field(
-        None, ge=1, description="With state.redis, for all replicas together; else per pod. Omitted: no limit."
-    )
-    tokens_per_minute: int | None = Field(
-        None, ge=1, description="Input plus output tokens a minute, shared or per pod as above; omitted: no limit."
-    )
-    budget: BudgetConfig | None = None
 
 
 class ServiceAccountAuth(_Model):

@@ -13,9 +13,10 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 
 import orjson
 import trustme
@@ -133,6 +134,26 @@ def start_foundry_emulator(*args: str, log_dir: Path | None = None) -> tuple[Pro
     proc = Process("foundry-emulator", ["-m", "tests.emulators.foundry", "--port", "0", *args], log_dir=log_dir)
     port = orjson.loads(proc.wait_for_line('"listening"'))["port"]
     return proc, f"http://127.0.0.1:{port}/anthropic"
+
+
+T = TypeVar("T")
+
+
+def eventually(check: Callable[[], T], timeout: float = 10.0, interval: float = 0.02, what: str = "it") -> T:
+    """`check`'s first truthy answer, polled until `timeout`; an exception counts as not yet.
+    Instead of a sleep that bets on how long something takes."""
+    deadline = time.monotonic() + timeout
+    last: BaseException | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = check()
+        except Exception as exc:  # not yet: polled again
+            last = exc
+        else:
+            if value:
+                return value
+        time.sleep(interval)
+    raise AssertionError(f"{what}: not within {timeout} s (last error: {last!r})")
 
 
 def wait_http(url: str, timeout: float = 15.0, proc: Process | None = None) -> None:

@@ -24,7 +24,7 @@ from gateway.handlers.streaming import relay_stream
 from gateway.reasoning_seal import ReasoningSeal
 from gateway.responses_store import Resolved, new_response_id
 from gateway.translate.responses_request import responses_to_messages
-from gateway.translate.responses_response import message_to_response
+from gateway.translate.responses_response import ResponseFrame, message_to_response
 from gateway.translate.responses_stream import ResponsesStream, ResponsesStreamTranslator
 from gateway.translate.usage import merge_usage
 from gateway.upstream.client import relayed_headers
@@ -50,31 +50,20 @@ async def create_response(request: web.Request) -> web.StreamResponse:
         structured_outputs=route.structured_outputs,
     )
     exchange, upstream_response = await open_translated(request, ctx, route, translated)
-    created = int(time.time())
-    rid = new_response_id()
+    frame = ResponseFrame(new_response_id(), model, int(time.time()), translated.echo, seal.seal, translated.json_tool)
 
     async def kept(response: dict[str, Any]) -> None:
         assert store is not None and resolved is not None
         await store.save(response, resolved, client)
 
     if translated.stream:
-        translator = ResponsesStreamTranslator(
-            model=model, created=created, echo=translated.echo, seal=seal.seal, rid=rid, json_tool=translated.json_tool
-        )
+        translator = ResponsesStreamTranslator(frame)
         max_event = ctx.runtime.config.server.max_upstream_event_bytes
         stream = ResponsesStream(translator, max_event, kept if keep else None)
         return await relay_stream(request, ctx, upstream_response, stream)
     _, message = await exchange.answer(upstream_response)
     merge_usage(ctx.usage, message.get("usage"))
-    response = message_to_response(
-        message,
-        model=model,
-        created=created,
-        echo=translated.echo,
-        seal=seal.seal,
-        rid=rid,
-        json_tool=translated.json_tool,
-    )
+    response = message_to_response(message, frame)
     ctx.answered(message, response["id"])
     if keep:
         await kept(response)

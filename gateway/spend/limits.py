@@ -265,6 +265,17 @@ def _full_in(client: Client) -> float:
     return max(waits)
 
 
+# Adds an amount (a charge, a reservation, or a negative settlement) to a counter and sets when
+# it expires; nothing for 0. Both scripts begin with it.
+_ADD = """
+local function add(key, amount, expires)
+  if tonumber(amount) ~= 0 then
+    redis.call('INCRBY', key, amount)
+    redis.call('EXPIREAT', key, expires)
+  end
+end
+"""
+
 # One key named, the client's prefix (its hash tag keeps every key the script builds from it on
 # one Redis Cluster slot), and few arguments: a request's share of a round trip is mostly
 # redis-py packing them. ARGV: the minute, the UTC day, the UTC month, the limits as one string
@@ -272,7 +283,9 @@ def _full_in(client: Client) -> float:
 # micro-dollars), the minute key's time to live; then what admission reserves against the budgets
 # (tokens, micro-dollars) and when the day's and the month's counters expire (unix seconds).
 # Returns {refused (0: admitted; 1 requests, 2 tokens, 3.. the budgets), requests, tokens, budgets...}.
-_ADMIT = """
+_ADMIT = (
+    _ADD
+    + """
 local b = KEYS[1]
 local limits = {}
 for v in string.gmatch(ARGV[4], '%S+') do limits[#limits + 1] = tonumber(v) end
@@ -292,32 +305,23 @@ if limits[1] >= 0 then
   out[2] = count
   if count > limits[1] then out[1] = 1; return out end
 end
-local function reserve(key, amount, expires)
-  if tonumber(amount) > 0 then
-    redis.call('INCRBY', key, amount)
-    redis.call('EXPIREAT', key, expires)
-  end
-end
-reserve(b .. 'tokens:' .. ARGV[2], ARGV[6], ARGV[8])
-reserve(b .. 'tokens:' .. ARGV[3], ARGV[6], ARGV[9])
-reserve(b .. 'usd:' .. ARGV[2], ARGV[7], ARGV[8])
-reserve(b .. 'usd:' .. ARGV[3], ARGV[7], ARGV[9])
+add(b .. 'tokens:' .. ARGV[2], ARGV[6], ARGV[8])
+add(b .. 'tokens:' .. ARGV[3], ARGV[6], ARGV[9])
+add(b .. 'usd:' .. ARGV[2], ARGV[7], ARGV[8])
+add(b .. 'usd:' .. ARGV[3], ARGV[7], ARGV[9])
 return out
 """
+)
 
 # KEYS: the client's prefix. ARGV: minute, day, month, the minute's tokens, the budgets' tokens and
 # micro-dollars (what was used less what was reserved: negative refunds a reservation), when the
 # minute's, the day's and the month's counters expire (unix seconds), and the batch's id: a batch
 # sent again after a timeout that Redis had applied anyway is applied once.
-_CHARGE = """
+_CHARGE = (
+    _ADD
+    + """
 local b = KEYS[1]
 if not redis.call('SET', b .. 'charge:' .. ARGV[10], '1', 'NX', 'EX', 600) then return 0 end
-local function add(key, amount, expires)
-  if tonumber(amount) ~= 0 then
-    redis.call('INCRBY', key, amount)
-    redis.call('EXPIREAT', key, expires)
-  end
-end
 add(b .. 'tokens:' .. ARGV[1], ARGV[4], ARGV[7])
 add(b .. 'tokens:' .. ARGV[2], ARGV[5], ARGV[8])
 add(b .. 'tokens:' .. ARGV[3], ARGV[5], ARGV[9])
@@ -325,6 +329,7 @@ add(b .. 'usd:' .. ARGV[2], ARGV[6], ARGV[8])
 add(b .. 'usd:' .. ARGV[3], ARGV[6], ARGV[9])
 return 1
 """
+)
 
 Call = tuple[Any, list[Any], list[Any]]  # a registered script, its keys, its arguments
 

@@ -10,6 +10,7 @@ final response name the same items.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -24,6 +25,24 @@ INCOMPLETE_REASONS: Mapping[str, str] = {
     "model_context_window_exceeded": "max_output_tokens",
     "refusal": "content_filter",
 }
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseFrame:
+    """What every Response object of one request carries, streamed or not: its id (made by the
+    gateway, never the upstream's message id, which an upstream may repeat or leave out and which
+    stored responses are keyed by), the model the client named, when it was made, the request's
+    fields it echoes, the seal for its reasoning, and the JSON-answer tool's name if any."""
+
+    rid: str
+    model: str
+    created: int
+    echo: Mapping[str, Any]
+    seal: Seal
+    json_tool: str | None = None
+
+    def is_json_answer(self, block: Mapping[str, Any]) -> bool:
+        return self.json_tool is not None and block.get("name") == self.json_tool
 
 
 def item_id(kind: str, rid: str, index: int) -> str:
@@ -77,11 +96,8 @@ def responses_usage(usage: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def response_object(
+    frame: ResponseFrame,
     *,
-    rid: str,
-    model: str,
-    created: int,
-    echo: Mapping[str, Any],
     status: str,
     output: list[dict[str, Any]],
     usage: Mapping[str, Any] | None,
@@ -92,31 +108,21 @@ def response_object(
     if status == "completed" and reason is not None:
         status = "incomplete"
     return {
-        "id": rid,
+        "id": frame.rid,
         "object": "response",
-        "created_at": created,
+        "created_at": frame.created,
         "status": status,
         "error": error,
         "incomplete_details": {"reason": reason} if status == "incomplete" else None,
-        "model": model,
+        "model": frame.model,
         "output": output,
-        **echo,
+        **frame.echo,
         "usage": responses_usage(usage) if usage is not None else None,
     }
 
 
-def message_to_response(
-    message: Mapping[str, Any],
-    *,
-    model: str,
-    created: int,
-    echo: Mapping[str, Any],
-    seal: Seal,
-    rid: str,
-    json_tool: str | None = None,
-) -> dict[str, Any]:
-    """`rid` is the response id the gateway made: never the upstream's message id, which an
-    upstream may repeat or leave out, and which stored responses are keyed by."""
+def message_to_response(message: Mapping[str, Any], frame: ResponseFrame) -> dict[str, Any]:
+    rid, seal = frame.rid, frame.seal
     output: list[dict[str, Any]] = []
     content = message.get("content")
     for index, block in enumerate(content if isinstance(content, list) else ()):
@@ -129,16 +135,13 @@ def message_to_response(
             output.append(message_item(item_id("message", rid, index), str(block.get("text", ""))))
         elif kind == "tool_use":
             arguments = orjson.dumps(block.get("input", {})).decode()
-            if json_tool is not None and block.get("name") == json_tool:
+            if frame.is_json_answer(block):
                 output.append(message_item(item_id("message", rid, index), arguments))
             else:
                 output.append(function_call_item(item_id("function_call", rid, index), block, arguments))
     usage = message.get("usage")
     return response_object(
-        rid=rid,
-        model=model,
-        created=created,
-        echo=echo,
+        frame,
         status="completed",
         output=output,
         usage=usage if isinstance(usage, dict) else {},

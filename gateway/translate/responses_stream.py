@@ -25,7 +25,7 @@ import orjson
 from gateway.errors import GatewayError, StreamError, echo, upstream_error_event
 from gateway.sse import encode_event
 from gateway.translate.responses_response import (
-    Seal,
+    ResponseFrame,
     function_call_item,
     item_id,
     message_item,
@@ -62,13 +62,9 @@ _SEQUENCE_JSON = b'"sequence_number":' + str(_SEQUENCE).encode()
 
 class ResponsesStreamTranslator(WireTranslator):
     __slots__ = (
-        "_created",
-        "_echo",
+        "_frame",
         "_items",
-        "_json_tool",
-        "_model",
         "_rid",
-        "_seal",
         "_sequence",
         "_stop_reason",
         "_usage",
@@ -78,22 +74,9 @@ class ResponsesStreamTranslator(WireTranslator):
         "stopped",
     )
 
-    def __init__(
-        self,
-        *,
-        model: str,
-        created: int,
-        echo: Mapping[str, Any],
-        seal: Seal,
-        rid: str,
-        json_tool: str | None = None,
-    ) -> None:
-        self._model = model
-        self._created = created
-        self._echo = echo
-        self._seal = seal
-        self._json_tool = json_tool
-        self._rid = rid  # made by the gateway (see responses_response.message_to_response)
+    def __init__(self, frame: ResponseFrame) -> None:
+        self._frame = frame
+        self._rid = frame.rid
         self._sequence = 0
         self._items: dict[int, _Item] = {}  # by Anthropic block index
         self._usage: dict[str, Any] = {}
@@ -150,10 +133,7 @@ class ResponsesStreamTranslator(WireTranslator):
     def _response(self, status: str, error: dict[str, Any] | None = None) -> dict[str, Any]:
         output = [item.done for item in self._items.values() if item.done is not None]
         return response_object(
-            rid=self._rid,
-            model=self._model,
-            created=self._created,
-            echo=self._echo,
+            self._frame,
             status=status,
             output=output,
             usage=self._usage if status != "in_progress" else None,
@@ -204,12 +184,12 @@ class ResponsesStreamTranslator(WireTranslator):
         if not isinstance(block, dict) or not isinstance(index, int) or index in self._items:
             raise StreamError("api_error", "upstream stream sent a content block without a usable index")
         kind = block.get("type")
-        if kind == "tool_use" and not (self._json_tool is not None and block.get("name") == self._json_tool):
+        if kind == "tool_use" and not self._frame.is_json_answer(block):
             item = _Item("function_call", len(self._items), item_id("function_call", self._rid, index), dict(block))
             added = function_call_item(item.id, block, "", "in_progress")
         elif kind in ("thinking", "redacted_thinking"):
             item = _Item("reasoning", len(self._items), item_id("reasoning", self._rid, index), dict(block))
-            added = reasoning_item(item.id, None, self._seal)
+            added = reasoning_item(item.id, None, self._frame.seal)
         elif kind in ("text", "tool_use"):  # tool_use here: the JSON-answer tool, whose input is the text
             item = _Item("message", len(self._items), item_id("message", self._rid, index), {"type": kind})
             added = message_item(item.id, "", "in_progress")
@@ -307,7 +287,7 @@ class ResponsesStreamTranslator(WireTranslator):
                 part = {"type": "summary_text", "text": text}
                 out += self._event("response.reasoning_summary_text.done", **where, summary_index=0, text=text)
                 out += self._event("response.reasoning_summary_part.done", **where, summary_index=0, part=part)
-            item.done = reasoning_item(item.id, item.block, self._seal)
+            item.done = reasoning_item(item.id, item.block, self._frame.seal)
         return out + self._event("response.output_item.done", output_index=item.output_index, item=item.done)
 
     def failed(self, failure: GatewayError) -> bytes:

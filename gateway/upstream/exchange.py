@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeGuard
 
 import aiohttp
@@ -89,30 +89,19 @@ def is_message(answer: Any) -> TypeGuard[dict[str, Any]]:
     return isinstance(answer, dict) and answer.get("type") == "message" and isinstance(answer.get("content"), list)
 
 
+@dataclass(slots=True)
 class Exchange:
     """One request's way to Foundry: the connection pool, the route's targets and their health, the
     caller's headers; what happened is its `outcome`."""
 
-    __slots__ = ("client_headers", "config", "outcome", "recorder", "request_id", "routing", "session", "tracer")
-
-    def __init__(
-        self,
-        session: aiohttp.ClientSession,
-        recorder: ExchangeRecorder,
-        routing: Routing,
-        config: GatewayConfig,
-        request_id: str,
-        client_headers: Mapping[str, str],
-        tracer: AttemptTracer | None = None,
-    ) -> None:
-        self.session = session
-        self.recorder = recorder
-        self.routing = routing
-        self.config = config
-        self.request_id = request_id
-        self.client_headers = client_headers
-        self.tracer = tracer
-        self.outcome = Outcome()
+    session: aiohttp.ClientSession
+    recorder: ExchangeRecorder
+    routing: Routing
+    config: GatewayConfig
+    request_id: str
+    client_headers: Mapping[str, str]
+    tracer: AttemptTracer | None = None
+    outcome: Outcome = field(default_factory=Outcome)
 
     async def open(
         self,

@@ -58,6 +58,10 @@ class Stack:
     def last_access_line(self) -> dict[str, Any]:
         return access_lines(self.gateway)[-1]
 
+    def thinking_per_turn(self) -> list[bool]:
+        """Whether each request Foundry received so far had thinking on."""
+        return ["thinking" in request["body"] for request in self.recorded()]
+
     def canary_hits(self) -> list[dict[str, Any]]:
         return list(emulator_control(self.foundry, "canary_hits"))
 
@@ -140,3 +144,14 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 @pytest.fixture(autouse=True)
 def clean_emulator(stack: Stack) -> None:
     emulator_control(stack.foundry, "reset", {})
+
+
+def error_of(response: httpx.Response, dialect: str) -> dict[str, Any]:
+    """The error object, after checking the body has the dialect's error shape."""
+    body = response.json()
+    if dialect == "anthropic":
+        assert body["type"] == "error" and set(body["error"]) == {"type", "message"}, body
+    else:
+        assert set(body["error"]) == {"message", "type", "param", "code"}, body
+    error: dict[str, Any] = body["error"]
+    return error

@@ -59,15 +59,11 @@ def agent(stack: Stack, responses: bool = False) -> Agent[Any]:
     )
 
 
-def thinking_per_turn(stack: Stack) -> list[bool]:
-    return ["thinking" in request["body"] for request in stack.recorded()]
-
-
 @pytest.mark.asyncio
 async def test_a_tool_loop_with_reasoning(stack: Stack) -> None:
     result = await Runner.run(agent(stack), "call get_weather for Paris")
     assert result.final_output == "Tool results: sunny, 21 C in example"
-    assert thinking_per_turn(stack) == [True, False], "thinking on the question, off on the tool results"
+    assert stack.thinking_per_turn() == [True, False], "thinking on the question, off on the tool results"
     line = stack.last_access_line()
     # The SDK marks its tools strict, which Foundry's Azure-hosted Claude cannot enforce: said too.
     assert line["adjusted"] == ["thinking_off_for_tool_results", "strict_not_enforced"]
@@ -79,7 +75,7 @@ async def test_a_streamed_tool_loop_with_reasoning(stack: Stack) -> None:
     kinds = [event.type async for event in result.stream_events()]
     assert "raw_response_event" in kinds and "run_item_stream_event" in kinds
     assert result.final_output == "Tool results: sunny, 21 C in example"
-    assert thinking_per_turn(stack) == [True, False]
+    assert stack.thinking_per_turn() == [True, False]
 
 
 @pytest.mark.asyncio
@@ -90,7 +86,7 @@ async def test_the_responses_model_keeps_thinking_on_over_several_turns(stack: S
     second = await Runner.run(agent(stack, responses=True), [*first.to_input_list(), {"role": "user",
                               "content": "and now call get_time for Paris"}])  # fmt: skip
     assert second.final_output == "Tool results: 10:00 in example"
-    assert thinking_per_turn(stack) == [True, True, True, True], "the sealed thinking came back each turn"
+    assert stack.thinking_per_turn() == [True, True, True, True], "the sealed thinking came back each turn"
     # Nothing adjusted but what Foundry cannot do: the SDK's strict tools.
     assert stack.last_access_line()["adjusted"] == ["strict_not_enforced"]
 
@@ -101,4 +97,4 @@ async def test_the_responses_model_streamed(stack: Stack) -> None:
     kinds = [event.type async for event in result.stream_events()]
     assert "raw_response_event" in kinds and "run_item_stream_event" in kinds
     assert result.final_output == "Tool results: sunny, 21 C in example"
-    assert thinking_per_turn(stack) == [True, True]
+    assert stack.thinking_per_turn() == [True, True]

@@ -18,7 +18,7 @@ import orjson
 import pytest
 
 from tests.harness import Process, access_lines, metric, start_gateway
-from tests.integration.conftest import API_KEY, Stack, api_key_upstream, route
+from tests.integration.conftest import API_KEY, Stack, api_key_upstream, error_of, route
 
 MODEL = "claude-sonnet-4-5"
 HELLO: list[Any] = [{"role": "user", "content": "Hello caller"}]
@@ -31,16 +31,6 @@ def body_for(dialect: str, **extra: Any) -> dict[str, Any]:
     if dialect == "anthropic":
         body.setdefault("max_tokens", 20)
     return body
-
-
-def error_of(response: httpx.Response, dialect: str) -> dict[str, Any]:
-    body = response.json()
-    if dialect == "anthropic":
-        assert body["type"] == "error", body
-    else:
-        assert set(body["error"]) == {"message", "type", "param", "code"}, body
-    error: dict[str, Any] = body["error"]
-    return error
 
 
 def raw_request(base: str, request: bytes) -> bytes:
@@ -186,7 +176,6 @@ def test_a_connection_that_sends_nothing_or_drips_its_head_is_closed(guarded: tu
     before = closed_total(proc, "header_timeout")
     silent = connect(base)
     dripping = connect(base)
-    started = time.monotonic()
     for byte in b"GET /v1/models HTTP/1.1\r\nHost: gw\r\n":
         try:
             dripping.sendall(bytes([byte]))
@@ -195,7 +184,6 @@ def test_a_connection_that_sends_nothing_or_drips_its_head_is_closed(guarded: tu
         time.sleep(0.05)
     assert closed_within(dripping, 2.0)
     assert closed_within(silent, 2.0)
-    assert time.monotonic() - started < 3.0
     assert closed_total(proc, "header_timeout") == before + 2
     # A prompt caller on the same gateway is served as ever.
     assert httpx.get(base + "/v1/models").status_code == 200

@@ -18,7 +18,7 @@ from gateway.config import parse_config
 from gateway.translate.chat_stream import ChatStream
 from gateway.translate.messages import NativeStream
 from tests.harness import emulator_control, rss_mb, start_foundry_emulator, start_gateway
-from tests.integration.conftest import API_KEY, BEARER, Stack
+from tests.integration.conftest import API_KEY, BEARER, Stack, error_of
 
 MODEL = "claude-sonnet-4-5"
 HELLO: list[Any] = [{"role": "user", "content": "Hello hostile"}]
@@ -31,17 +31,6 @@ def post(stack: Stack, dialect: str, *, model: str = MODEL, stream: bool = False
     else:
         url, body = path or "/v1/messages", {"model": model, "max_tokens": 50, "messages": HELLO, "stream": stream}
     return httpx.post(stack.base + url, json=body, timeout=20)
-
-
-def error_of(response: httpx.Response, dialect: str) -> dict[str, Any]:
-    """The error object, after checking the body has the dialect's error shape."""
-    body = response.json()
-    if dialect == "anthropic":
-        assert body["type"] == "error" and set(body["error"]) == {"type", "message"}, body
-    else:
-        assert set(body["error"]) == {"message", "type", "param", "code"}, body
-    error: dict[str, Any] = body["error"]
-    return error
 
 
 def unusable(stack: Stack, reason: str) -> float:

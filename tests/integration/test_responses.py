@@ -149,16 +149,12 @@ def tool_loop(client: OpenAI, question: str, tool: Any, history: list[Any]) -> t
     return answered, items
 
 
-def thinking_per_turn(stack: Stack) -> list[bool]:
-    return ["thinking" in request["body"] for request in stack.recorded()]
-
-
 def test_reasoning_survives_several_tool_turns(stack: Stack) -> None:
     client = stack.openai()
     first, history = tool_loop(client, "Use get_weather for Paris", WEATHER, [])
     second, history = tool_loop(client, "Use get_time for Paris", TIME, history)
     assert (first.output_text, second.output_text) == ("Tool results: get_weather done", "Tool results: get_time done")
-    assert thinking_per_turn(stack) == [True] * 4, "thinking on for every turn: each tool turn had its thinking"
+    assert stack.thinking_per_turn() == [True] * 4, "thinking on for every turn: each tool turn had its thinking"
     # The last request carried the thinking of both tool turns, restored block for block.
     turns = stack.last_request()["body"]["messages"]
     restored = [m["content"][0] for m in turns if m["role"] == "assistant" and m["content"][0]["type"] == "thinking"]

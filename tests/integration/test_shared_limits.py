@@ -22,6 +22,7 @@ from tests.harness import (
     Process,
     access_lines,
     emulator_control,
+    eventually,
     metric,
     start_foundry_emulator,
     start_gateway,
@@ -124,7 +125,7 @@ def test_the_headers_say_where_a_client_stands(shared: Shared) -> None:
     left = int(native.headers["anthropic-ratelimit-requests-remaining"])
     assert left < 1000 and native.headers["anthropic-ratelimit-requests-reset"].endswith("Z")
     tokens_left = int(native.headers["anthropic-ratelimit-tokens-remaining"])
-    time.sleep(0.05)  # the first answer's tokens are charged just after it
+    eventually(lambda: minute_tokens(shared, "headers") > 0)  # the first answer's tokens, charged just after it
     chat = httpx.post(shared.replicas[1][1] + "/v1/chat/completions",
                       json={"model": "claude-sonnet-4-5", "messages": HELLO},
                       headers={"authorization": f"Bearer {CLIENTS['headers']}"})  # fmt: skip
@@ -142,7 +143,8 @@ def test_a_token_budget_across_both_replicas_is_refused_at_the_same_total(shared
         usage = response.json()["usage"]
         used.append(sum(usage[k] for k in ("input_tokens", "output_tokens", "cache_read_input_tokens",
                                               "cache_creation_input_tokens")))  # fmt: skip
-        time.sleep(0.05)  # a charge lands just after its answer
+        total = sum(used)
+        settled(shared, "budget", lambda v, total=total: v == total)  # its reservation gives way to its usage
     assert response.status_code == 429, "refused once the day's tokens were used"
     message = response.json()["error"]["message"]
     assert "tokens_per_day budget" in message and "resets at" in message and "T00:00:00Z" in message
@@ -154,8 +156,9 @@ def test_a_dollar_budget_uses_the_price(shared: Shared) -> None:
     for i in range(7):
         statuses.append(ask(shared.replicas[i % 2][1], "usd").status_code)
         # A charge reaches Redis within CHARGE_DELAY_SECONDS (20 ms), not before the next request
-        # can arrive: spaced further apart, each admission sees every answer before it.
-        time.sleep(0.1)
+        # can arrive: each admission waits until the answers before it have settled.
+        served = statuses.count(200)
+        settled(shared, "usd", lambda v, served=served: v == served * 102, kind="usd")
     # Each request costs $0.000102 at $3/$15 per million (14 tokens in, 4 out): the $0.0005 day
     # is spent after five, whichever replica served them.
     assert statuses == [200] * 5 + [429] * 2
@@ -305,20 +308,22 @@ def test_without_redis_limits_are_per_pod(shared: Shared) -> None:
         proc.stop()
 
 
-def day_tokens(shared: Shared, client: str) -> int:
+def day_tokens(shared: Shared, client: str, kind: str = "tokens") -> int:
+    """The client's tokens (or micro-dollars) today, in the shared Redis."""
     day = time.strftime("%Y%m%d", time.gmtime())
-    value = redis_py.Redis(port=shared.redis_port).get(f"fgw:{{{client}}}:tokens:{day}")
+    value = redis_py.Redis(port=shared.redis_port).get(f"fgw:{{{client}}}:{kind}:{day}")
     return int(value or 0)
 
 
-def settled(shared: Shared, client: str, check: Any) -> int:
+def minute_tokens(shared: Shared, client: str) -> int:
+    value = redis_py.Redis(port=shared.redis_port).get(f"fgw:{{{client}}}:tokens:{int(time.time() // 60)}")
+    return int(value or 0)
+
+
+def settled(shared: Shared, client: str, check: Any, kind: str = "tokens") -> int:
     """The client's tokens today once `check` holds of them (charges land just after an answer)."""
-    for _ in range(300):
-        value = day_tokens(shared, client)
-        if check(value):
-            return value
-        time.sleep(0.01)
-    pytest.fail(f"{client}'s tokens never settled: {day_tokens(shared, client)}")
+    eventually(lambda: check(day_tokens(shared, client, kind)), timeout=5)
+    return day_tokens(shared, client, kind)
 
 
 def test_a_limit_admits_exactly_its_number_when_charges_and_admissions_meet(shared: Shared) -> None:

@@ -10,7 +10,7 @@ import sys
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,8 @@ from tests.harness import (
     EntraEmulator,
     Process,
     emulator_control,
+    eventually,
+    metric,
     start_entra_emulator,
     start_foundry_emulator,
     start_gateway,
@@ -36,16 +38,6 @@ from tests.harness import (
 
 SECRET = "entra-client-secret-5a1b9c"
 SA_SUBJECT = "system:serviceaccount:ai:foundry-gateway"
-
-
-def wait_until(check: Callable[[], Any], timeout: float = 15.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 class Setup:
@@ -196,13 +188,6 @@ def test_a_hung_entra_is_a_failure_not_a_hang(setup: Setup, tmp_path: Path) -> N
     assert time.monotonic() - started < 20
 
 
-def metric(text: str, name: str) -> float:
-    for line in text.splitlines():
-        if line.startswith(name + " ") or line.startswith(name + "{"):
-            return float(line.rsplit(" ", 1)[1])
-    raise AssertionError(f"{name} not in metrics")
-
-
 def test_refresh_outage_and_recovery(setup: Setup, tmp_path: Path) -> None:
     setup.entra.control(lifetime=3)
     out = tmp_path / "token.json"
@@ -212,29 +197,34 @@ def test_refresh_outage_and_recovery(setup: Setup, tmp_path: Path) -> None:
         tmp_path,
     )
     try:
-        wait_until(lambda: httpx.get(health + "/readyz").status_code == 200, what="first token")
+        eventually(lambda: httpx.get(health + "/readyz").status_code == 200, timeout=15, what="first token")
         first = read_file(out)["access_token"]
-        second = wait_until(lambda: (t := read_file(out)["access_token"]) != first and t, what="a refresh")
+        second = eventually(lambda: (t := read_file(out)["access_token"]) != first and t, timeout=15, what="a refresh")
         assert setup.claims(second)["exp"] > setup.claims(first)["exp"] - 1
 
         setup.entra.control(outage="server_error")
         failures = 'token_sidecar_consecutive_failures{token="default"}'
-        wait_until(lambda: metric(httpx.get(health + "/metrics").text, failures) >= 2, what="outage failures")
+        eventually(lambda: metric(health, failures) >= 2, timeout=15, what="outage failures")
         assert read_file(out)["access_token"] == second, "the last good token stays in place"
-        ready = wait_until(lambda: (r := httpx.get(health + "/readyz")).status_code == 503 and r, what="unready")
+
+        def unready() -> httpx.Response | None:
+            response = httpx.get(health + "/readyz")
+            return response if response.status_code == 503 else None
+
+        ready = eventually(unready, timeout=15, what="unready")
+        assert ready is not None
         assert "temporarily_unavailable" in ready.json()["tokens"]["default"]["last_error"]
 
         setup.entra.control(outage=None)
-        wait_until(lambda: httpx.get(health + "/readyz").status_code == 200, what="recovery")
-        text = httpx.get(health + "/metrics").text
-        assert metric(text, 'token_sidecar_consecutive_failures{token="default"}') == 0
-        assert metric(text, 'token_sidecar_refresh_attempts_total{result="failure",token="default"}') >= 2
-        assert metric(text, 'token_sidecar_refresh_attempts_total{result="success",token="default"}') >= 3
+        eventually(lambda: httpx.get(health + "/readyz").status_code == 200, timeout=15, what="recovery")
+        assert metric(health, 'token_sidecar_consecutive_failures{token="default"}') == 0
+        assert metric(health, 'token_sidecar_refresh_attempts_total{result="failure",token="default"}') >= 2
+        assert metric(health, 'token_sidecar_refresh_attempts_total{result="success",token="default"}') >= 3
         assert (
-            metric(text, 'token_sidecar_token_expiry_timestamp_seconds{token="default"}')
+            metric(health, 'token_sidecar_token_expiry_timestamp_seconds{token="default"}')
             == read_file(out)["expires_on"]
         )
-        assert metric(text, 'token_sidecar_last_success_timestamp_seconds{token="default"}') > time.time() - 10
+        assert metric(health, 'token_sidecar_last_success_timestamp_seconds{token="default"}') > time.time() - 10
     finally:
         assert sidecar.stop() == 0, "SIGTERM ends the sidecar cleanly"
     assert out.exists(), "the token file stays after SIGTERM"
@@ -255,7 +245,7 @@ def test_gateway_uses_the_sidecar_token_and_recovers_from_an_expired_one(setup: 
     }  # fmt: skip
     procs: list[Process] = [sidecar, foundry]
     try:
-        wait_until(token_file.exists, what="the sidecar's first token")
+        eventually(token_file.exists, timeout=15, what="the sidecar's first token")
         gateway, base, _ = start_gateway(config, log_dir=tmp_path)
         procs.append(gateway)
         client = openai.OpenAI(base_url=base + "/v1", api_key="x", max_retries=0)
@@ -284,8 +274,8 @@ def test_gateway_uses_the_sidecar_token_and_recovers_from_an_expired_one(setup: 
         # The sidecar comes back and writes a fresh token; the gateway's next 401 finds it and retries.
         sidecar, _ = start_sidecar(["--output", str(token_file)], setup.env(), tmp_path, name="token-sidecar-2")
         procs.append(sidecar)
-        fresh = wait_until(
-            lambda: (t := read_file(token_file)["access_token"]) != stale_token and t, what="fresh token"
+        fresh = eventually(
+            lambda: (t := read_file(token_file)["access_token"]) != stale_token and t, timeout=15, what="fresh token"
         )
         assert setup.claims(fresh)["exp"] > time.time() + 60
         reply = client.chat.completions.create(model="claude", messages=ask)  # type: ignore[arg-type]

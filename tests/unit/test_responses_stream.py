@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from gateway.errors import GatewayError, StreamError
 from gateway.reasoning_seal import ReasoningSeal
 from gateway.sse import parse_events
+from gateway.translate.responses_response import ResponseFrame
 from gateway.translate.responses_stream import ResponsesStream, ResponsesStreamTranslator
 from tests.emulators.foundry.respond import stream_events
 from tests.emulators.foundry.validate import thinking_signature
@@ -48,8 +49,7 @@ CALL = {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {"c
 
 
 def translate(msg: dict[str, Any], json_tool: str | None = None) -> list[dict[str, Any]]:
-    translator = ResponsesStreamTranslator(model="claude", created=1, echo={"tools": []}, seal=SEAL.seal, rid="resp_1",
-                                           json_tool=json_tool)  # fmt: skip
+    translator = ResponsesStreamTranslator(ResponseFrame("resp_1", "claude", 1, {"tools": []}, SEAL.seal, json_tool))
     out = b"".join(translator.feed(name, payload) for name, payload in stream_events(msg))
     return [orjson.loads(data) for _, data in parse_events(out)]
 
@@ -110,7 +110,7 @@ def test_the_items_say_what_claude_said() -> None:
 
 def test_redacted_thinking_is_sealed_whole() -> None:
     redacted = {"type": "redacted_thinking", "data": "opaque-bytes"}
-    translator = ResponsesStreamTranslator(model="c", created=1, echo={}, seal=SEAL.seal, rid="resp_1")
+    translator = ResponsesStreamTranslator(ResponseFrame("resp_1", "c", 1, {}, SEAL.seal))
     events = b"".join(
         translator.feed(None, e)
         for e in (
@@ -130,7 +130,7 @@ def wire(msg: dict[str, Any]) -> bytes:
 
 
 def test_an_upstream_error_event_ends_with_response_failed_and_keeps_what_came_before() -> None:
-    translator = ResponsesStreamTranslator(model="c", created=1, echo={}, seal=SEAL.seal, rid="resp_1")
+    translator = ResponsesStreamTranslator(ResponseFrame("resp_1", "c", 1, {}, SEAL.seal))
     stream = ResponsesStream(translator, 1 << 20)
     upstream = wire(message(TEXT)).split(b"event: content_block_stop")[0]
     upstream += b'event: error\ndata: {"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}\n\n'
@@ -159,7 +159,7 @@ def test_an_upstream_error_event_ends_with_response_failed_and_keeps_what_came_b
     ids=["before-message-start", "stop-without-stop-reason", "block-without-index"],
 )
 def test_events_out_of_order_are_a_stream_error(events: list[dict[str, Any]]) -> None:
-    translator = ResponsesStreamTranslator(model="c", created=1, echo={}, seal=SEAL.seal, rid="resp_1")
+    translator = ResponsesStreamTranslator(ResponseFrame("resp_1", "c", 1, {}, SEAL.seal))
     with pytest.raises(StreamError):
         for event in events:
             translator.feed(None, event)
@@ -171,7 +171,7 @@ def test_events_out_of_order_are_a_stream_error(events: list[dict[str, Any]]) ->
 
 def run_wire(wire: bytes, step: int = 0) -> list[dict[str, Any]]:
     """The wire in reads of `step` bytes (0: one read), through `translate`, as events."""
-    translator = ResponsesStreamTranslator(model="claude", created=1, echo={"tools": []}, seal=SEAL.seal, rid="resp_1")
+    translator = ResponsesStreamTranslator(ResponseFrame("resp_1", "claude", 1, {"tools": []}, SEAL.seal))
     events = [orjson.loads(data) for _, data in parse_events(in_reads(translator, wire, step))]
     # Sealing draws a fresh nonce each time: compare what a sealed item holds, not its bytes.
     for event in events:
@@ -232,7 +232,7 @@ def test_anthropic_bytes_take_the_spliced_lane() -> None:
         )
         + sse(stop(0))
     )
-    translator = ResponsesStreamTranslator(model="claude", created=1, echo={"tools": []}, seal=SEAL.seal, rid="resp_1")
+    translator = ResponsesStreamTranslator(ResponseFrame("resp_1", "claude", 1, {"tools": []}, SEAL.seal))
     out: list[bytes] = []
     translator.translate(wire[:-2], out)
     assert b'"delta":"caf\\u00e9 \\/ \\"q\\""' in out[2]
@@ -252,7 +252,7 @@ def test_a_malformed_delta_ends_the_stream_as_parsing_would(text: bytes) -> None
         b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,'
         b'"delta":{"type":"text_delta","text":' + text + b"}}\n\n"
     )
-    translator = ResponsesStreamTranslator(model="claude", created=1, echo={"tools": []}, seal=SEAL.seal, rid="resp_1")
+    translator = ResponsesStreamTranslator(ResponseFrame("resp_1", "claude", 1, {"tools": []}, SEAL.seal))
     out: list[bytes] = []
     with pytest.raises(StreamError) as info:
         translator.translate(wire[:-2], out)
