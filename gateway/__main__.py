@@ -13,15 +13,15 @@ import structlog
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
+from foundry_common.log_setup import configure_logging
+from foundry_common.tracing import TracingConfigError
 from gateway import __version__
 from gateway.app import create_app
 from gateway.app_keys import LOAD, RECORDER
 from gateway.config import ConfigError, GatewayConfig, ServerConfig, load_config
 from gateway.connections import ConnectionGuard
 from gateway.handlers.admin import create_admin_app
-from gateway.observability.logging import configure_logging
 from gateway.observability.request_tracing import RequestTracing
-from gateway.observability.tracing import TracingConfigError
 
 log = structlog.get_logger("gateway")
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import structlog
 from aiohttp import web
 
+from foundry_common.watched_file import WatchedFile
 from gateway.app_keys import LIVE, RECORDER
-from gateway.common.watched_file import WatchedFile
 from gateway.config import ConfigError, load_config
 from gateway.served import Served, served_for
 

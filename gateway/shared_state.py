@@ -10,7 +10,7 @@ import redis.asyncio as aioredis
 import redis.exceptions
 import structlog
 
-from gateway.common import scrub
+from foundry_common import scrub
 from gateway.config import RedisConfig
 
 log = structlog.get_logger("gateway")

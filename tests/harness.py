@@ -22,6 +22,8 @@ import orjson
 import trustme
 import yaml
 
+from foundry_common.token_file import Token
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -34,8 +36,7 @@ def replace_file(path: Path, data: bytes) -> None:
 
 def write_token(path: Path, token: str, expires_in: float = 3600) -> None:
     """A token file as the sidecar writes it, expiring `expires_in` seconds from now."""
-    token_json = {"access_token": token, "expires_on": int(time.time() + expires_in), "token_type": "Bearer"}
-    replace_file(path, orjson.dumps(token_json))
+    replace_file(path, Token(token, time.time() + expires_in).payload())
 
 
 def rss_mb(pid: int, field: str = "VmRSS") -> float:

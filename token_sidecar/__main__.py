@@ -10,13 +10,14 @@ import structlog
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from gateway.observability.logging import configure_logging
-from gateway.observability.tracing import ProcessTracing, TracingConfigError
+from foundry_common.log_setup import configure_logging
+from foundry_common.tracing import TracingConfigError
 from token_sidecar import __version__
 from token_sidecar.config import SidecarConfig, SidecarConfigError, load
 from token_sidecar.health import create_health_app
 from token_sidecar.metrics import SidecarMetrics
 from token_sidecar.refresher import TokenRefresher
+from token_sidecar.tracing import ProcessTracing
 
 log = structlog.get_logger("token_sidecar")
 

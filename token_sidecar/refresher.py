@@ -11,12 +11,13 @@ from collections.abc import Callable
 import structlog
 from azure.core.credentials_async import AsyncSupportsTokenInfo
 
-from gateway.observability.tracing import ProcessTracing
+from foundry_common.token_file import Token
 from token_sidecar.config import SidecarConfig, TokenSpec
 from token_sidecar.credential import build_credential
 from token_sidecar.metrics import SidecarMetrics
 from token_sidecar.schedule import backoff_delay, refresh_delay
-from token_sidecar.sink import Token, read_token, write_token
+from token_sidecar.sink import read_token, write_token
+from token_sidecar.tracing import ProcessTracing
 
 log = structlog.get_logger("token_sidecar")
 

@@ -6,31 +6,9 @@ import contextlib
 import os
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
-import orjson
-
-
-@dataclass(frozen=True, slots=True)
-class Token:
-    access_token: str
-    expires_on: float
-    token_type: str = "Bearer"
-    refresh_on: float | None = None
-
-    def __repr__(self) -> str:
-        return f"Token(expires_on={self.expires_on}, token_type={self.token_type!r})"
-
-    def payload(self) -> bytes:
-        body: dict[str, object] = {
-            "access_token": self.access_token,
-            "expires_on": int(self.expires_on),
-            "token_type": self.token_type,
-        }
-        if self.refresh_on is not None:
-            body["refresh_on"] = int(self.refresh_on)
-        return orjson.dumps(body)
+from foundry_common.token_file import Token, parse_token
 
 
 class RefusedToken(ValueError):
@@ -72,7 +50,6 @@ def write_token(path: Path, token: Token, mode: int = 0o640, now: float | None =
 def read_token(path: Path) -> Token | None:
     """The token already in place (the volume outlives a container restart), or None."""
     try:
-        data = orjson.loads(path.read_bytes())
-        return Token(str(data["access_token"]), float(data["expires_on"]), str(data.get("token_type", "Bearer")))
-    except (OSError, ValueError, KeyError, TypeError):
+        return parse_token(path.read_bytes())
+    except (OSError, ValueError):
         return None

@@ -19,7 +19,7 @@ import aiohttp
 import structlog
 from aiohttp import web
 
-from gateway.common import scrub
+from foundry_common import scrub
 from gateway.errors import GatewayError, StreamError
 from gateway.observability.request_context import RequestContext
 from gateway.translate.usage import relayed_output_tokens

@@ -12,7 +12,7 @@ from typing import Any
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from gateway.common.watched_file import WatchedFile
+from foundry_common.watched_file import WatchedFile
 from gateway.config import ServiceAccountAuth
 from gateway.errors import GatewayError, unauthenticated
 from gateway.inbound.clients import Client

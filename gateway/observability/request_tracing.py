@@ -18,9 +18,9 @@ import time
 from collections.abc import Mapping, MutableMapping
 from typing import TYPE_CHECKING
 
+from foundry_common.tracing import tracing_enabled
 from gateway.observability.span_link import SpanLink
 from gateway.observability.spans import AttemptSpan, RequestSpan
-from gateway.observability.tracing import tracing_enabled
 
 if TYPE_CHECKING:
     from gateway.observability.request_context import RequestContext

@@ -34,9 +34,9 @@ from opentelemetry.trace import (
 )
 from opentelemetry.trace.span import TraceState
 
-from gateway.observability.logging import configure_logging
+from foundry_common.log_setup import configure_logging
+from foundry_common.tracing import sdk_provider
 from gateway.observability.request_tracing import ATTEMPT_FIELDS, REQUEST_FIELDS
-from gateway.observability.tracing import sdk_provider
 
 log = structlog.get_logger("gateway.tracing")
 

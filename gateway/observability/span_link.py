@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 import structlog
 
-from gateway.observability.tracing import TracingConfigError
+from foundry_common.tracing import TracingConfigError
 
 # A request's row: its fields in the order request_tracing.REQUEST_FIELDS names them.
 Row = tuple[Any, ...]

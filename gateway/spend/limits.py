@@ -30,7 +30,7 @@ from typing import Any, Protocol
 
 import redis.exceptions
 
-from gateway.common.timestamps import utc_text
+from foundry_common.timestamps import utc_text
 from gateway.config import BudgetConfig, RedisConfig
 from gateway.errors import Dialect, GatewayError
 from gateway.inbound.clients import Client

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, TypeVar
 
 import orjson
 
@@ -60,13 +60,29 @@ def parsed_event(data: bytes) -> dict[str, Any]:
 
 
 class WireTranslator:
-    """How a pair's stream translator reads the wire, written once: a read framed as Foundry frames
-    events goes through DELTA_OR_EVENT, its text and thinking deltas in Anthropic's own bytes
-    offered to `splice` unparsed; every other event, and every delta `splice` declines, is parsed
-    and goes to `feed`. So the splice decides speed, never what a client gets or which error ends
-    a stream."""
+    """A pair's stream translator: whole upstream events in, the client's encoded events out.
+
+    How it reads the wire is written once, here: a read framed as Foundry frames events goes
+    through DELTA_OR_EVENT, its text and thinking deltas in Anthropic's own bytes offered to
+    `splice` unparsed; every other event, and every delta `splice` declines, is parsed and goes to
+    `feed`. So the splice decides speed, never what a client gets or which error ends a stream.
+    A pair supplies `feed`, `splice` and what the relay reads of its progress."""
 
     __slots__ = ()
+    stopped: bool  # message_stop came: the stream is complete (a slot of each pair's)
+    delta_seen: bool  # a content delta went to the client: the time to first token is now
+
+    @property
+    def usage(self) -> Mapping[str, Any]:
+        raise NotImplementedError
+
+    @property
+    def stop_reason(self) -> str | None:
+        raise NotImplementedError
+
+    @property
+    def response_id(self) -> str | None:
+        raise NotImplementedError
 
     def feed(self, event_type: str | None, data: dict[str, Any]) -> bytes:
         """One parsed upstream event in, the client's events for it out (b"" for none)."""
@@ -96,30 +112,7 @@ class WireTranslator:
                 out.append(self.feed(event.decode("utf-8", "replace"), parsed_event(data)))
 
 
-class EventTranslator(Protocol):
-    """A pair's stream translator: whole upstream events in, the client's encoded events out."""
-
-    @property
-    def stopped(self) -> bool: ...
-
-    @property
-    def delta_seen(self) -> bool: ...
-
-    @property
-    def usage(self) -> Mapping[str, Any]: ...
-
-    @property
-    def stop_reason(self) -> str | None: ...
-
-    @property
-    def response_id(self) -> str | None: ...
-
-    def translate(self, complete: bytes, out: list[bytes]) -> None:
-        """Append each event's output to `out` as it goes, so a StreamError keeps what came before."""
-        ...
-
-
-T = TypeVar("T", bound=EventTranslator)
+T = TypeVar("T", bound="WireTranslator")
 
 
 class TranslatedStream(Generic[T]):

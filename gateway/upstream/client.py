@@ -15,7 +15,7 @@ import aiohttp
 import orjson
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from gateway.common import scrub
+from foundry_common import scrub
 from gateway.errors import GatewayError, upstream_error_message
 from gateway.upstream.retry import retry_after_seconds
 from gateway.upstream.targets import Target, Upstream, credential_headers

@@ -16,11 +16,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-import orjson
-
-from gateway.common import scrub
-from gateway.common.timestamps import utc_text
-from gateway.common.watched_file import WatchedFile, WorldReadable
+from foundry_common import scrub
+from foundry_common.timestamps import utc_text
+from foundry_common.token_file import parse_token
+from foundry_common.watched_file import WatchedFile, WorldReadable
 from gateway.config import ApiKeyAuth, EntraAuth, UpstreamAuth
 
 
@@ -78,20 +77,14 @@ class TokenFileCredential:
         if content is None:
             return
         try:
-            data = orjson.loads(content)
-        except orjson.JSONDecodeError:
-            self._set_problem(f"token file {path} is not valid JSON")
+            token = parse_token(content)
+        except ValueError as exc:
+            self._set_problem(f"token file {path} {exc}")
             self._file.invalidate_identity()
             return
-        token = data.get("access_token") if isinstance(data, dict) else None
-        expires_on = data.get("expires_on") if isinstance(data, dict) else None
-        if not isinstance(token, str) or not token or not isinstance(expires_on, int | float):
-            self._set_problem(f"token file {path} lacks access_token or a numeric expires_on")
-            self._file.invalidate_identity()
-            return
-        scrub.remember(token)
-        self._headers = {"authorization": f"Bearer {token}"}
-        self._expires_on = float(expires_on)
+        scrub.remember(token.access_token)
+        self._headers = {"authorization": f"Bearer {token.access_token}"}
+        self._expires_on = token.expires_on
         self._problem = None
 
     def _set_problem(self, problem: str) -> None:

@@ -12,8 +12,9 @@ import orjson
 import pytest
 import structlog
 
-from gateway.common.scrub import REDACTED
-from gateway.observability.logging import AccessLog, configure_logging, redact_secrets
+from foundry_common.log_setup import configure_logging, redact_secrets
+from foundry_common.scrub import REDACTED
+from gateway.observability.logging import AccessLog
 
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{6})?Z$")
 JWT = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ0ZXN0LXN1YmplY3QifQ.c2lnbmF0dXJlLXBhcnQ"

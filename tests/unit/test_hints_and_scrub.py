@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from gateway.common import scrub
+from foundry_common import scrub
 from gateway.errors import GatewayError, echo, known_error_type, upstream_error_message
 from gateway.translate.usage import merge_usage
 from gateway.upstream.retry import retry_after_seconds

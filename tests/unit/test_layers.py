@@ -114,3 +114,23 @@ def test_no_function_is_longer_than_a_reader_can_hold(package: str) -> None:
 def test_the_cycle_finder_finds_a_cycle() -> None:
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [{"a", "b", "c"}]
     assert cycles({"a": {"b"}, "b": set()}) == []
+
+
+def top_level_imports(package: str) -> set[str]:
+    found: set[str] = set()
+    for path in (ROOT / package).rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                found.add(node.module.split(".")[0])
+            elif isinstance(node, ast.Import):
+                found.update(a.name.split(".")[0] for a in node.names)
+    return found
+
+
+@pytest.mark.parametrize(
+    ("package", "must_not_import"),
+    [("foundry_common", {"gateway", "token_sidecar"}), ("token_sidecar", {"gateway"}), ("gateway", {"token_sidecar"})],
+)
+def test_each_image_needs_only_its_own_package_and_the_shared_one(package: str, must_not_import: set[str]) -> None:
+    """The gateway image carries gateway/ and foundry_common/, the sidecar's token_sidecar/ and foundry_common/."""
+    assert top_level_imports(package) & must_not_import == set()

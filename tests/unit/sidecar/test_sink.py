@@ -11,7 +11,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from token_sidecar.sink import RefusedToken, Token, read_token, write_token
+from foundry_common.token_file import Token
+from token_sidecar.sink import RefusedToken, read_token, write_token
 
 
 def token(n: int, ttl: float = 3600) -> Token:

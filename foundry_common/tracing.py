@@ -1,4 +1,5 @@
-"""OpenTelemetry tracing: whether it is on, and the SDK set-up every traced process shares.
+"""OpenTelemetry tracing: whether it is on, and the SDK set-up every traced process shares (the
+gateway's export process, the token sidecar).
 
 On only when OTEL_TRACES_EXPORTER names an exporter (otlp); unset or `none`, nothing here is
 called, the SDK is never imported, and the request path makes no span and tests one `is None`.
@@ -6,7 +7,8 @@ Everything else is the OpenTelemetry SDK's, configured by the standard OTEL_* va
 OTLP/HTTP endpoint and headers, the sampler, the service name, the batch processor.
 
 The gateway makes its spans in an export process of its own (request_tracing.py says why); the
-token sidecar, which traces a refresh every few minutes, makes them in-process (`ProcessTracing`).
+token sidecar, which traces a refresh every few minutes, makes them in-process
+(token_sidecar/tracing.py).
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.id_generator import IdGenerator
     from opentelemetry.sdk.trace.sampling import Sampler
-    from opentelemetry.trace import Span
 
 _OFF = ("", "none")
 
@@ -67,35 +68,3 @@ def sdk_provider(
     )
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(), max_queue_size=max_queue_size))
     return provider
-
-
-class ProcessTracing:
-    """Spans of a process's own occasional work, made in-process: the token sidecar's refreshes."""
-
-    __slots__ = ("_provider", "_tracer")
-
-    def __init__(self, service: str) -> None:
-        self._provider = sdk_provider(service)
-        self._tracer = self._provider.get_tracer("foundry-gateway")
-
-    @classmethod
-    def from_environ(cls, service: str, environ: Mapping[str, str] = os.environ) -> ProcessTracing | None:
-        return cls(service) if tracing_enabled(environ) else None
-
-    def start(self, name: str, attributes: Mapping[str, str | int | float]) -> Span:
-        from opentelemetry.trace import SpanKind
-
-        return self._tracer.start_span(name, kind=SpanKind.INTERNAL, attributes=attributes)
-
-    @staticmethod
-    def end(span: Span, error: str | None = None) -> None:
-        if error is not None:
-            from opentelemetry.trace import StatusCode
-
-            span.set_attribute("error.type", error)
-            span.set_status(StatusCode.ERROR)
-        span.end()
-
-    def shutdown(self) -> None:
-        """Export what is still batched; at exit."""
-        self._provider.shutdown()
