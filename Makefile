@@ -51,7 +51,7 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 
 typecheck: install
-	$(VENV)/bin/mypy gateway token_sidecar foundry_common tests scripts bench
+	$(VENV)/bin/mypy gateway token_sidecar foundry_common devtools tests scripts bench
 
 unit: install
 	$(PY) -m pytest tests/unit -q

@@ -26,7 +26,7 @@ import yaml
 
 from bench.run import CLIENT_KEY, LIMITED_KEY, ROOT, SHAPES, UPSTREAM_KEY, gateway_config, wait_port
 from bench.streams import prepared
-from tests.harness import Process, free_port, start_redis
+from devtools.harness import Process, free_port, start_redis
 
 # The gateway's module entry point, with the per-request metrics and access log taken out.
 WITHOUT_TELEMETRY = (
@@ -83,7 +83,11 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--shape", choices=list(SHAPES.values()), default="bench-json")
     p.add_argument("--requests", default="100,400", help="the two request counts, A,B")
-    p.add_argument("--only", action="append", help="only the targets whose name holds this (the relay always runs)")
+    p.add_argument(
+        "--only",
+        action="append",
+        help="only the targets whose name holds this, or is it with a leading = (the relay always runs)",
+    )
     args = p.parse_args()
     low, high = (int(n) for n in args.requests.split(","))
     work = Path(tempfile.mkdtemp(prefix="fgw-instructions-"))
@@ -105,7 +109,8 @@ def main() -> int:
                      "gateway /v1/chat/completions", "gateway /v1/responses", "gateway /v1/messages, Redis limits",
                      "gateway /v1/messages, tracing on",
                      "gateway /v1/messages, tracing on, with its export process"):  # fmt: skip
-            if args.only and name != "minimal relay" and not any(o in name for o in args.only):
+            wanted = any(name == o[1:] if o.startswith("=") else o in name for o in args.only or ())
+            if args.only and name != "minimal relay" and not wanted:
                 continue
             path = name.split(",")[0].removeprefix("gateway ") if name.startswith("gateway") else "/v1/messages"
             counts = []

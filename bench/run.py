@@ -32,7 +32,7 @@ import orjson
 
 from bench import streams
 from bench.streams import request_body
-from tests.harness import Process, child_pids, free_port, rss_mb, start_gateway, start_redis
+from devtools.harness import Process, child_pids, free_port, rss_mb, start_gateway, start_redis
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "benchmarks.md"

@@ -28,7 +28,7 @@ from gateway.observability.request_tracing import RequestTracing
 from gateway.runtime import OTHER_ROUTE
 from gateway.served import Live, Served, served_for
 from gateway.spend.prices import Spent
-from gateway.translate.usage import settled_usage
+from gateway.translate.usage import BYTES_PER_TOKEN, settled_usage
 from gateway.upstream.client import session_for
 
 log = structlog.get_logger("gateway")
@@ -87,14 +87,12 @@ def dialect_of(path: str) -> Dialect:
 
 
 def _error_response(err: GatewayError, ctx: RequestContext) -> web.Response:
-    response = web.Response(
+    return web.Response(
         body=orjson.dumps(err.body(ctx.dialect, ctx.request_id)),
         status=err.status,
         content_type="application/json",
         headers=err.headers,
     )
-    response.headers["x-request-id"] = ctx.request_id
-    return response
 
 
 def _http_error(exc: web.HTTPException, request: web.Request) -> GatewayError:
@@ -107,21 +105,54 @@ def _http_error(exc: web.HTTPException, request: web.Request) -> GatewayError:
 
 @web.middleware
 async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Request id, errors in the caller's dialect, one access-log line and the request metrics."""
+    """Request id, errors in the caller's dialect, one access-log line and the request metrics; the
+    request keeps what the config decided when it began (`Served`) to its end."""
     live = request.app[LIVE]
     served = live.take()
     try:
-        return await _observed(request, handler, served)
+        ctx = _context(request, served)
+        load = request.app[LOAD]
+        if load.active >= load.limit:
+            return _over_concurrency(request, ctx, load)
+        load.active += 1
+        response: web.StreamResponse
+        try:
+            try:
+                if request.match_info.route not in request.app[PUBLIC]:
+                    _authenticate(request, ctx)
+                response = await handler(request)
+            except web.HTTPException as exc:
+                raise _http_error(exc, request) from None
+            except GatewayError:
+                raise
+            except Exception as exc:
+                log.exception("unhandled_error", request_id=ctx.request_id)
+                raise GatewayError(500, f"Internal gateway error (request id {ctx.request_id})") from exc
+        except GatewayError as err:
+            ctx.error = err.message
+            response = _error_response(err, ctx)
+        except asyncio.CancelledError:
+            # The client went away and aiohttp cancelled the handler; the upstream request went with it.
+            ctx.client_disconnected = True
+            _finish(request, ctx, 499)
+            raise
+        finally:
+            load.active -= 1
+        if not response.prepared:  # a stream has sent these with its own headers (relay_stream)
+            response.headers.update(ctx.response_headers())
+        _finish(request, ctx, response.status)
+        return response
     finally:
         live.release(served)
 
 
-async def _observed(request: web.Request, handler: Handler, served: Served) -> web.StreamResponse:
-    route = request.match_info.route
+def _context(request: web.Request, served: Served) -> RequestContext:
+    """The request's record: its id, its dialect, its trace, the session it belongs to."""
     ctx = RequestContext(
-        request_id=request_id(request.headers.get("x-request-id")),
-        dialect=request.app[DIALECTS].get(route) or dialect_of(request.path),
-        served=served,
+        request_id(request.headers.get("x-request-id")),
+        request.app[DIALECTS].get(request.match_info.route) or dialect_of(request.path),
+        served,
+        served.runtime,
     )
     tracing = request.app[TRACING]
     if tracing is not None:
@@ -130,48 +161,20 @@ async def _observed(request: web.Request, handler: Handler, served: Served) -> w
     if session is not None:
         ctx.session_id = printable(session)
     request[CONTEXT] = ctx
-    load = request.app[LOAD]
-    if load.active >= load.limit:
-        request.app[RECORDER].concurrency_rejected()
-        err = GatewayError(
-            429,
-            f"The gateway is serving its limit of {load.limit} concurrent requests; retry shortly",
-            error_type="rate_limit_error",
-            headers={"retry-after": "1"},
-        )
-        ctx.error = err.message
-        _finish(request, ctx, err.status)
-        return _error_response(err, ctx)
-    load.active += 1
-    response: web.StreamResponse
-    try:
-        try:
-            if route not in request.app[PUBLIC]:
-                _authenticate(request, ctx)
-            response = await handler(request)
-        except web.HTTPException as exc:
-            raise _http_error(exc, request) from None
-        except GatewayError:
-            raise
-        except Exception as exc:
-            log.exception("unhandled_error", request_id=ctx.request_id)
-            raise GatewayError(500, f"Internal gateway error (request id {ctx.request_id})") from exc
-    except GatewayError as err:
-        ctx.error = err.message
-        response = _error_response(err, ctx)
-    except asyncio.CancelledError:
-        # The client went away and aiohttp cancelled the handler; the upstream request went with it.
-        ctx.client_disconnected = True
-        _finish(request, ctx, 499)
-        raise
-    finally:
-        load.active -= 1
-    if not response.prepared:  # a stream has sent its id with its headers (relay_stream)
-        response.headers["x-request-id"] = ctx.request_id
-        if ctx.standing is not None:
-            response.headers.update(ctx.standing.headers(ctx.dialect))
-    _finish(request, ctx, response.status)
-    return response
+    return ctx
+
+
+def _over_concurrency(request: web.Request, ctx: RequestContext, load: Load) -> web.Response:
+    request.app[RECORDER].concurrency_rejected()
+    err = GatewayError(
+        429,
+        f"The gateway is serving its limit of {load.limit} concurrent requests; retry shortly",
+        error_type="rate_limit_error",
+        headers={"retry-after": "1"},
+    )
+    ctx.error = err.message
+    _finish(request, ctx, err.status)
+    return _error_response(err, ctx)
 
 
 def _authenticate(request: web.Request, ctx: RequestContext) -> None:
@@ -190,10 +193,12 @@ def _finish(request: web.Request, ctx: RequestContext, status: int) -> None:
     """A request's end, however it ended: what it used and cost, settled against its client's
     limits and budget (in place of what admission reserved), then its metrics and access-log line."""
     recorder = request.app[RECORDER]
-    # Foundry bills an answer it gave, and one it was generating when the client left.
+    ctx.take_in_stream()
     target = ctx.outcome.target
-    billed = ctx.outcome.status == 200 or (ctx.client_disconnected and target is not None)
-    usage, ctx.usage_source = settled_usage(ctx.usage, ctx.estimate if billed else None, ctx.relayed_output)
+    # Foundry bills an answer it gave, and one it was generating when the client left.
+    billed = not ctx.free and (ctx.outcome.status == 200 or (ctx.client_disconnected and target is not None))
+    estimate = (ctx.request_bytes // BYTES_PER_TOKEN, ctx.max_tokens or 0) if billed else None
+    usage, ctx.usage_source = settled_usage(ctx.usage, estimate, ctx.relayed_output)
     if ctx.usage_source == "estimated" and not ctx.client_disconnected:
         recorder.usage_missing(ctx)  # a whole answer without its usage: the upstream's fault, counted
     if usage:

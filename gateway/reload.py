@@ -63,7 +63,7 @@ async def watch(app: web.Application, path: Path, interval: float = 1.0) -> None
     while True:
         await asyncio.sleep(interval)
         try:
-            changed = await asyncio.to_thread(watched.changed)
+            changed = watched.changed()  # a stat, and a read only when the file changed
         except OSError:
             continue  # mid-swap, or gone for now: looked at again next time
         if changed is not None:

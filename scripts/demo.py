@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from openai import OpenAI
 
-from tests.harness import start_entra_emulator, start_foundry_emulator, start_gateway, start_sidecar, stopping
+from devtools.harness import start_entra_emulator, start_foundry_emulator, start_gateway, start_sidecar, stopping
 
 
 def main() -> int:

@@ -29,7 +29,7 @@ import aiohttp
 import orjson
 import redis
 
-from tests.harness import emulator_control, rss_mb, start_foundry_emulator, start_gateway, start_redis, stopping
+from devtools.harness import emulator_control, rss_mb, start_foundry_emulator, start_gateway, start_redis, stopping
 
 KEY = "soak-key-5d0c8e2f"
 

@@ -36,8 +36,7 @@ async def _messages_or_count(request: web.Request, *, count_tokens: bool) -> web
     if not route.structured_outputs:
         refuse_structured_outputs(body, route.name)
     ctx.stream = body.get("stream") is True and not count_tokens
-    if count_tokens:
-        ctx.estimate = None  # counting is free: nothing to charge if its answer has no usage
+    ctx.free = count_tokens  # counting is free: nothing to charge when its answer has no usage
     max_tokens = body.get("max_tokens")
     ctx.max_tokens = max_tokens if type(max_tokens) is int else None
 

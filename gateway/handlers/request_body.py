@@ -17,7 +17,7 @@ from gateway.errors import GatewayError, echo, invalid_request, too_deeply_neste
 from gateway.observability.request_context import RequestContext
 from gateway.observability.request_tracing import AttemptTracing
 from gateway.spend.limits import NO_RESERVATION, reservation
-from gateway.translate.usage import MAX_TOKEN_COUNT
+from gateway.translate.usage import BYTES_PER_TOKEN, MAX_TOKEN_COUNT
 from gateway.upstream.exchange import Exchange
 from gateway.upstream.targets import Route, Target
 
@@ -123,7 +123,6 @@ def _inflate(inflater: Any, raw: bytes, limit: int) -> bytes | None:
 
 # What an OpenAI request that names no output bound is reserved for, when its route names none either.
 _UNBOUNDED_OUTPUT = 32_000
-_BYTES_PER_TOKEN = 4  # a JSON body's bytes per input token, near enough for a reservation
 
 
 def estimate_tokens(body: dict[str, Any], size: int, route: Route) -> tuple[int, int]:
@@ -136,10 +135,10 @@ def estimate_tokens(body: dict[str, Any], size: int, route: Route) -> tuple[int,
             break
     else:
         output = route.max_tokens_default or _UNBOUNDED_OUTPUT
-    return size // _BYTES_PER_TOKEN, min(output, MAX_TOKEN_COUNT)
+    return size // BYTES_PER_TOKEN, min(output, MAX_TOKEN_COUNT)
 
 
-async def admit(request: web.Request, ctx: RequestContext, route: Route) -> None:
+async def admit(request: web.Request, ctx: RequestContext, route: Route, body: dict[str, Any]) -> None:
     """With inbound auth on: the client may use this route, and is within its limits and budget;
     what the request may cost is reserved against the budget until it ends."""
     client = ctx.client
@@ -157,8 +156,8 @@ async def admit(request: web.Request, ctx: RequestContext, route: Route) -> None
         return
     try:
         reserve = NO_RESERVATION
-        if client.budget is not None and ctx.estimate is not None:
-            reserve = reservation(*ctx.estimate, [t.price for t in route.targets])
+        if client.budget is not None:
+            reserve = reservation(*estimate_tokens(body, ctx.request_bytes, route), [t.price for t in route.targets])
         ctx.standing = await ctx.served.limiter.admit(client, reserve)
     except GatewayError as exc:
         if exc.status == 429:
@@ -172,8 +171,8 @@ async def routed_request(request: web.Request) -> tuple[RequestContext, dict[str
     body, size = await read_json_object(request, ctx)
     route = ctx.runtime.route(model_of(body), ctx.client)
     ctx.route = route.name
-    ctx.estimate = estimate_tokens(body, size, route)
-    await admit(request, ctx, route)
+    ctx.request_bytes = size
+    await admit(request, ctx, route, body)
     return ctx, body, route
 
 

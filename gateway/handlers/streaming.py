@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -21,7 +22,7 @@ from aiohttp import web
 
 from foundry_common import scrub
 from gateway.errors import GatewayError, StreamError
-from gateway.observability.request_context import RequestContext
+from gateway.observability.request_context import RequestContext, StreamOutcome
 from gateway.translate.usage import relayed_output_tokens
 from gateway.upstream.client import relayed_headers
 
@@ -115,25 +116,26 @@ async def relay_stream(
     request: web.Request, ctx: RequestContext, upstream_response: aiohttp.ClientResponse, dialect: StreamDialect
 ) -> web.StreamResponse:
     """Open the client's event stream and relay the upstream's into it, translated by `dialect`."""
+    outcome = StreamOutcome()
+    ctx.streamed = outcome  # read at the request's end, however the stream ended
     try:
         response = web.StreamResponse(headers={**SSE_HEADERS, **relayed_headers(upstream_response.headers)})
-        response.headers["x-request-id"] = ctx.request_id
-        if ctx.standing is not None:
-            response.headers.update(ctx.standing.headers(ctx.dialect))
+        response.headers.update(ctx.response_headers())
         await response.prepare(request)
-        await _pump(ctx, upstream_response, response, dialect)
+        heartbeat = ctx.runtime.config.server.heartbeat_seconds
+        await _pump(upstream_response, ClientStream(response, heartbeat, dialect), dialect, outcome, ctx.request_id)
         return response
     finally:
         upstream_response.release()
 
 
 async def _pump(
-    ctx: RequestContext,
     upstream_response: aiohttp.ClientResponse,
-    response: web.StreamResponse,
+    client: ClientStream,
     dialect: StreamDialect,
+    outcome: StreamOutcome,
+    request_id: str,
 ) -> None:
-    client = ClientStream(response, ctx.runtime.config.server.heartbeat_seconds, dialect)
     last = b""  # the final read's bytes and the ending: sent with the end of the body in one write
     read = events = 0  # what a stream cut before its end had carried, for its charge
     try:
@@ -144,41 +146,45 @@ async def _pump(
                 events += chunk.count(b"\n\n")
                 client.heartbeat.busy = True
                 out = dialect.feed(chunk)
-                if ctx.first_token_at is None and dialect.first_token:
-                    ctx.mark_first_token()
+                if outcome.first_token_at is None and dialect.first_token:
+                    outcome.first_token_at = time.perf_counter()
                 if dialect.done:
                     last = out
                     break
                 if out:
                     await client.write(out)
                 client.heartbeat.busy = False
-            if not dialect.done:
-                raise cut_stream()
-            if dialect.upstream_error:
-                ctx.stream_error = "upstream_error_event"
-                # Passed on as the upstream wrote it, less anything of the gateway's own it echoes.
-                last = scrub.scrub_bytes(last)
-            else:
-                await dialect.completed()
-            last += dialect.ending()
+            last = await _ending(dialect, last, outcome)
         except ClientGone:
             raise
         except Exception as exc:
             failure = stream_failure(exc)
-            ctx.stream_error = exc.error_type if isinstance(exc, StreamError) else failure.anthropic_type
+            outcome.error = exc.error_type if isinstance(exc, StreamError) else failure.anthropic_type
             if not isinstance(exc, StreamError | TimeoutError | aiohttp.ClientError):
-                ctx.stream_error = "internal_error"
-                log.exception("stream_relay_failed", request_id=ctx.request_id)
+                outcome.error = "internal_error"
+                log.exception("stream_relay_failed", request_id=request_id)
             last = (exc.before if isinstance(exc, StreamError) else last) + dialect.error(failure)
         finally:
             client.heartbeat.stop()
             if not dialect.done or dialect.upstream_error:
-                ctx.relayed_output = relayed_output_tokens(read, events)
-            ctx.usage = dialect.usage
-            ctx.stop_reason, ctx.response_id = dialect.stop_reason, dialect.response_id
+                outcome.relayed_output = relayed_output_tokens(read, events)
+            outcome.usage = dict(dialect.usage)
+            outcome.stop_reason, outcome.response_id = dialect.stop_reason, dialect.response_id
         await client.finish(last)
     except ClientGone:
-        ctx.client_disconnected = True
+        outcome.client_gone = True
+
+
+async def _ending(dialect: StreamDialect, last: bytes, outcome: StreamOutcome) -> bytes:
+    """A stream the upstream ended: its last bytes and the dialect's ending; a cut one is an error."""
+    if not dialect.done:
+        raise cut_stream()
+    if dialect.upstream_error:
+        outcome.error = "upstream_error_event"
+        # Passed on as the upstream wrote it, less anything of the gateway's own it echoes.
+        return scrub.scrub_bytes(last) + dialect.ending()
+    await dialect.completed()
+    return last + dialect.ending()
 
 
 class ClientStream:

@@ -14,7 +14,21 @@ from gateway.runtime import OTHER_ROUTE, Runtime
 from gateway.served import Served
 from gateway.spend.limits import Standing
 from gateway.spend.prices import Spent
-from gateway.upstream.exchange import Outcome
+from gateway.upstream.exchange import NO_OUTCOME, Outcome
+
+
+@dataclass(slots=True, eq=False)
+class StreamOutcome:
+    """What a relayed stream did, as far as it got (handlers/streaming.py fills it in); the request's
+    record takes it in at its end."""
+
+    usage: dict[str, Any] = field(default_factory=dict)
+    stop_reason: str | None = None
+    response_id: str | None = None
+    first_token_at: float | None = None  # perf_counter
+    error: str | None = None  # why it ended early: an error type, upstream_error_event, internal_error
+    client_gone: bool = False
+    relayed_output: int | None = None  # cut before its end: the output tokens it had carried
 
 
 @dataclass(slots=True)
@@ -22,10 +36,11 @@ class RequestContext:
     request_id: str
     dialect: Dialect
     served: Served  # what the config decided when this request started, kept to its end whatever a reload does
-    runtime: Runtime = field(init=False)  # served.runtime, read often enough to be a field of its own
+    runtime: Runtime  # served.runtime, read often enough to be a field of its own
     started: float = field(default_factory=time.perf_counter)
     route: str = OTHER_ROUTE
-    outcome: Outcome = field(default_factory=Outcome)  # the exchange's, once there is one
+    # The exchange's, once there is one; until then one that nothing writes, shared by every request.
+    outcome: Outcome = NO_OUTCOME
     stream: bool = False
     first_token_at: float | None = None
     usage: dict[str, Any] = field(default_factory=dict)
@@ -41,16 +56,28 @@ class RequestContext:
     stop_reason: str | None = None
     standing: Standing | None = None  # where the client stands against its limits: response headers
     spent: Spent | None = None  # what the request used and cost, worked out at its end
-    estimate: tuple[int, int] | None = None  # (input, max output) tokens: what admission reserved
+    request_bytes: int = 0  # the body's size: an estimate of its input when Foundry reports none
+    free: bool = False  # a token count: nothing to charge
     relayed_output: int | None = None  # a stream cut before its end: the output tokens it had carried
     usage_source: str | None = None  # reported, partial or estimated: what the charge was worked out from
+    streamed: StreamOutcome | None = None  # the stream relay's, when the answer was streamed
 
-    def __post_init__(self) -> None:
-        self.runtime = self.served.runtime
+    def response_headers(self) -> dict[str, str]:
+        """What every answer carries, whole or streamed: its request id, and where its client stands."""
+        headers = {"x-request-id": self.request_id}
+        if self.standing is not None:
+            headers.update(self.standing.headers(self.dialect))
+        return headers
 
-    def mark_first_token(self) -> None:
-        if self.first_token_at is None:
-            self.first_token_at = time.perf_counter()
+    def take_in_stream(self) -> None:
+        """What the stream relay found out, taken into the record once, at the request's end."""
+        streamed = self.streamed
+        if streamed is None:
+            return
+        self.usage, self.stop_reason, self.response_id = streamed.usage, streamed.stop_reason, streamed.response_id
+        self.first_token_at, self.stream_error = streamed.first_token_at, streamed.error
+        self.relayed_output = streamed.relayed_output
+        self.client_disconnected = self.client_disconnected or streamed.client_gone
 
     def answered(self, message: dict[str, Any], response_id: Any = None) -> None:
         """A non-streamed answer's id (as the client got it) and stop reason, for the trace."""

@@ -34,12 +34,12 @@ def merge_usage(into: dict[str, Any], usage: object) -> None:
 
 # A content_block_delta event's framing around its text, in Anthropic's own bytes.
 _DELTA_FRAMING_BYTES = 112
-_BYTES_PER_TOKEN = 4
+BYTES_PER_TOKEN = 4  # text's bytes per token, near enough for an estimate (JSON too)
 
 
 def relayed_output_tokens(upstream_bytes: int, delta_events: int) -> int:
     """Output tokens a stream had carried when it was cut: its content deltas' text at four bytes a token."""
-    return max(0, upstream_bytes - delta_events * _DELTA_FRAMING_BYTES) // _BYTES_PER_TOKEN
+    return max(0, upstream_bytes - delta_events * _DELTA_FRAMING_BYTES) // BYTES_PER_TOKEN
 
 
 def settled_usage(

@@ -33,7 +33,7 @@ from gateway.upstream.routing import Routing
 from gateway.upstream.targets import Route, Target, Upstream
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)  # eq=False: hashable, so one shared instance may be a field default
 class Outcome:
     """What the exchange did, as far as it got: the target it tried last, the retries, and what
     Foundry said. The request's record reads it at the end, however the exchange ended."""
@@ -52,6 +52,9 @@ class Outcome:
     @property
     def deployment(self) -> str | None:
         return self.target.deployment if self.target is not None else None
+
+
+NO_OUTCOME = Outcome()  # a request's before it has an exchange (a 404, a 400 before routing): never written
 
 
 class ExchangeRecorder(Protocol):

@@ -17,7 +17,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from tests.harness import ROOT, Process
+from devtools.harness import ROOT, Process
 
 
 def _entrypoint(dockerfile: str) -> list[str]:

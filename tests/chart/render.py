@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from tests.harness import ROOT
+from devtools.harness import ROOT
 
 HELM = ROOT / ".tools" / "helm"
 CHART = ROOT / "helm" / "foundry-gateway"

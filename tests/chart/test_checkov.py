@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
+from devtools.harness import ROOT
 from tests.chart.render import CHART, SCENARIOS, helm
-from tests.harness import ROOT
 
 CHECKOV = ROOT / ".tools" / "checkov-venv" / "bin" / "checkov"
 NAMES = [p.name.removesuffix("-values.yaml") for p in SCENARIOS]

@@ -8,9 +8,9 @@ import httpx
 import openai
 import yaml
 
+from devtools.harness import free_port, start_entra_emulator, start_foundry_emulator
 from tests.chart.kubelet import Pod
 from tests.chart.render import gateway_config, one, render
-from tests.harness import free_port, start_entra_emulator, start_foundry_emulator
 
 SECRET = "chart-pod-client-secret-31c7"
 

@@ -12,10 +12,10 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from devtools.harness import ROOT
 from gateway.config import ServerConfig, parse_config
 from scripts.gen_chart_schema import camel
 from tests.chart.render import CHART, SCENARIOS, by_kind, gateway_config, helm, one, render
-from tests.harness import ROOT
 
 KUBERNETES_VERSIONS = ["1.31.0", "1.35.0"]
 CUSTOM_RESOURCES = {"ServiceMonitor", "PrometheusRule"}

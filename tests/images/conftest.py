@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import ROOT
+from devtools.harness import ROOT
 
 BASE = "localhost/fgw-base:bookworm"
 CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"

@@ -12,7 +12,7 @@ import openai
 import pytest
 import yaml
 
-from tests.harness import Process, free_port, start_entra_emulator, start_foundry_emulator, wait_http
+from devtools.harness import Process, free_port, start_entra_emulator, start_foundry_emulator, wait_http
 from tests.images.conftest import buildah
 from tests.otlp_receiver import SERVER, Receiver
 

@@ -12,7 +12,7 @@ import pytest
 from anthropic import Anthropic, AsyncAnthropic
 from openai import AsyncOpenAI, OpenAI
 
-from tests.harness import (
+from devtools.harness import (
     Process,
     access_lines,
     emulator_control,

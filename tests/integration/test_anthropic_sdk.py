@@ -9,7 +9,7 @@ import httpx
 import orjson
 import pytest
 
-from tests.harness import write_token
+from devtools.harness import write_token
 from tests.integration.conftest import API_KEY, BEARER, CLIENT_KEY, Stack
 
 MODEL = "claude-sonnet-4-5"

@@ -12,7 +12,7 @@ import time
 import httpx
 import pytest
 
-from tests.harness import rss_mb
+from devtools.harness import rss_mb
 from tests.integration.conftest import CLIENT_KEY, Stack
 
 WORDS = 50_000  # echoed back one delta event each: a stream of about 6 MB (native) or 9 MB (OpenAI)

@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 import pytest
 
-from tests.harness import ROOT, access_lines
+from devtools.harness import ROOT, access_lines
 from tests.integration.conftest import CLIENT_KEY, Stack
 
 CLAUDE = ROOT / "tests" / "clients" / "js" / "node_modules" / ".bin" / "claude"

@@ -17,7 +17,7 @@ import httpx
 import orjson
 import pytest
 
-from tests.harness import Process, access_lines, metric, start_gateway
+from devtools.harness import Process, access_lines, metric, start_gateway
 from tests.integration.conftest import API_KEY, Stack, api_key_upstream, error_of, route
 
 MODEL = "claude-sonnet-4-5"

@@ -13,11 +13,11 @@ import orjson
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from devtools.harness import emulator_control, rss_mb, start_foundry_emulator, start_gateway
 from gateway.app import create_app
 from gateway.config import parse_config
 from gateway.translate.chat_stream import ChatStream
 from gateway.translate.messages import NativeStream
-from tests.harness import emulator_control, rss_mb, start_foundry_emulator, start_gateway
 from tests.integration.conftest import API_KEY, BEARER, Stack, error_of
 
 MODEL = "claude-sonnet-4-5"

@@ -21,7 +21,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from tests.harness import Process, start_foundry_emulator, start_gateway
+from devtools.harness import Process, start_foundry_emulator, start_gateway
 
 KEYS = {"team-a": "sk-team-a-0f9e8d7c6b5a", "team-b": "sk-team-b-1a2b3c4d5e6f", "team-c": "sk-team-c-9z8y7x6w5v4u"}
 HELLO: Any = [{"role": "user", "content": "hello"}]

@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 import pytest
 
-from tests.harness import ROOT
+from devtools.harness import ROOT
 from tests.integration.conftest import Stack
 
 JS = ROOT / "tests" / "clients" / "js"

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import redis
 
+from devtools.harness import start_redis
 from gateway.config import BudgetConfig, RedisConfig
 from gateway.inbound.clients import Client
 from gateway.spend.limits import RedisLimiter, Windows
-from tests.harness import start_redis
 
 
 class Counted:

@@ -14,13 +14,13 @@ import redis
 import yaml
 from aiohttp.test_utils import TestClient, TestServer
 
+from devtools.harness import Process, start_redis
 from gateway.app import create_app
 from gateway.app_keys import LIVE
 from gateway.config import load_config
 from gateway.reload import reload_once
 from tests.emulators.foundry.server import EmulatorState, Fault
 from tests.emulators.foundry.server import create_app as create_emulator
-from tests.harness import Process, start_redis
 
 KEY = "reload-state-key-5c1d"
 CLIENT_KEY = "reload-client-key-9e8f"

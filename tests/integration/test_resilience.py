@@ -16,7 +16,7 @@ import openai
 import pytest
 import yaml
 
-from tests.harness import (
+from devtools.harness import (
     Process,
     emulator_control,
     eventually,
@@ -25,7 +25,7 @@ from tests.harness import (
     start_foundry_emulator,
     start_gateway,
 )
-from tests.harness import metric as harness_metric
+from devtools.harness import metric as harness_metric
 
 KEY = "resilience-key-4c2e"
 HELLO: Any = [{"role": "user", "content": "a b c d e f"}]

@@ -17,8 +17,8 @@ import pytest
 import redis
 from openai import OpenAI
 
+from devtools.harness import ROOT, Process, emulator_control, start_foundry_emulator, start_gateway, start_redis
 from tests.emulators.foundry.validate import thinking_signature
-from tests.harness import ROOT, Process, emulator_control, start_foundry_emulator, start_gateway, start_redis
 
 KEY = "emu-key-store-1f2e3d"
 TTL = 600

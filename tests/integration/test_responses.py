@@ -15,8 +15,8 @@ import orjson
 import pytest
 from openai import OpenAI
 
+from devtools.harness import emulator_control, start_gateway
 from tests.emulators.foundry.validate import thinking_signature
-from tests.harness import emulator_control, start_gateway
 from tests.integration.conftest import API_KEY, CLIENT_KEY, Stack, api_key_upstream, route
 
 MODEL = "claude-sonnet-4-5"

@@ -10,7 +10,7 @@ import httpx
 import openai
 import pytest
 
-from tests.harness import start_gateway
+from devtools.harness import start_gateway
 from tests.integration.conftest import API_KEY, BEARER, CLIENT_KEY, Stack, api_key_upstream, route
 
 

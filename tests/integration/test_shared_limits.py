@@ -18,7 +18,7 @@ import orjson
 import pytest
 import redis as redis_py
 
-from tests.harness import (
+from devtools.harness import (
     Process,
     access_lines,
     emulator_control,

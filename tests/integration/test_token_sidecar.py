@@ -23,7 +23,7 @@ import trustme
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from tests.harness import (
+from devtools.harness import (
     ROOT,
     EntraEmulator,
     Process,

@@ -20,10 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway.observability.request_tracing import REQUEST_FIELDS
-from gateway.observability.span_export import NICENESS
-from gateway.observability.span_link import SpanLink
-from tests.harness import (
+from devtools.harness import (
     ROOT,
     access_lines,
     child_pids,
@@ -34,6 +31,9 @@ from tests.harness import (
     start_gateway,
     start_sidecar,
 )
+from gateway.observability.request_tracing import REQUEST_FIELDS
+from gateway.observability.span_export import NICENESS
+from gateway.observability.span_link import SpanLink
 from tests.otlp_receiver import CLIENT, INTERNAL, SERVER, Receiver, Span
 
 KEY = "emu-key-tracing-4c3b2a"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.harness import ROOT
+from devtools.harness import ROOT
 
 ALERTS = ROOT / "helm" / "foundry-gateway" / "files" / "alerts.yaml"
 UNIT_TESTS = Path(__file__).with_name("alerts_test.yaml")

@@ -20,7 +20,7 @@ import openai
 import pytest
 import yaml
 
-from tests.harness import (
+from devtools.harness import (
     Process,
     emulator_control,
     free_port,

@@ -14,6 +14,7 @@ from gateway.app import ENDPOINTS, create_app, dialect_of
 from gateway.config import parse_config
 from gateway.errors import Dialect
 from gateway.handlers import chat_completions
+from gateway.upstream.exchange import NO_OUTCOME
 from tests.emulators.foundry.server import EmulatorState
 from tests.emulators.foundry.server import create_app as create_emulator
 
@@ -82,6 +83,8 @@ async def test_every_endpoint_in_the_table_is_served(gateway: tuple[TestClient[A
         # A stored response is the one thing served with a 404: none is ever stored.
         expected = 404 if "{response_id}" in endpoint.path else 200
         assert response.status == expected, (endpoint.path, await response.text())
+    # The outcome every request has before it has an exchange is shared: nothing may write it.
+    assert (NO_OUTCOME.target, NO_OUTCOME.status, NO_OUTCOME.retries) == (None, None, 0)
 
 
 @pytest.mark.asyncio

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from devtools.harness import write_token
 from gateway.config import ApiKeyAuth, EntraAuth
 from gateway.upstream.credentials import ApiKeyCredential, CredentialUnavailable, TokenFileCredential
-from tests.harness import write_token
 
 
 class Clock:

@@ -25,6 +25,7 @@ from gateway.observability.request_tracing import RequestTracing
 from gateway.observability.span_export import PresetIds, Replayer, attempt_attributes, record_of, request_attributes
 from gateway.observability.span_link import Row, SpanLink
 from gateway.runtime import Runtime
+from gateway.upstream.exchange import Outcome
 from gateway.upstream.targets import Target
 
 BASE: dict[str, Any] = {
@@ -34,7 +35,10 @@ BASE: dict[str, Any] = {
 }  # fmt: skip
 GEN_AI = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "anthropic", "gen_ai.request.model": "sonnet"}
 
-NO_SERVED = SimpleNamespace(runtime=None)  # a record of a request, no config behind it
+
+def bare_context(dialect: Dialect) -> RequestContext:
+    """A request's record with no config behind it: what the span export reads of one."""
+    return RequestContext("req", dialect, served=SimpleNamespace(), runtime=SimpleNamespace())  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -157,10 +161,10 @@ def test_a_record_becomes_the_sdks_spans_with_the_gateways_ids_parent_and_times(
     first.end(529, "529")
     retry = tracing.attempt_span(span, target(), "retry")
     retry.end(200, None)
-    ctx = RequestContext("req", Dialect.OPENAI, served=NO_SERVED)  # type: ignore[arg-type]
+    ctx = bare_context(Dialect.OPENAI)
     ctx.route, ctx.stream = "sonnet", True
-    ctx.outcome.target = target()  # eastus2's sonnet-dep
-    ctx.mark_first_token()
+    ctx.outcome = Outcome(target=target())  # eastus2's sonnet-dep
+    ctx.first_token_at = time.perf_counter()
     ctx.usage = {"input_tokens": 3, "output_tokens": 2}
     before_end = time.time_ns()
     tracing.end_request(span, ctx, 200, "")
@@ -192,7 +196,7 @@ def test_without_a_caller_a_new_trace_and_a_root_span(exported: Any) -> None:
     tracing = RequestTracing(link)
     span = tracing.server_span(CIMultiDict({"traceparent": "00-not-a-trace-01"}))  # malformed: ignored
     assert span.parent_id is None and span.sampled and len(span.trace_id) == 32
-    tracing.end_request(span, RequestContext("req", Dialect.ANTHROPIC, served=NO_SERVED), 404, "GET /v1/nothing")  # type: ignore[arg-type]
+    tracing.end_request(span, bare_context(Dialect.ANTHROPIC), 404, "GET /v1/nothing")
     replayer.replay(through_json(link))
     (server,) = memory.get_finished_spans()
     assert server.parent is None and server.name == "GET /v1/nothing"
@@ -225,7 +229,7 @@ def test_the_sampler_is_the_one_otel_traces_sampler_names(
     RequestTracing.inject(headers, span, attempt)
     # Unsampled, the trace still goes on to Foundry, marked so.
     assert headers["traceparent"].endswith("-01" if sampled else "-00")
-    tracing.end_request(span, RequestContext("req", Dialect.OPENAI, served=NO_SERVED), 200, "")  # type: ignore[arg-type]
+    tracing.end_request(span, bare_context(Dialect.OPENAI), 200, "")
     assert len(link.kept) == (1 if sampled else 0)
 
 
