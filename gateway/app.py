@@ -193,7 +193,8 @@ def _finish(request: web.Request, ctx: RequestContext, status: int) -> None:
     """A request's end, however it ended: what it used and cost, settled against its client's
     limits and budget (in place of what admission reserved), then its metrics and access-log line."""
     recorder = request.app[RECORDER]
-    ctx.take_in_stream()
+    if ctx.streamed is not None:
+        ctx.take_in_stream()
     target = ctx.outcome.target
     # Foundry bills an answer it gave, and one it was generating when the client left.
     billed = not ctx.free and (ctx.outcome.status == 200 or (ctx.client_disconnected and target is not None))

@@ -28,6 +28,7 @@ are whole conversations, not counters.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import math
 import os
 import time
@@ -44,9 +45,16 @@ from gateway.shared_state import FAILURES, FailureReport, redis_client
 STORE_TIMEOUT_SECONDS = 1.0  # the least a store call may take: a record can be megabytes
 
 
+# A response id of the gateway's own: this process's random prefix and a count, unique across
+# replicas and restarts without a system call per request. Ids need not be secret: a stored
+# response lives in its client's namespace, where no other client looks.
+_ID_PREFIX = "resp_" + os.urandom(12).hex()
+_id_count = itertools.count()
+
+
 def new_response_id() -> str:
     """A response id of the gateway's own: stored responses are keyed by it."""
-    return "resp_" + os.urandom(24).hex()
+    return f"{_ID_PREFIX}{next(_id_count):024x}"
 
 
 @dataclass(slots=True)

@@ -28,11 +28,12 @@ class _Closable(Protocol):
     def close(self) -> Awaitable[None]: ...
 
 
-@dataclass(frozen=True, slots=True, eq=False)
+@dataclass(slots=True, eq=False)
 class Served:
     runtime: Runtime
     limiter: Limiter
     store: ResponseStore | None
+    running: int = 0  # requests that started on it and have not ended (Live keeps the count)
 
     @property
     def config(self) -> GatewayConfig:
@@ -69,18 +70,12 @@ class Live:
     def take(self) -> Served:
         """The current `Served`, held until `release`."""
         served = self.current
-        key = id(served)
-        self._running[key] = self._running.get(key, 0) + 1
+        served.running += 1
         return served
 
     def release(self, served: Served) -> None:
-        key = id(served)
-        left = self._running[key] - 1
-        if left:
-            self._running[key] = left
-            return
-        del self._running[key]
-        if served is not self.current:
+        served.running -= 1
+        if not served.running and served is not self.current:
             self._retired.remove(served)
             self._close_unused([served])
 
@@ -89,7 +84,7 @@ class Live:
         old, self.current = self.current, served
         if old is served:
             return
-        if id(old) in self._running:
+        if old.running:
             self._retired.append(old)
         else:
             self._close_unused([old])

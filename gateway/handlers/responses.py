@@ -11,7 +11,7 @@ message that says so.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
 import orjson
@@ -21,7 +21,6 @@ from gateway.app_keys import context
 from gateway.errors import GatewayError, echo
 from gateway.handlers.request_body import open_translated, routed_request
 from gateway.handlers.streaming import relay_stream
-from gateway.reasoning_seal import ReasoningSeal
 from gateway.responses_store import Resolved, new_response_id
 from gateway.translate.responses_request import responses_to_messages
 from gateway.translate.responses_response import ResponseFrame, message_to_response
@@ -35,7 +34,8 @@ async def create_response(request: web.Request) -> web.StreamResponse:
     model = body["model"]
     store = ctx.served.store
     client = ctx.client.name if ctx.client is not None else None
-    seal = BoundSeal(ctx.runtime.seal, client)
+    # The gateway's seal for this client: what it seals opens for this client only.
+    seal, unseal = partial(ctx.runtime.seal.seal, client=client), partial(ctx.runtime.seal.open, client=client)
     keep = store is not None and body.get("store", True) is not False
     resolved: Resolved | None = None
     if store is not None:
@@ -45,12 +45,12 @@ async def create_response(request: web.Request) -> web.StreamResponse:
     translated = responses_to_messages(
         body,
         max_tokens_default=route.max_tokens_default,
-        open_reasoning=seal.open,
+        open_reasoning=unseal,
         auto_cache=route.auto_cache,
         structured_outputs=route.structured_outputs,
     )
     exchange, upstream_response = await open_translated(request, ctx, route, translated)
-    frame = ResponseFrame(new_response_id(), model, int(time.time()), translated.echo, seal.seal, translated.json_tool)
+    frame = ResponseFrame(new_response_id(), model, int(time.time()), translated.echo, seal, translated.json_tool)
 
     async def kept(response: dict[str, Any]) -> None:
         assert store is not None and resolved is not None
@@ -70,22 +70,6 @@ async def create_response(request: web.Request) -> web.StreamResponse:
     return web.Response(
         body=orjson.dumps(response), content_type="application/json", headers=relayed_headers(upstream_response.headers)
     )
-
-
-class BoundSeal:
-    """The gateway's seal for one client: what it seals opens for that client only."""
-
-    __slots__ = ("_client", "_seal")
-
-    def __init__(self, seal: ReasoningSeal, client: str | None) -> None:
-        self._seal = seal
-        self._client = client
-
-    def seal(self, block: Mapping[str, Any]) -> str:
-        return self._seal.seal(block, self._client)
-
-    def open(self, token: Any) -> dict[str, Any] | None:
-        return self._seal.open(token, self._client)
 
 
 async def stored_response(request: web.Request) -> web.StreamResponse:

@@ -156,21 +156,21 @@ class Recorder:
         # A sampled request's trace id rides along as an exemplar (OpenMetrics scrapes show it), so a
         # slow bucket in Grafana links to its trace.
         exemplar = {"trace_id": span.trace_id} if span is not None and span.sampled else None
-        self._request_metrics(ctx, status, duration, exemplar)
+        ttft = ctx.ttft
+        self._request_metrics(ctx, status, duration, ttft, exemplar)
         client = ctx.client.name if ctx.client is not None else None
         if client is not None:
             self.metrics.client_requests_by(client, ctx.route, str(status)).inc()
         self._spend_metrics(ctx, client or ANONYMOUS)
-        self.access_log.record(self._access_fields(ctx, method, path, status, duration, client))
+        self.access_log.record(self._access_fields(ctx, method, path, status, duration, ttft, client))
 
     def _request_metrics(
-        self, ctx: RequestContext, status: int, duration: float, exemplar: dict[str, str] | None
+        self, ctx: RequestContext, status: int, duration: float, ttft: float | None, exemplar: dict[str, str] | None
     ) -> None:
         metrics = self.metrics
         dialect = ctx.dialect.value
         metrics.requests_by(ctx.route, dialect, str(status)).inc()
         metrics.request_duration_by(ctx.route, dialect).observe(duration, exemplar)
-        ttft = ctx.ttft
         if ttft is not None:
             metrics.time_to_first_token_by(ctx.route, dialect).observe(ttft, exemplar)
             output_tokens = ctx.usage.get("output_tokens")
@@ -198,11 +198,17 @@ class Recorder:
 
     @staticmethod
     def _access_fields(
-        ctx: RequestContext, method: str, path: str, status: int, duration: float, client: str | None
+        ctx: RequestContext,
+        method: str,
+        path: str,
+        status: int,
+        duration: float,
+        ttft: float | None,
+        client: str | None,
     ) -> dict[str, Any]:
         """The access-log line's fields; unset ones are left out: one short line per request is what people read."""
-        span, spent, ttft = ctx.span, ctx.spent, ctx.ttft
-        outcome = ctx.outcome
+        span, spent, outcome = ctx.span, ctx.spent, ctx.outcome
+        target = outcome.target
         fields = {
             "request_id": ctx.request_id,
             "trace_id": span.trace_id if span is not None else None,
@@ -212,8 +218,8 @@ class Recorder:
             "path": path,
             "dialect": ctx.dialect.value,
             "route": ctx.route,
-            "upstream": outcome.upstream,
-            "deployment": outcome.deployment,
+            "upstream": target.upstream.name if target is not None else None,
+            "deployment": target.deployment if target is not None else None,
             "status": status,
             "upstream_status": outcome.status,
             "upstream_request_id": outcome.request_id,

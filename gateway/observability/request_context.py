@@ -72,8 +72,7 @@ class RequestContext:
     def take_in_stream(self) -> None:
         """What the stream relay found out, taken into the record once, at the request's end."""
         streamed = self.streamed
-        if streamed is None:
-            return
+        assert streamed is not None
         self.usage, self.stop_reason, self.response_id = streamed.usage, streamed.stop_reason, streamed.response_id
         self.first_token_at, self.stream_error = streamed.first_token_at, streamed.error
         self.relayed_output = streamed.relayed_output

@@ -27,7 +27,7 @@ INCOMPLETE_REASONS: Mapping[str, str] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: made once a request, and a frozen dataclass is slower to make
 class ResponseFrame:
     """What every Response object of one request carries, streamed or not: its id (made by the
     gateway, never the upstream's message id, which an upstream may repeat or leave out and which

@@ -15,20 +15,17 @@ from typing import Any
 MAX_TOKEN_COUNT = 100_000_000
 
 
-def _count(value: object) -> bool:
-    return type(value) is int and 0 <= value <= MAX_TOKEN_COUNT  # bool is an int too, and is no count
-
-
 def merge_usage(into: dict[str, Any], usage: object) -> None:
     """Copy the plausible token counts of `usage` (a message's, or an event's cumulative ones) into `into`."""
     if isinstance(usage, dict):
         for key, value in usage.items():
-            if _count(value):
+            # bool is an int too, and is no count (the check is inline: it runs for every field of every answer)
+            if type(value) is int and 0 <= value <= MAX_TOKEN_COUNT:
                 into[key] = value
             elif key == "cache_creation" and isinstance(value, dict):
                 # The 1-hour share of the cache writes, priced apart (gateway/spend/prices.py).
                 hour = value.get("ephemeral_1h_input_tokens")
-                if _count(hour):
+                if type(hour) is int and 0 <= hour <= MAX_TOKEN_COUNT:
                     into["cache_creation_1h_input_tokens"] = hour
 
 
