@@ -98,7 +98,8 @@ class Stack:
         binary = shutil.which("prometheus")
         assert binary, "prometheus is missing: `make tools` installs Debian's prometheus package"
         config = {
-            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+            # Twice a second: rates need two samples, and the fixture waits for a few of them.
+            "global": {"scrape_interval": "500ms", "evaluation_interval": "500ms"},
             "rule_files": [str(ALERTS)],
             "scrape_configs": [
                 {

@@ -11,7 +11,7 @@ import pytest
 from gateway.config import BudgetConfig, PriceConfig
 from gateway.errors import Dialect, GatewayError
 from gateway.inbound.clients import Client, TokenBucket
-from gateway.spend.limits import LocalLimiter, Standing, Windows
+from gateway.spend.limits import LocalLimiter, Standing, Windows, reservation
 from gateway.spend.prices import Price, Spent, Tokens, cost_usd, list_price
 
 
@@ -126,3 +126,21 @@ def test_per_pod_rate_limits_say_which_one() -> None:
     asyncio.run(limiter.admit(client))
     with pytest.raises(GatewayError, match=r"requests_per_minute: 2\) on this gateway pod"):
         asyncio.run(limiter.admit(client))
+
+
+def test_a_per_pod_reservation_holds_the_room_until_its_request_settles() -> None:
+    """Requests at once against 1,000 tokens a day, each reserving 800: the second is admitted on
+    what is left (the bound: one request's reservation past the budget), the third is refused while
+    both are in flight, and admitted once they have settled what they really used."""
+    clock = Clock(at("2026-12-02T12:00:00"))
+    limiter = LocalLimiter(clock)
+    client = Client("team", None, None, None, BudgetConfig(tokens_per_day=1_000))
+    price = Price.of(PriceConfig(input=3, output=15))
+    first = asyncio.run(limiter.admit(client, reservation(300, 500, [price, None])))
+    assert first.reserved.tokens == 800 and first.reserved.usd == pytest.approx((300 * 3 + 500 * 15) / 1e6)
+    second = asyncio.run(limiter.admit(client, reservation(300, 500, [price])))  # 800 of 1,000 held
+    with pytest.raises(GatewayError, match=r"tokens_per_day budget \(1,600 of 1,000 tokens\)"):
+        asyncio.run(limiter.admit(client, reservation(300, 500, [price])))
+    limiter.settle(client, first, 120, 0.001)  # each used far less than it reserved
+    limiter.settle(client, second, 100, 0.001)
+    asyncio.run(limiter.admit(client, reservation(300, 500, [price])))  # 220 used: room again
