@@ -174,7 +174,9 @@ def _over_concurrency(request: web.Request, ctx: RequestContext, load: Load) -> 
     )
     ctx.error = err.message
     _finish(request, ctx, err.status)
-    return _error_response(err, ctx)
+    response = _error_response(err, ctx)
+    response.headers.update(ctx.response_headers())
+    return response
 
 
 def _authenticate(request: web.Request, ctx: RequestContext) -> None:

@@ -254,6 +254,7 @@ def test_the_concurrency_limit_answers_429_at_once(setup: Setup) -> None:
     with pytest.raises(openai.RateLimitError) as info:
         client(base).chat.completions.create(model="a", messages=HELLO)
     assert info.value.response.headers["retry-after"] == "1"
+    assert len(info.value.response.headers["x-request-id"]) == 32, "a refusal has its request id like any answer"
     assert not done, "answered while both admitted streams were still stalled: not queued behind them"
     for t in threads:
         t.join()
