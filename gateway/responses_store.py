@@ -115,8 +115,9 @@ class ResponseStore:
 
     # What a request continues.
 
-    async def resolve(self, body: Mapping[str, Any], client: str | None, keep: bool) -> Resolved:
-        """The request's input with `previous_response_id` and each `item_reference` filled in.
+    async def resolve(self, body: Mapping[str, Any], client: str | None, keep: bool) -> Resolved | None:
+        """The request's input with `previous_response_id` and each `item_reference` filled in; None
+        for an input that is neither a string nor a list, which the translator refuses as sent.
 
         With `keep` (it will be stored), its new items are serialised now, so what cannot be
         stored is a 400 before Foundry is called, and the bounds are checked: over them, a 413 or
@@ -124,7 +125,7 @@ class ResponseStore:
         source = body.get("input")
         items: Any = [{"role": "user", "content": source}] if isinstance(source, str) else source
         if not isinstance(items, list):
-            return Resolved(items if items is not None else [])  # the translator says what is wrong
+            return None
         previous = body.get("previous_response_id")
         if previous is not None and not isinstance(previous, str):
             raise invalid_request("'previous_response_id' must be a string", "previous_response_id")
@@ -136,7 +137,15 @@ class ResponseStore:
                 raise _no_such_response(previous, "previous_response_id")
             before = [*record["input"], *record["output"]]
         found = await self._items([*before, *references.values()], client)
-        resolved = Resolved([*(found[i] for i in before)], list(before))
+        if any(i not in found for i in before):
+            assert previous is not None
+            raise GatewayError(
+                404,
+                f"Part of the stored conversation of {echo(previous)} has expired or was deleted; "
+                "send the whole conversation instead",
+                "previous_response_id",
+            )
+        resolved = Resolved([found[i] for i in before], list(before))
         for index, item in enumerate(items):
             reference = references.get(index)
             if reference is not None:
@@ -152,14 +161,6 @@ class ResponseStore:
                 resolved.ids.append(item_id)
                 resolved.new.append((item_id, stored))
                 resolved.new_bytes += len(stored)
-        if any(i not in found for i in before):
-            assert previous is not None
-            raise GatewayError(
-                404,
-                f"Part of the stored conversation of {echo(previous)} has expired or was deleted; "
-                "send the whole conversation instead",
-                "previous_response_id",
-            )
         if keep:
             self._check_bounds(resolved.new_bytes, stored_bytes)
         return resolved

@@ -40,7 +40,8 @@ async def create_response(request: web.Request) -> web.StreamResponse:
     resolved: Resolved | None = None
     if store is not None:
         resolved = await store.resolve(body, client, keep)
-        body = {**{k: v for k, v in body.items() if k != "previous_response_id"}, "input": resolved.items}
+        if resolved is not None:
+            body = {**{k: v for k, v in body.items() if k != "previous_response_id"}, "input": resolved.items}
     # Translated before an upstream is chosen, so a bad request is a 400 even while no token is usable.
     translated = responses_to_messages(
         body,

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import openai
 import orjson
 import pytest
@@ -233,3 +234,22 @@ def test_a_client_over_its_stored_bytes_gets_a_429_and_others_are_unaffected(bou
                        for v in [redis.Redis(port=bounded.redis_port).get(k) or 0])  # fmt: skip
     assert stored_bytes <= 40000 + 8192, "a client may pass its bound by one response at most"
     assert client(bounded, "bob").responses.create(model=MODEL, input="v" * 3000).output_text
+
+
+def test_a_conversation_part_of_which_has_expired_is_a_404_that_says_so(stored: Stored) -> None:
+    api = client(stored)
+    first = api.responses.create(model=MODEL, input="Remember the first turn")
+    db = redis.Redis(port=stored.redis_port)
+    (item_key,) = [k for k in db.keys("fgw:{alice}:item:in_*") if b"first turn" in (db.get(k) or b"")]
+    db.delete(item_key)  # what its TTL would do
+    with pytest.raises(openai.NotFoundError) as gone:
+        api.responses.create(model=MODEL, input="and then?", previous_response_id=first.id)
+    assert "has expired or was deleted" in gone.value.message
+
+
+def test_an_input_that_is_no_input_is_refused_as_sent_with_the_store_on(stored: Stored) -> None:
+    before = len(emulator_control(stored.foundry, "requests"))
+    response = httpx.post(stored.base + "/v1/responses", json={"model": MODEL},
+                          headers={"authorization": f"Bearer {KEYS['alice']}"})  # fmt: skip
+    assert response.status_code == 400 and response.json()["error"]["param"] == "input"
+    assert len(emulator_control(stored.foundry, "requests")) == before
