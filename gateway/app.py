@@ -208,9 +208,8 @@ def _finish(request: web.Request, ctx: RequestContext, status: int) -> None:
         ctx.spent = Spent.of(usage, target.price if target is not None else None)
     if ctx.client is not None and ctx.client.limited:
         spent = ctx.spent
-        ctx.served.limiter.settle(
-            ctx.client, ctx.standing, spent.tokens.total if spent else 0, spent.usd or 0.0 if spent else 0.0
-        )
+        tokens, usd = (spent.tokens.total, spent.usd or 0.0) if spent is not None else (0, 0.0)
+        ctx.served.limiter.settle(ctx.client, ctx.standing, tokens, usd)
     recorder.finish(ctx, request.method, request.path, status)
     span = ctx.span
     tracing = request.app[TRACING]

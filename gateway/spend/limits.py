@@ -96,6 +96,10 @@ class Reservation:
     tokens: int = 0
     usd: float = 0.0
 
+    def held_for(self, client: Client) -> bool:
+        """Whether admission holds this against the client's budgets: only a budget has room to hold."""
+        return client.budget is not None and (self.tokens > 0 or self.usd > 0)
+
 
 NO_RESERVATION = Reservation()
 
@@ -174,6 +178,14 @@ BUDGETS = (
 )
 
 
+def settlement_windows(standing: Standing | None, clock: Callable[[], float]) -> Windows:
+    """Where a request's use is counted: the windows its reservation was made in (a day that turned
+    while it ran still gets its refund), else the current ones."""
+    if standing is not None and standing.windows is not None:
+        return standing.windows
+    return Windows.at(clock())
+
+
 def _budget_limits(budget: BudgetConfig | None) -> list[float | None]:
     if budget is None:
         return [None] * len(BUDGETS)
@@ -224,7 +236,7 @@ class LocalLimiter:
         if client.requests is not None:
             client.requests.take(1)
         reserved_in: Windows | None = None
-        if client.budget is not None and (reserve.tokens or reserve.usd):
+        if reserve.held_for(client):
             reserved_in = Windows.at(self._clock())
             self._add_to_budgets(client, reserved_in, reserve.tokens, reserve.usd)
         return Standing(
@@ -241,8 +253,8 @@ class LocalLimiter:
         if client.budget is None:
             return
         reserved = standing.reserved if standing is not None else NO_RESERVATION
-        windows = standing.windows if standing is not None and standing.windows is not None else None
-        self._add_to_budgets(client, windows or Windows.at(self._clock()), tokens - reserved.tokens, usd - reserved.usd)
+        windows = settlement_windows(standing, self._clock)
+        self._add_to_budgets(client, windows, tokens - reserved.tokens, usd - reserved.usd)
 
     def _add_to_budgets(self, client: Client, windows: Windows, tokens: int, usd: float) -> None:
         for name, window in BUDGETS:
@@ -480,7 +492,7 @@ class RedisLimiter:
     async def admit(self, client: Client, reserve: Reservation = NO_RESERVATION) -> Standing:
         now = self._clock()
         windows = Windows.at(now)
-        reserving = client.budget is not None and (reserve.tokens > 0 or reserve.usd > 0)
+        reserving = reserve.held_for(client)
         if not reserving:
             reserve = NO_RESERVATION
         args = [windows.minute_key, windows.day_key, windows.month_key, self._limits_of(client), b"120",
@@ -537,8 +549,7 @@ class RedisLimiter:
         budget_tokens, micro = tokens - reserved.tokens, round(usd * MICRO) - round(reserved.usd * MICRO)
         if tokens <= 0 and budget_tokens == 0 and micro == 0:
             return
-        windows = standing.windows if standing is not None and standing.windows is not None else None
-        windows = windows or Windows.at(self._clock())
+        windows = settlement_windows(standing, self._clock)
         # One pending charge a client and window: what comes before the write is added up.
         pending = self._charges.setdefault(client.name, {}).get(windows.minute_key)
         if pending is None:

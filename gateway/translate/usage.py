@@ -47,10 +47,9 @@ def settled_usage(
     `reported` is the usage Foundry reported; `estimate` (input, max output tokens) is set when
     Foundry was asked for an answer, whether or not one came; `relayed_output` is set for a stream
     cut before its end (the client left, or the stream broke), with the output it had carried.
-    Foundry bills what it generated, so a request that lost its usage is charged an estimate:
+    Foundry bills what it generated, so a request that lost its usage is charged an estimate.
     """
-    whole = "input_tokens" in reported and "output_tokens" in reported
-    if relayed_output is None and whole:
+    if relayed_output is None and "input_tokens" in reported and "output_tokens" in reported:
         return reported, "reported"  # nearly every request
     if estimate is None:
         return reported, "reported" if reported else None
@@ -58,6 +57,4 @@ def settled_usage(
         # A cut stream: message_start told its input; its output so far is what was relayed.
         output = min(estimate[1], max(reported.get("output_tokens", 0), relayed_output))
         return {**reported, "output_tokens": output}, "partial"
-    if whole:
-        return reported, "reported"
     return {"input_tokens": estimate[0], "output_tokens": estimate[1]}, "estimated"
