@@ -21,10 +21,11 @@ from gateway.errors import Dialect, GatewayError, echo
 from gateway.handlers import chat_completions, info, messages, responses
 from gateway.load import Load
 from gateway.observability.logging import AccessLog
-from gateway.observability.metrics import GatewayMetrics, TokenExpiryCollector
+from gateway.observability.metrics import GatewayMetrics, QuotaCollector, TokenExpiryCollector
 from gateway.observability.recorder import Recorder
 from gateway.observability.request_context import RequestContext
 from gateway.observability.request_tracing import RequestTracing
+from gateway.quota.settlement import settle_quota
 from gateway.runtime import OTHER_ROUTE
 from gateway.served import Live, Served, served_for
 from gateway.spend.prices import Spent
@@ -210,6 +211,11 @@ def _finish(request: web.Request, ctx: RequestContext, status: int) -> None:
         spent = ctx.spent
         tokens, usd = (spent.tokens.total, spent.usd or 0.0) if spent is not None else (0, 0.0)
         ctx.served.limiter.settle(ctx.client, ctx.standing, tokens, usd)
+    outcome = ctx.outcome
+    if outcome.charge is not None and target is not None:
+        runtime = ctx.runtime
+        used = settle_quota(runtime.quota, runtime.sessions, outcome.charge, usage, outcome.session, target.affinity_id)
+        recorder.quota_settled(outcome.charge, used)
     recorder.finish(ctx, request.method, request.path, status)
     span = ctx.span
     tracing = request.app[TRACING]
@@ -278,7 +284,9 @@ async def upstream_session(app: web.Application) -> AsyncIterator[None]:
 
 
 async def served_state(app: web.Application) -> AsyncIterator[None]:
-    """What the config decides (runtime, limiter, response store): closed at exit, whichever is current."""
+    """What the config decides (runtime, limiter, response store, quota leases): started with the
+    gateway, closed at exit, whichever is current."""
+    app[LIVE].start()
     yield
     await app[LIVE].close()
 
@@ -315,6 +323,7 @@ def create_app(
             lambda: [(name, u.credential.status().expires_on) for name, u in app[LIVE].runtime.upstreams.items()]
         )
     )
+    registry.register(QuotaCollector(lambda: app[LIVE].runtime.quota_state()))
     app.cleanup_ctx.extend((span_export, upstream_session, served_state, config_watcher))
     _add_endpoints(app)
     return app

@@ -241,6 +241,11 @@ class TargetConfig(_Model):
     deployment: str = Field(min_length=1, description="The model deployment name at Foundry.")
     weight: int = Field(1, ge=1, description="Share of traffic among this route's targets.")
     price: PriceConfig | None = Field(None, description="This deployment's price, when it differs from the route's.")
+    quota_pool: str | None = Field(
+        None,
+        description="Name of the entry in quota_pools this deployment draws from (its subscription, model and "
+        "deployment type). Omitted: unmetered.",
+    )
 
 
 class RouteConfig(_Model):
@@ -254,9 +259,21 @@ class RouteConfig(_Model):
         "in the file wins. Answers carry the name the client sent.",
     )
     targets: list[TargetConfig] = Field(min_length=1)
-    strategy: Literal["weighted", "priority"] = Field(
+    strategy: Literal["weighted", "priority", "quota"] = Field(
         "weighted",
-        description="weighted: spread by weight, fall back to the others; priority: the first target, then the next.",
+        description="weighted: spread by weight, fall back to the others; priority: the first target, then the next; "
+        "quota: each session stays on one target (weighted rendezvous hashing of its session key, so its prompt "
+        "cache is read, not written again) while that target's quota pool has room, else moves to the target whose "
+        "pool has the most; with no pool that has room, the request waits its turn (max_wait_seconds).",
+    )
+    max_wait_seconds: float = Field(
+        30,
+        ge=0,
+        description="strategy quota: the longest a request waits for quota. One that would wait longer gets 429 at "
+        "once, with a retry-after computed from the pools' refill.",
+    )
+    max_queued: int = Field(
+        1000, ge=0, description="strategy quota: requests that may wait at once; more get 429 at once."
     )
     max_tokens_default: int | None = Field(
         4096, ge=1, description="max_tokens sent when an OpenAI client sends none (Foundry requires it)."
@@ -297,6 +314,17 @@ class _ClientSettings(_Model):
         None, ge=1, description="Input plus output tokens a minute, shared or per pod as above; omitted: no limit."
     )
     budget: BudgetConfig | None = None
+    priority: Literal["interactive", "batch"] = Field(
+        "interactive",
+        description="When quota is short, interactive requests are admitted before batch ones (strategy quota).",
+    )
+    share: float = Field(
+        1,
+        gt=0,
+        le=1000,
+        description="This client's weight among the clients of its priority waiting for quota: a share of 2 is "
+        "given twice the tokens of a share of 1.",
+    )
 
 
 class InboundApiKey(_ClientSettings):
@@ -419,6 +447,33 @@ class StateConfig(_Model):
     """State the replicas share. Omitted: limits and budgets are per pod (N replicas allow N times as much)."""
 
     redis: RedisConfig | None = None
+    replicas: int = Field(
+        1,
+        ge=1,
+        description="Replicas of the gateway (the chart sets it). Each meters quota_pools ÷ replicas when it "
+        "cannot share them: without state.redis, or while Redis is down.",
+    )
+
+
+class QuotaPoolConfig(_Model):
+    """Foundry quota one set of deployments shares: Claude quota is per subscription, model and version, and
+    deployment type (Global Standard: one pool across every region; Data Zone: one per zone). Limits left
+    out are not metered; a pool with none is unmetered."""
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$", description="Targets name it; metrics label by it.")
+    requests_per_minute: int | None = Field(None, ge=1, description="The pool's RPM.")
+    input_tokens_per_minute: int | None = Field(
+        None, ge=1, description="The pool's ITPM: uncached input (after the last cache breakpoint) plus cache writes."
+    )
+    output_tokens_per_minute: int | None = Field(None, ge=1, description="The pool's OTPM.")
+    burst_seconds: float = Field(
+        15,
+        gt=0,
+        le=60,
+        description="Seconds of refill a bucket holds. Foundry's buckets hold a minute, but Anthropic warns a limit "
+        "may be enforced over shorter intervals (60 RPM as 1 a second): 15 s keeps a burst to a quarter of the "
+        "minute's quota. Raise it towards 60 where Foundry is seen to allow it.",
+    )
 
 
 class GatewayConfig(_Model):
@@ -432,6 +487,9 @@ class GatewayConfig(_Model):
     state: StateConfig = StateConfig()
     upstreams: list[UpstreamConfig] = Field(min_length=1)
     routes: list[RouteConfig] = Field(min_length=1)
+    quota_pools: list[QuotaPoolConfig] = Field(
+        default_factory=list, description="Foundry quota pools; a route's targets name theirs (docs/quota.md)."
+    )
 
 
 class ConfigError(Exception):
@@ -498,6 +556,7 @@ def _cross_references(config: GatewayConfig) -> list[tuple[str, str]]:
     problems += _alias_conflicts(config.routes)
     if config.responses.store_ttl_seconds is not None and config.state.redis is None:
         problems.append(("responses.store_ttl_seconds", "stored responses live in the shared Redis: set state.redis"))
+    problems += _pool_references(config)
     for i, route in enumerate(config.routes):
         for j, target in enumerate(route.targets):
             if target.upstream not in names:
@@ -505,6 +564,24 @@ def _cross_references(config: GatewayConfig) -> list[tuple[str, str]]:
                     (
                         f"routes[{i}].targets[{j}].upstream",
                         f"names upstream {target.upstream!r}, which is not defined (defined: {', '.join(names)})",
+                    )
+                )
+    return problems
+
+
+def _pool_references(config: GatewayConfig) -> list[tuple[str, str]]:
+    problems: list[tuple[str, str]] = []
+    pools = [p.name for p in config.quota_pools]
+    for i, pool in enumerate(pools):
+        if pools.index(pool) != i:
+            problems.append((f"quota_pools[{i}].name", f"duplicate quota pool name {pool!r}"))
+    for i, route in enumerate(config.routes):
+        for j, target in enumerate(route.targets):
+            if target.quota_pool is not None and target.quota_pool not in pools:
+                problems.append(
+                    (
+                        f"routes[{i}].targets[{j}].quota_pool",
+                        f"names quota pool {target.quota_pool!r}, which is not defined in quota_pools",
                     )
                 )
     return problems

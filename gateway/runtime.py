@@ -11,8 +11,8 @@ import fnmatch
 import random
 import re
 import time
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -20,14 +20,24 @@ from gateway.config import GatewayConfig, RouteConfig, is_pattern
 from gateway.errors import GatewayError, echo
 from gateway.inbound.authenticator import Inbound
 from gateway.inbound.clients import Client
+from gateway.quota.affinity import Sessions
+from gateway.quota.book import QuotaBook
+from gateway.quota.fair_queue import PRIORITIES
+from gateway.quota.meter import PoolMeter
+from gateway.quota.scheduler import RouteQuota
 from gateway.reasoning_seal import ReasoningSeal
 from gateway.upstream.credentials import Credential
 from gateway.upstream.routing import Routing
-from gateway.upstream.targets import Route, Upstream, target_for, upstream_for
+from gateway.upstream.targets import Route, Target, Upstream, target_for, upstream_for
 
 OTHER_ROUTE = "other"  # metric label for a model name that matches no route
 _MATCHES_KEPT = 4096  # names a pattern matched, remembered per config: dated ids are few, callers' typos many
 _MATCHED_BYTES_KEPT = 256 * 1024  # and their characters: a name reaches here bounded (request_body.model_of)
+
+
+class QuotaState(NamedTuple):
+    pools: Sequence[tuple[str, tuple[float | None, ...], bool]]  # name, headroom per dimension, leased
+    queues: Sequence[tuple[str, str, int, float]]  # route, priority, depth, max_wait_seconds
 
 
 class Runtime:
@@ -46,6 +56,9 @@ class Runtime:
         self.config = config
         self.created = int(time.time())
         given = credentials or {}
+        # Pools keep what they have used, and sessions where they went, across a reload.
+        self.quota: QuotaBook = QuotaBook(config.quota_pools, config.state.replicas, previous.quota if previous else None)
+        self.sessions: Sessions = previous.sessions if previous is not None else Sessions()
         self.upstreams: dict[str, Upstream] = {u.name: upstream_for(u, given.get(u.name)) for u in config.upstreams}
         self.routes: dict[str, Route] = {r.model: self._route(r) for r in config.routes}
         self._index_names()
@@ -64,14 +77,25 @@ class Runtime:
         self.models_body = orjson.dumps({"object": "list", "data": [self.model_entry(name) for name in self.names]})
 
     def _route(self, r: RouteConfig) -> Route:
+        quota = None
+        if r.strategy == "quota":
+            quota = RouteQuota[Target](r.model, self.quota, self.sessions, r.max_wait_seconds, r.max_queued)
+        targets = tuple(target_for(self.upstreams[t.upstream], t, r, self._metered(t.quota_pool)) for t in r.targets)
         return Route(
             r.model,
-            tuple(target_for(self.upstreams[t.upstream], t, r) for t in r.targets),
+            targets,
             r.max_tokens_default,
             r.strategy == "priority",
             r.cache_breakpoints == "auto",
             all(self.upstreams[t.upstream].config.structured_outputs for t in r.targets),
+            quota,
+            r.max_wait_seconds,
+            any(t.pool is not None for t in targets),
         )
+
+    def _metered(self, pool: str | None) -> PoolMeter | None:
+        meter = self.quota.meters[pool] if pool is not None else None
+        return meter if meter is not None and meter.metered else None  # a pool with no limit set costs nothing
 
     def _index_names(self) -> None:
         """Every name a client may send: route names and exact aliases, one lookup; then patterns in
@@ -109,6 +133,18 @@ class Runtime:
                     self._matched_bytes += len(model)
                 return route
         return None
+
+    def quota_state(self) -> QuotaState:
+        """What the quota metrics show at a scrape: each pool's headroom and whether it is shared
+        now, each quota route's queue by priority and its bound."""
+        pools = [(name, meter.headroom(), meter.leased) for name, meter in self.quota.meters.items() if meter.metered]
+        queues = [
+            (route.name, priority, route.quota.queue.depth[i], route.max_wait)
+            for route in self.routes.values()
+            if route.quota is not None
+            for i, priority in enumerate(PRIORITIES)
+        ]
+        return QuotaState(pools, queues)
 
     def readiness(self) -> tuple[bool, dict[str, Any]]:
         """Ready when every route has a target with usable credentials."""

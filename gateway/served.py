@@ -17,6 +17,7 @@ from typing import Any, Protocol
 import structlog
 
 from gateway.config import GatewayConfig
+from gateway.quota.leases import SharedPools, shared_pools_for
 from gateway.responses_store import ResponseStore, store_for
 from gateway.runtime import Runtime
 from gateway.spend.limits import Limiter, limiter_for
@@ -33,6 +34,7 @@ class Served:
     runtime: Runtime
     limiter: Limiter
     store: ResponseStore | None
+    pools: SharedPools | None = None  # the quota pools' leases, with state.redis
     running: int = 0  # requests that started on it and have not ended (Live keeps the count)
 
     @property
@@ -40,15 +42,18 @@ class Served:
         return self.runtime.config
 
     def resources(self) -> tuple[_Closable, ...]:
-        return (self.limiter,) if self.store is None else (self.limiter, self.store)
+        held: tuple[_Closable | None, ...] = (self.limiter, self.store, self.pools)
+        return tuple(r for r in held if r is not None)
 
 
 def served_for(config: GatewayConfig, recorder: Any, previous: Served | None = None) -> Served:
     """The config made ready to serve; what `previous` holds is carried over where the config allows."""
+    runtime = Runtime(config, previous=previous.runtime if previous is not None else None)
     return Served(
-        Runtime(config, previous=previous.runtime if previous is not None else None),
+        runtime,
         limiter_for(config.state.redis, recorder, previous.limiter if previous is not None else None),
         store_for(config, recorder, previous.store if previous is not None else None),
+        shared_pools_for(config.state.redis, runtime.quota, recorder, previous.pools if previous is not None else None),
     )
 
 
@@ -79,9 +84,15 @@ class Live:
             self._retired.remove(served)
             self._close_unused([served])
 
+    def start(self) -> None:
+        """In the event loop: what the current `Served` runs in the background begins."""
+        if self.current.pools is not None:
+            self.current.pools.start()
+
     def replace(self, served: Served) -> None:
         """New requests take `served` from now on; the old one's own resources close once it is idle."""
         old, self.current = self.current, served
+        self.start()
         if old is served:
             return
         if old.running:

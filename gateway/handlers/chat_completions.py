@@ -29,7 +29,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         auto_cache=route.auto_cache,
         structured_outputs=route.structured_outputs,
     )
-    exchange, upstream_response = await open_translated(request, ctx, route, translated)
+    exchange, upstream_response = await open_translated(request, ctx, route, translated, body)
     created = int(time.time())
     if translated.stream:
         translator = ChatStreamTranslator(

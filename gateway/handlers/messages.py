@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.handlers.request_body import exchange_for, routed_request
+from gateway.handlers.request_body import exchange_for, quota_ask, routed_request
 from gateway.handlers.streaming import relay_stream
 from gateway.translate.messages import (
     NativeStream,
@@ -43,7 +43,8 @@ async def _messages_or_count(request: web.Request, *, count_tokens: bool) -> web
     def body_for(target: Target) -> bytes:
         return request_body(body, target.deployment)
 
-    exchange = exchange_for(request, ctx)
+    ask = None if count_tokens else quota_ask(ctx, route, body, body, ctx.request_bytes)
+    exchange = exchange_for(request, ctx, ask)
     upstream_response = await exchange.open(route, body_for, count_tokens=count_tokens, native=True)
     if ctx.stream:
         stream = NativeStream(ctx.runtime.config.server.max_upstream_event_bytes, model, ctx.outcome.request_id)

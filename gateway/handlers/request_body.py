@@ -16,6 +16,8 @@ from gateway.app_keys import RECORDER, SESSION, TRACING, context
 from gateway.errors import GatewayError, echo, invalid_request, too_deeply_nested
 from gateway.observability.request_context import RequestContext
 from gateway.observability.request_tracing import AttemptTracing
+from gateway.quota.affinity import session_key
+from gateway.quota.scheduler import Ask
 from gateway.spend.limits import NO_RESERVATION, reservation
 from gateway.translate.usage import BYTES_PER_TOKEN, MAX_TOKEN_COUNT
 from gateway.upstream.exchange import Exchange
@@ -125,7 +127,7 @@ def _inflate(inflater: Any, raw: bytes, limit: int) -> bytes | None:
 _UNBOUNDED_OUTPUT = 32_000
 
 
-def estimate_tokens(body: dict[str, Any], size: int, route: Route) -> tuple[int, int]:
+def estimate_tokens(body: Mapping[str, Any], size: int, route: Route) -> tuple[int, int]:
     """(input, output) tokens a request may use, without a tokenizer: its body's bytes, and the
     output bound it sends (each dialect names it differently) or its route's default."""
     for name in ("max_tokens", "max_completion_tokens", "max_output_tokens"):
@@ -176,17 +178,36 @@ async def routed_request(request: web.Request) -> tuple[RequestContext, dict[str
     return ctx, body, route
 
 
-def exchange_for(request: web.Request, ctx: RequestContext) -> Exchange:
+def exchange_for(request: web.Request, ctx: RequestContext, ask: Ask | None = None) -> Exchange:
     """The request's exchange; the request's record reads its outcome at the end."""
     tracing = request.app[TRACING]
     tracer = AttemptTracing(tracing, ctx.span) if tracing is not None and ctx.span is not None else None
     runtime = ctx.runtime
     exchange = Exchange(
         request.app[SESSION], request.app[RECORDER], runtime.routing, runtime.config, ctx.request_id, request.headers,
-        tracer,
+        tracer, quota=runtime.quota, ask=ask,
     )  # fmt: skip
     ctx.outcome = exchange.outcome
     return exchange
+
+
+def quota_ask(
+    ctx: RequestContext,
+    route: Route,
+    client_body: Mapping[str, Any],
+    messages_body: Mapping[str, Any],
+    input_bytes: int,
+) -> Ask | None:
+    """What the request draws on its route's quota pools (None: the route meters none). Its session
+    is named only where placement uses it (strategy quota)."""
+    if not route.metered:
+        return None
+    client = ctx.client
+    session = session_key(ctx.session_id, client_body, messages_body) if route.quota is not None else None
+    input_tokens, output_tokens = estimate_tokens(messages_body, input_bytes, route)
+    if client is None:
+        return Ask("anonymous", "interactive", 1.0, session, input_tokens, output_tokens)
+    return Ask(client.name, client.priority, client.share, session, input_tokens, output_tokens)
 
 
 class Translated(Protocol):
@@ -203,9 +224,15 @@ class Translated(Protocol):
 
 
 async def open_translated(
-    request: web.Request, ctx: RequestContext, route: Route, translated: Translated
+    request: web.Request,
+    ctx: RequestContext,
+    route: Route,
+    translated: Translated,
+    client_body: Mapping[str, Any],
+    input_bytes: int | None = None,
 ) -> tuple[Exchange, aiohttp.ClientResponse]:
-    """A translated dialect's exchange: its Messages body, with each target's deployment as the model."""
+    """A translated dialect's exchange: its Messages body, with each target's deployment as the model.
+    `input_bytes`: the size of the input, where it is more than the client sent (a stored conversation)."""
     ctx.adjusted, ctx.stream = translated.adjusted, translated.stream
     ctx.max_tokens = translated.body["max_tokens"]
     body = translated.body
@@ -213,7 +240,8 @@ async def open_translated(
     def body_for(target: Target) -> bytes:
         return orjson.dumps({"model": target.deployment, **body})
 
-    exchange = exchange_for(request, ctx)
+    ask = quota_ask(ctx, route, client_body, body, input_bytes or ctx.request_bytes)
+    exchange = exchange_for(request, ctx, ask)
     return exchange, await exchange.open(route, body_for, native=False)
 
 

@@ -50,7 +50,9 @@ async def create_response(request: web.Request) -> web.StreamResponse:
         auto_cache=route.auto_cache,
         structured_outputs=route.structured_outputs,
     )
-    exchange, upstream_response = await open_translated(request, ctx, route, translated)
+    # A stored conversation is input the client did not send: measured for the quota it draws on.
+    stored = len(orjson.dumps(resolved.items)) if resolved is not None and route.metered else None
+    exchange, upstream_response = await open_translated(request, ctx, route, translated, body, stored)
     frame = ResponseFrame(new_response_id(), model, int(time.time()), translated.echo, seal, translated.json_tool)
 
     async def kept(response: dict[str, Any]) -> None:

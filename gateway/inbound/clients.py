@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 from gateway.config import BudgetConfig, InboundApiKey, ServiceAccountClient
 
@@ -54,6 +55,8 @@ class Client:
     budget: BudgetConfig | None = None
     requests_per_minute: int | None = None
     tokens_per_minute: int | None = None
+    priority: Literal["interactive", "batch"] = "interactive"  # its turn when quota is short
+    share: float = 1.0  # its weight among the waiting clients of its priority
 
     @property
     def limited(self) -> bool:
@@ -76,6 +79,8 @@ def configured_client(
         key.budget,
         key.requests_per_minute,
         key.tokens_per_minute,
+        key.priority,
+        key.share,
     )
 
 

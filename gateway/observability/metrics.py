@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, GCCollector, Histogram, Info, ProcessCollector
 from prometheus_client.core import GaugeMetricFamily
@@ -15,6 +15,8 @@ from gateway import __version__
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600)
 # Claude streams tens to a few hundred tokens a second.
 TOKEN_INTERVAL_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.2, 0.5, 1)
+# Waiting for quota: nothing (most requests), a lease round, a pool's refill, up to a route's bound.
+QUOTA_WAIT_BUCKETS = (0.005, 0.05, 0.25, 0.5, 1, 2.5, 5, 10, 15, 20, 30, 45, 60, 120)
 # A Redis round trip in the cluster: well under a millisecond, bounded by state.redis.timeout_ms.
 SHARED_STATE_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1)
 
@@ -159,6 +161,37 @@ class GatewayMetrics:
             "shared_state_duration_seconds", "Time a request waited for its admission round trip to Redis.",
             SHARED_STATE_BUCKETS,
         )  # fmt: skip
+        # Foundry quota (quota_pools; docs/quota.md).
+        self.quota_admitted = counter(
+            "quota_admitted", "What requests were charged to their quota pool when sent (requests, the uncached "
+            "input estimate, max_tokens), by pool and dimension.", "pool", "dimension",
+        )  # fmt: skip
+        self.quota_consumed = counter(
+            "quota_consumed", "What Foundry counted of those requests against the pool (requests, input plus cache "
+            "writes, output): the admitted charge, corrected.", "pool", "dimension",
+        )  # fmt: skip
+        self.quota_throttled = counter(
+            "quota_upstream_throttled",
+            "429s from Foundry for a metered pool: the gateway's view of the pool was wrong (someone else shares the "
+            "subscription, or its limits are set too high). The pool is paused and trusted less for a while.",
+            "pool",
+        )
+        self.quota_wait = histogram(
+            "quota_wait_seconds", "Time a strategy-quota request waited for quota (0 for most).",
+            QUOTA_WAIT_BUCKETS, "route", "priority",
+        )  # fmt: skip
+        self.quota_refused = counter(
+            "quota_refused", "Requests answered 429 for want of quota: queue_full, wait_bound (refused at once, the "
+            "wait would pass max_wait_seconds), waited (waited max_wait_seconds).", "route", "priority", "reason",
+        )  # fmt: skip
+        self.affinity = counter(
+            "affinity", "strategy quota: where each request's session went: kept (its target), moved (another, for "
+            "want of quota or health), new (first seen here), none (no session key).", "route", "result",
+        )  # fmt: skip
+        self.target_tokens = counter(
+            "target_tokens", "Tokens Foundry reported, by upstream, deployment and type (input, output, cache_read, "
+            "cache_creation): a deployment's cache-read share.", "upstream", "deployment", "type",
+        )  # fmt: skip
         # Tracing (OTEL_TRACES_EXPORTER): spans the export process never got.
         self.spans_dropped = counter(
             "spans_dropped",
@@ -187,17 +220,65 @@ class GatewayMetrics:
         self.cost_by = Children(self.cost)
         self.client_tokens_by = Children(self.client_tokens)
         self.cache_savings_by = Children(self.cache_savings)
+        self.quota_wait_by = Children(self.quota_wait)
+        self.affinity_by = Children(self.affinity)
+        self.target_tokens_by = Children(self.target_tokens)
 
-    def record_tokens(self, route: str, usage: Mapping[str, object]) -> None:
-        for kind, key in (
-            ("input", "input_tokens"),
-            ("output", "output_tokens"),
-            ("cache_read", "cache_read_input_tokens"),
-            ("cache_creation", "cache_creation_input_tokens"),
-        ):
+    def record_tokens(self, route: str, usage: Mapping[str, object], upstream: str | None, deployment: str) -> None:
+        for kind, key in _TOKEN_KINDS:
             value = usage.get(key)
             if isinstance(value, int) and value > 0:
                 self.tokens_by(route, kind).inc(value)
+                if upstream is not None:
+                    self.target_tokens_by(upstream, deployment, kind).inc(value)
+
+
+_TOKEN_KINDS = (
+    ("input", "input_tokens"),
+    ("output", "output_tokens"),
+    ("cache_read", "cache_read_input_tokens"),
+    ("cache_creation", "cache_creation_input_tokens"),
+)
+DIMENSIONS = ("requests", "input_tokens", "output_tokens")
+
+
+class QuotaCollector(Collector):
+    """Each quota pool's headroom and each quota route's queue, read at scrape time from the live config."""
+
+    def __init__(self, state: Callable[[], Any]) -> None:
+        self._state = state
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        state = self._state()
+        headroom = GaugeMetricFamily(
+            "foundry_gateway_quota_headroom_ratio",
+            "What a quota pool's bucket holds now, as a share of what it holds full, by pool and dimension "
+            "(this replica's view: its leases, or its share while it meters alone). 0: requests wait.",
+            labels=["pool", "dimension"],
+        )
+        shared = GaugeMetricFamily(
+            "foundry_gateway_quota_shared",
+            "1 while the pool is metered across replicas through Redis leases; 0 while this replica meters its "
+            "share alone (no state.redis, or Redis unreachable).",
+            labels=["pool"],
+        )
+        for name, levels, leased in state.pools:
+            for dimension, level in zip(DIMENSIONS, levels, strict=True):
+                if level is not None:
+                    headroom.add_metric([name, dimension], level)
+            shared.add_metric([name], 1.0 if leased else 0.0)
+        depth = GaugeMetricFamily(
+            "foundry_gateway_quota_queue_depth", "Requests waiting for quota, by route and priority.",
+            labels=["route", "priority"],
+        )  # fmt: skip
+        bound = GaugeMetricFamily(
+            "foundry_gateway_quota_max_wait_seconds", "A quota route's max_wait_seconds.", labels=["route"]
+        )
+        for route, priority, waiting, max_wait in state.queues:
+            depth.add_metric([route, priority], waiting)
+            if priority == "interactive":
+                bound.add_metric([route], max_wait)
+        yield from (headroom, shared, depth, bound)
 
 
 class TokenExpiryCollector(Collector):

@@ -17,13 +17,15 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from gateway.observability.logging import AccessLog
-from gateway.observability.metrics import GatewayMetrics
+from gateway.observability.metrics import DIMENSIONS, GatewayMetrics
 
 # The client label of requests made with inbound auth off.
 ANONYMOUS = "anonymous"
 
 if TYPE_CHECKING:
     from gateway.observability.request_context import RequestContext
+    from gateway.quota.book import Charge
+    from gateway.quota.meter import Demand
     from gateway.upstream.exchange import Outcome
     from gateway.upstream.targets import Target
 
@@ -117,6 +119,20 @@ class Recorder:
             charged="estimate",
         )
 
+    # Quota.
+
+    def quota_throttled(self, pool: str) -> None:
+        """A 429 from Foundry for a pool the gateway had admitted the request to."""
+        self.metrics.quota_throttled.labels(pool).inc()
+
+    def quota_settled(self, charge: Charge, used: Demand) -> None:
+        metrics = self.metrics
+        pool = charge.meter.name
+        for dimension, admitted, consumed in zip(DIMENSIONS, charge.demand, used, strict=True):
+            if charge.meter.rates[DIMENSIONS.index(dimension)] is not None:
+                metrics.quota_admitted.labels(pool, dimension).inc(admitted)
+                metrics.quota_consumed.labels(pool, dimension).inc(consumed)
+
     # Shared state.
 
     def shared_state_failed(self, operation: str) -> None:
@@ -177,11 +193,24 @@ class Recorder:
             if isinstance(output_tokens, int) and output_tokens > 1 and not ctx.stream_error:
                 metrics.time_per_output_token_by(ctx.route, dialect).observe((duration - ttft) / (output_tokens - 1))
         if ctx.usage:
-            metrics.record_tokens(ctx.route, ctx.usage)
+            metrics.record_tokens(ctx.route, ctx.usage, ctx.outcome.upstream, ctx.outcome.deployment or "")
+        self._quota_metrics(ctx)
         if ctx.stream_error:
             metrics.stream_errors.labels(ctx.route, dialect, ctx.stream_error).inc()
         if ctx.client_disconnected:
             metrics.client_disconnects.labels(ctx.route, dialect).inc()
+
+    def _quota_metrics(self, ctx: RequestContext) -> None:
+        outcome = ctx.outcome
+        if outcome.affinity is None and outcome.quota_refused is None:
+            return  # not a strategy-quota request that reached placement
+        priority = ctx.client.priority if ctx.client is not None else "interactive"
+        metrics = self.metrics
+        if outcome.quota_refused is not None:
+            metrics.quota_refused.labels(ctx.route, priority, outcome.quota_refused).inc()
+        if outcome.affinity is not None:
+            metrics.affinity_by(ctx.route, outcome.affinity).inc()
+            metrics.quota_wait_by(ctx.route, priority).observe(outcome.waited)
 
     def _spend_metrics(self, ctx: RequestContext, payer: str) -> None:
         spent = ctx.spent
@@ -238,6 +267,10 @@ class Recorder:
             "retries": outcome.retries or None,
             "adjusted": ctx.adjusted or None,
             "betas_dropped": outcome.betas_dropped or None,
+            "quota_pool": outcome.charge.meter.name if outcome.charge is not None else None,
+            "quota_wait_ms": round(outcome.waited * 1000, 1) if outcome.waited else None,
+            "affinity": outcome.affinity,
+            "quota_refused": outcome.quota_refused,
             "error": ctx.error,
         }
         return {k: v for k, v in fields.items() if v is not None}

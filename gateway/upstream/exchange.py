@@ -19,6 +19,9 @@ import orjson
 
 from gateway.config import GatewayConfig
 from gateway.errors import GatewayError, too_deeply_nested
+from gateway.quota.book import Charge, QuotaBook
+from gateway.quota.meter import Demand
+from gateway.quota.scheduler import Ask, QuotaRefused
 from gateway.upstream.client import (
     UnusableAnswer,
     error_from_upstream,
@@ -44,6 +47,11 @@ class Outcome:
     request_id: str | None = None  # Foundry's request-id (or apim-request-id)
     auth_retried: bool = False
     betas_dropped: tuple[str, ...] = ()
+    charge: Charge | None = None  # what the answered attempt was charged to its quota pool, settled at the end
+    affinity: str | None = None  # strategy quota: kept, moved, new or none
+    session: bytes | None = None  # strategy quota: the session key placement used
+    waited: float = 0.0  # seconds waited for quota
+    quota_refused: str | None = None  # strategy quota: why it got no quota (queue_full, wait_bound, waited)
 
     @property
     def upstream(self) -> str | None:
@@ -69,6 +77,8 @@ class ExchangeRecorder(Protocol):
     def retry_denied(self, route: str) -> None: ...
 
     def cooled_down(self, target: Target) -> None: ...
+
+    def quota_throttled(self, pool: str) -> None: ...
 
     def answer_refused(self, request_id: str, outcome: Outcome, reason: str) -> None: ...
 
@@ -105,6 +115,8 @@ class Exchange:
     client_headers: Mapping[str, str]
     tracer: AttemptTracer | None = None
     outcome: Outcome = field(default_factory=Outcome)
+    quota: QuotaBook | None = None
+    ask: Ask | None = None  # what the request draws on quota; None: nothing (count_tokens, or no pools)
 
     async def open(
         self,
@@ -117,8 +129,10 @@ class Exchange:
         """Send the request to the route's targets in turn until one answers 200; the last failure
         becomes the client's error."""
         targets = self.routing.plan(route)
-        settings = self.config.retries
         self.routing.budget.record_request()
+        if route.quota is not None and self.ask is not None:
+            return await self._open_placed(route, targets, body_for, count_tokens, native)
+        settings = self.config.retries
         failure: GatewayError | None = None
         attempt = 0
         while attempt < settings.max_attempts:
@@ -127,9 +141,12 @@ class Exchange:
             if reason is None:
                 break
             attempt += 1
+            charge = self._charge(target)
             response, failure, status, retry_after = await self._try(target, reason, body_for, count_tokens, native)
             if response is not None:
+                self.outcome.charge = charge
                 return response
+            self._refund(charge, status, retry_after)
             step = after_failure(
                 status,
                 retry_after,
@@ -147,13 +164,74 @@ class Exchange:
         assert failure is not None
         raise failure
 
+    async def _open_placed(
+        self,
+        route: Route,
+        targets: list[Target],
+        body_for: Callable[[Target], bytes],
+        count_tokens: bool,
+        native: bool,
+    ) -> aiohttp.ClientResponse:
+        """strategy quota: each attempt goes where placement puts it (the session's target, else the
+        pool with most room), waiting its turn for quota within the route's bound. A 429 from Foundry
+        makes its pool cautious and the next attempt is placed again: another pool, or a wait."""
+        assert route.quota is not None and self.ask is not None
+        deadline = time.monotonic() + route.max_wait
+        failure: GatewayError | None = None
+        previous: Target | None = None
+        for attempt in range(self.config.retries.max_attempts):
+            if attempt and not self.routing.budget.try_retry():
+                self.recorder.retry_denied(route.name)
+                break
+            ready = [t for t in targets if self.routing.health(t).available()] or targets
+            try:
+                placement = await route.quota.place(self.ask, ready, deadline)
+            except QuotaRefused as exc:
+                self.outcome.quota_refused = exc.reason
+                raise
+            target = placement.target
+            outcome = self.outcome
+            outcome.affinity, outcome.waited = placement.affinity, outcome.waited + placement.waited
+            outcome.session = self.ask.session
+            reason = "first" if previous is None else ("retry" if previous is target else "fallback")
+            if previous is not None:
+                outcome.retries += 1
+                self.recorder.retried(route.name, reason)
+            previous = target
+            response, failure, status, retry_after = await self._try(target, reason, body_for, count_tokens, native)
+            if response is not None:
+                outcome.charge = placement.charge
+                return response
+            self._refund(placement.charge, status, retry_after)
+            if status is not None and status not in RETRYABLE_STATUSES:
+                break  # Foundry refused the request itself: another target would too
+        assert failure is not None
+        raise failure
+
+    def _charge(self, target: Target) -> Charge | None:
+        """Metering alone (strategies weighted and priority): the attempt is charged to its pool."""
+        if target.pool is None or self.ask is None or self.quota is None:
+            return None
+        return self.quota.charge(target.pool, Demand(1, self.ask.input_tokens, self.ask.output_tokens))
+
+    def _refund(self, charge: Charge | None, status: int | None, retry_after: float | None) -> None:
+        """An attempt Foundry did not answer: its charge comes back. A 429 says the pool is empty,
+        whatever the gateway thought: the pool is paused for its retry-after and trusted less."""
+        if charge is None or self.quota is None:
+            return
+        self.quota.refund(charge, counted=status is not None and status != 429)
+        if status == 429:
+            charge.meter.throttled(retry_after)
+            self.recorder.quota_throttled(charge.meter.name)
+
     def _reason(self, route: Route, targets: list[Target], attempt: int) -> str | None:
         """Why this attempt is made (first, retry of the same target, fallback to another); None
-        when a retry may not go (the target is paused, or the retry budget is spent)."""
+        when a retry may not go (the target is paused, its quota pool is, or the retry budget is spent)."""
         if attempt == 0:
             return "first"
         target = targets[attempt % len(targets)]
-        if not self.routing.health(target).available() or not self.routing.budget.try_retry():
+        pool_paused = target.pool is not None and target.pool.paused_until > time.monotonic()
+        if pool_paused or not self.routing.health(target).available() or not self.routing.budget.try_retry():
             self.recorder.retry_denied(route.name)
             return None
         self.outcome.retries += 1
@@ -187,7 +265,8 @@ class Exchange:
             self._failed(target, None, None)
             return None, unusable, None, None
         failure, retry_after = await self._failure(response, target)
-        if response.status in RETRYABLE_STATUSES:  # a request Foundry refused says nothing of the target
+        # A request Foundry refused says nothing of the target; a 429 from a metered pool pauses the pool instead.
+        if response.status in RETRYABLE_STATUSES and not (response.status == 429 and target.pool is not None):
             self._failed(target, response.status, retry_after if self.config.retries.retry_after_cooldown else None)
         return None, failure, response.status, retry_after
 

@@ -12,6 +12,8 @@ import aiohttp
 
 from gateway.config import RouteConfig, TargetConfig, UpstreamConfig, UpstreamTimeouts
 from gateway.errors import GatewayError
+from gateway.quota.meter import PoolMeter
+from gateway.quota.scheduler import RouteQuota
 from gateway.spend.prices import Price, list_price
 from gateway.upstream.credentials import Credential, CredentialUnavailable, credential_for
 
@@ -58,16 +60,19 @@ class Target:
     # Built once here rather than per request.
     client_timeout: aiohttp.ClientTimeout = field(compare=False)
     price: Price | None = field(default=None, compare=False)  # None: counted in tokens only
+    pool: PoolMeter | None = field(default=None, compare=False)  # the quota pool it draws from; None: unmetered
+    affinity_id: bytes = field(default=b"", compare=False)  # names it to rendezvous hashing, the same on every replica
 
 
-def target_for(upstream: Upstream, t: TargetConfig, route: RouteConfig) -> Target:
+def target_for(upstream: Upstream, t: TargetConfig, route: RouteConfig, pool: PoolMeter | None = None) -> Target:
     timeouts = route.timeouts or upstream.config.timeouts
     client_timeout = aiohttp.ClientTimeout(
         total=timeouts.total_seconds, connect=timeouts.connect_seconds, sock_read=timeouts.read_seconds
     )
     configured = t.price or route.price
     price = Price.of(configured) if configured is not None else list_price(t.deployment, route.model)
-    return Target(upstream, t.deployment, t.weight, timeouts, client_timeout, price)
+    affinity_id = f"{upstream.name}/{t.deployment}".encode()
+    return Target(upstream, t.deployment, t.weight, timeouts, client_timeout, price, pool, affinity_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +83,9 @@ class Route:
     priority: bool = False  # try targets in their listed order instead of by weight
     auto_cache: bool = False  # cache_breakpoints: auto
     structured_outputs: bool = False  # every target's upstream serves native structured outputs
+    quota: RouteQuota[Target] | None = field(default=None, compare=False)  # strategy quota: placement and queue
+    max_wait: float = 0.0  # strategy quota: seconds a request may wait for quota
+    metered: bool = False  # a target draws on a quota pool: requests are charged to it
 
 
 def upstream_for(config: UpstreamConfig, credential: Credential | None = None) -> Upstream:

@@ -10,7 +10,8 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
-from gateway.observability.metrics import GatewayMetrics, TokenExpiryCollector
+from gateway.observability.metrics import GatewayMetrics, QuotaCollector, TokenExpiryCollector
+from gateway.runtime import QuotaState
 from token_sidecar.metrics import SidecarMetrics
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,6 +58,8 @@ def test_metrics_doc_lists_exactly_what_the_gateway_registers() -> None:
     registry = CollectorRegistry()
     metrics = GatewayMetrics(registry)
     registry.register(TokenExpiryCollector(lambda: [("u", 1.0)]))
+    quota = QuotaState([("pool", (1.0, 0.5, None), True)], [("route", "interactive", 0, 30.0)])
+    registry.register(QuotaCollector(lambda: quota))
     metrics.span_exporter_pid = os.getpid  # with tracing on, the export process's; this one stands in
     assert documented_metrics("foundry_gateway_") == emitted_metrics(registry, metrics, "foundry_gateway_")
 

@@ -1,0 +1,108 @@
+"""Requests waiting for quota, in the order they are to be served: interactive before batch, and
+within a priority a fair share of tokens among clients by weight.
+
+Start-time fair queueing (Goyal et al., 1996), the weighted equivalent of deficit round robin: a
+request's tag is where its client's share of the queue reaches it, so a client that sends many
+requests waits behind its own, not in front of everyone else's. O(log n) a request; a waiter is a
+small object and a future, nothing more.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+from typing import Any, Literal
+
+from gateway.quota.meter import NOTHING, Demand
+
+Priority = Literal["interactive", "batch"]
+PRIORITIES: tuple[Priority, ...] = ("interactive", "batch")
+
+
+class Waiter:
+    __slots__ = ("alive", "client", "cost", "demand", "future", "priority", "request", "share", "start")
+
+    def __init__(
+        self, client: str, priority: Priority, share: float, demand: Demand, request: Any, future: asyncio.Future[Any]
+    ) -> None:
+        self.client = client
+        self.priority = priority
+        self.share = share
+        self.demand = demand
+        self.cost = demand.input_tokens + demand.output_tokens + 1.0  # tokens are what is scarce
+        self.request = request  # what the scheduler needs to place it
+        self.future = future
+        self.alive = True
+        self.start = 0.0
+
+
+class FairQueue:
+    """Bounded by `limit` waiters; `ahead(priority)` is the demand queued at that priority or above."""
+
+    __slots__ = ("_finish", "_heaps", "_order", "_virtual", "demand", "depth", "limit")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._heaps: tuple[list[tuple[float, int, Waiter]], ...] = ([], [])
+        self._virtual = [0.0, 0.0]
+        self._finish: tuple[dict[str, float], ...] = ({}, {})
+        self._order = itertools.count()
+        self.depth = [0, 0]
+        self.demand = [NOTHING, NOTHING]
+
+    def __len__(self) -> int:
+        return self.depth[0] + self.depth[1]
+
+    @property
+    def full(self) -> bool:
+        return len(self) >= self.limit
+
+    def ahead(self, priority: Priority) -> Demand:
+        """What is queued that would be served before a new request of `priority`."""
+        return self.demand[0] if priority == "interactive" else self.demand[0].plus(self.demand[1])
+
+    def has_ahead(self, priority: Priority) -> bool:
+        return bool(self.depth[0] if priority == "interactive" else len(self))
+
+    def push(self, waiter: Waiter) -> None:
+        p = PRIORITIES.index(waiter.priority)
+        finish = self._finish[p]
+        waiter.start = max(self._virtual[p], finish.get(waiter.client, 0.0))
+        finish[waiter.client] = waiter.start + waiter.cost / waiter.share
+        heapq.heappush(self._heaps[p], (waiter.start, next(self._order), waiter))
+        self.depth[p] += 1
+        self.demand[p] = self.demand[p].plus(waiter.demand)
+
+    def head(self) -> Waiter | None:
+        """The next waiter to serve (interactive first), the ones that left dropped on the way."""
+        for heap in self._heaps:
+            while heap and not heap[0][2].alive:
+                heapq.heappop(heap)
+            if heap:
+                return heap[0][2]
+        return None
+
+    def pop(self, waiter: Waiter) -> None:
+        """`waiter`, the head, is served: the priority's virtual time moves to its start tag."""
+        p = PRIORITIES.index(waiter.priority)
+        heapq.heappop(self._heaps[p])
+        self._virtual[p] = waiter.start
+        self._left(waiter, p)
+        if not self.depth[p]:
+            self._finish[p].clear()  # an idle priority starts afresh: no client carries credit or debt
+
+    def remove(self, waiter: Waiter) -> None:
+        """A waiter that leaves without being served (its client went away, or it waited too long)."""
+        if waiter.alive:
+            p = PRIORITIES.index(waiter.priority)
+            self._left(waiter, p)  # its heap entry goes when it reaches the top, or here when they pile up
+            heap = self._heaps[p]
+            if len(heap) > 2 * self.depth[p] + 64:
+                heap[:] = [entry for entry in heap if entry[2].alive]
+                heapq.heapify(heap)
+
+    def _left(self, waiter: Waiter, p: int) -> None:
+        waiter.alive = False
+        self.depth[p] -= 1
+        self.demand[p] = self.demand[p].minus(waiter.demand) if self.depth[p] else NOTHING

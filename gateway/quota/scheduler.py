@@ -1,0 +1,207 @@
+"""A quota route's placement: which target a request goes to, or how long it waits its turn.
+
+Affinity first: a session goes where it went before (or where rendezvous hashing puts it) while
+that target's pool can take it. Headroom second: else to the target whose pool keeps the most
+room, and the session stays there. No pool with room: the request waits in the route's fair
+queue for its turn and its pool's refill, or, when that would take longer than the route allows,
+is refused at once with the wait as its retry-after.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Generic, NamedTuple, Protocol, TypeVar
+
+from gateway.errors import GatewayError
+from gateway.quota.affinity import Placeable, SessionEntry, Sessions, rendezvous
+from gateway.quota.book import Charge, QuotaBook
+from gateway.quota.fair_queue import FairQueue, Priority, Waiter
+from gateway.quota.meter import NOTHING, Demand, PoolMeter
+
+
+class Metered(Placeable, Protocol):
+    @property
+    def pool(self) -> PoolMeter | None: ...
+
+
+T = TypeVar("T", bound=Metered)
+
+
+@dataclass(frozen=True, slots=True)
+class Ask:
+    """What a request asks of the quota: who, how urgent, which session, how many tokens at most."""
+
+    client: str
+    priority: Priority
+    share: float
+    session: bytes | None  # gateway/quota/affinity.session_key
+    input_tokens: int  # the whole input, estimated from the body
+    output_tokens: int  # its output bound
+
+
+class Placement(NamedTuple, Generic[T]):
+    target: T
+    charge: Charge | None  # None: the target's pool is unmetered
+    affinity: str  # kept, moved, new; none without a session
+    waited: float  # seconds in the queue
+
+
+class QuotaRefused(GatewayError):
+    """429: no quota within the route's bound. `reason`: queue_full, wait_bound (refused at once), waited."""
+
+    reason: str = "wait_bound"
+
+
+def refused(route: str, reason: str, wait: float, bound: float) -> QuotaRefused:
+    retry = max(1, math.ceil(wait)) if math.isfinite(wait) else 60
+    why = {
+        "queue_full": "its queue for quota is full",
+        "wait_bound": f"its quota pools refill enough for this request in {retry} s, past the {bound:g} s it may wait",
+        "waited": f"it waited {bound:g} s (max_wait_seconds) for quota",
+    }[reason]
+    exc = QuotaRefused(
+        429,
+        f"Foundry quota for model {route!r} is spent for now: {why}; retry in {retry} s",
+        error_type="rate_limit_error",
+        headers={"retry-after": str(retry)},
+    )
+    exc.reason = reason
+    return exc
+
+
+class RouteQuota(Generic[T]):
+    """A `strategy: quota` route's placement and queue. (Other routes' targets meter their pools
+    too, charged by the exchange in the order their strategy gives; nobody waits there.)"""
+
+    def __init__(
+        self,
+        route: str,
+        book: QuotaBook,
+        sessions: Sessions,
+        max_wait: float,
+        max_queued: int,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.route = route
+        self.book = book
+        self.sessions = sessions
+        self.max_wait = max_wait
+        self.queue = FairQueue(max_queued)
+        self._clock = clock
+        self._timer: asyncio.TimerHandle | None = None
+        self._woken = False
+
+    @staticmethod
+    def demand(ask: Ask, target: Metered, entry: SessionEntry | None) -> Demand:
+        """The request's draw on `target`'s pool: the part of its input that target has not cached
+        for the session (its last answer there says how much it had), and its whole output bound."""
+        cached = entry.cached_tokens if entry is not None and entry.target == target.affinity_id else 0
+        return Demand(1, max(0, ask.input_tokens - cached), ask.output_tokens)
+
+    def choose(self, ask: Ask, ready: Sequence[T]) -> Placement[T] | None:
+        """A target whose pool can take the request now, charged; None when no pool can."""
+        session = ask.session
+        entry = self.sessions.get(session) if session is not None else None
+        order = rendezvous(session, ready) if session is not None else ready
+        preferred = order[0]
+        if entry is not None:
+            preferred = next((t for t in ready if t.affinity_id == entry.target), preferred)
+        chosen, demand = preferred, self.demand(ask, preferred, entry)
+        if preferred.pool is not None and preferred.pool.wait(demand) > 0:
+            best: tuple[float, T, Demand] | None = None
+            for t in order:
+                d = self.demand(ask, t, entry)
+                if t is preferred or (t.pool is not None and t.pool.wait(d) > 0):
+                    continue
+                room = t.pool.room_after(d) if t.pool is not None else math.inf
+                if best is None or room > best[0]:
+                    best = (room, t, d)
+            if best is None:
+                return None
+            _, chosen, demand = best
+        affinity = "none"
+        if session is not None:
+            affinity = "moved" if chosen is not preferred else ("kept" if entry is not None else "new")
+            self.sessions.placed(session, chosen.affinity_id)
+        charge = self.book.charge(chosen.pool, demand) if chosen.pool is not None else None
+        return Placement(chosen, charge, affinity, 0.0)
+
+    def wait(self, ask: Ask, ready: Sequence[T], ahead: Demand = NOTHING) -> float:
+        """Seconds until some target's pool has refilled what is queued `ahead` and this request."""
+        entry = self.sessions.get(ask.session) if ask.session is not None else None
+        best = math.inf
+        for t in ready:
+            if t.pool is None:
+                return 0.0
+            best = min(best, t.pool.wait(self.demand(ask, t, entry).plus(ahead)))
+        return best
+
+    async def place(self, ask: Ask, ready: Sequence[T], deadline: float) -> Placement[T]:
+        """A target for the request: at once when a pool has room and nobody of its priority or
+        above is waiting; else its turn in the queue, by `deadline` (clock seconds)."""
+        if not self.queue.has_ahead(ask.priority):
+            found = self.choose(ask, ready)
+            if found is not None:
+                return found
+        started = self._clock()
+        remaining = deadline - started
+        wait = self.wait(ask, ready, self.queue.ahead(ask.priority))
+        if self.queue.full:
+            raise refused(self.route, "queue_full", wait, self.max_wait)
+        if wait > remaining:
+            raise refused(self.route, "wait_bound", wait, self.max_wait)
+        return await self._queued(ask, ready, remaining, started)
+
+    async def _queued(self, ask: Ask, ready: Sequence[T], remaining: float, started: float) -> Placement[T]:
+        future: asyncio.Future[Placement[T]] = asyncio.get_running_loop().create_future()
+        waiter = Waiter(ask.client, ask.priority, ask.share, Demand(1, ask.input_tokens, ask.output_tokens),
+                        (ask, ready), future)  # fmt: skip
+        self.queue.push(waiter)
+        self.book.wakers.add(self.wake)
+        self.wake()
+        delivered = False
+        try:
+            async with asyncio.timeout(remaining):
+                placement = await future
+            delivered = True
+            return placement._replace(waited=self._clock() - started)
+        except TimeoutError:
+            raise refused(self.route, "waited", self.wait(ask, ready), self.max_wait) from None
+        finally:
+            self.queue.remove(waiter)
+            if not delivered and future.done() and not future.cancelled():
+                charge = future.result().charge  # served just as its client left: nothing was sent
+                if charge is not None:
+                    self.book.refund(charge, counted=False)
+            if not self.queue:
+                self.book.wakers.discard(self.wake)
+
+    def wake(self) -> None:
+        """Quota may have come back: serve the queue soon (once, however many call)."""
+        if not self._woken and len(self.queue):
+            self._woken = True
+            asyncio.get_running_loop().call_soon(self.serve)
+
+    def serve(self) -> None:
+        """Hand out quota to waiters in the queue's order while their pools have room; then sleep
+        until the head's pool will have refilled enough."""
+        self._woken = False
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        while (waiter := self.queue.head()) is not None:
+            if waiter.future.done():  # its client left; its own cleanup has not run yet
+                self.queue.remove(waiter)
+                continue
+            ask, ready = waiter.request
+            found = self.choose(ask, ready)
+            if found is None:
+                delay = self.wait(ask, ready)
+                self._timer = asyncio.get_running_loop().call_later(min(max(delay, 0.001), 60.0), self.serve)
+                return
+            self.queue.pop(waiter)
+            waiter.future.set_result(found)
