@@ -57,7 +57,9 @@ class Runtime:
         self.created = int(time.time())
         given = credentials or {}
         # Pools keep what they have used, and sessions where they went, across a reload.
-        self.quota: QuotaBook = QuotaBook(config.quota_pools, config.state.replicas, previous.quota if previous else None)
+        self.quota: QuotaBook = QuotaBook(
+            config.quota_pools, config.state.replicas, previous.quota if previous else None
+        )
         self.sessions: Sessions = previous.sessions if previous is not None else Sessions()
         self.upstreams: dict[str, Upstream] = {u.name: upstream_for(u, given.get(u.name)) for u in config.upstreams}
         self.routes: dict[str, Route] = {r.model: self._route(r) for r in config.routes}

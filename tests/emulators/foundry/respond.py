@@ -17,7 +17,7 @@ import math
 import re
 import secrets
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -95,26 +95,31 @@ def _path_in(text: str) -> str | None:
     return found.group(1) if found else None
 
 
-def _cache_prefix(body: dict[str, Any]) -> str | None:
-    """The part of the prompt up to the last cache_control marker, as a cache key."""
+class PromptCache(Protocol):
+    """One deployment's prompt cache (tests/emulators/foundry/quota.py)."""
+
+    def has(self, prefix: str) -> bool: ...
+
+    def write(self, prefix: str, ttl: float) -> None: ...
+
+
+def _cache_prefixes(body: dict[str, Any]) -> list[tuple[str, float]]:
+    """Each cache_control marker's prefix (the prompt up to it, as a key) and its TTL, in order."""
     parts: list[Any] = []
-    key = None
-    for tool in body.get("tools") or []:  # Claude's prefix order: tools, system, messages
-        parts.append(tool)
-        if isinstance(tool, dict) and tool.get("cache_control"):
-            key = orjson.dumps(parts)
+    marked: list[tuple[str, float]] = []
+    blocks: list[Any] = list(body.get("tools") or [])  # Claude's prefix order: tools, system, messages
     system = body.get("system")
-    for block in system if isinstance(system, list) else []:
-        parts.append(block)
-        if isinstance(block, dict) and block.get("cache_control"):
-            key = orjson.dumps(parts)
+    blocks += system if isinstance(system, list) else []
     for msg in body["messages"]:
         content = msg["content"]
-        for block in content if isinstance(content, list) else []:
-            parts.append(block)
-            if isinstance(block, dict) and block.get("cache_control"):
-                key = orjson.dumps(parts)
-    return hashlib.sha256(key).hexdigest() if key else None
+        blocks += content if isinstance(content, list) else []
+    for block in blocks:
+        parts.append(block)
+        control = block.get("cache_control") if isinstance(block, dict) else None
+        if control:
+            ttl = 3600.0 if isinstance(control, dict) and control.get("ttl") == "1h" else 300.0
+            marked.append((hashlib.sha256(orjson.dumps(parts)).hexdigest(), ttl))
+    return marked
 
 
 def count_input_tokens(body: dict[str, Any]) -> int:
@@ -122,7 +127,7 @@ def count_input_tokens(body: dict[str, Any]) -> int:
     return max(1, math.ceil(len(prompt) / 4))
 
 
-def build_message(body: dict[str, Any], prompt_cache: set[str]) -> dict[str, Any]:
+def build_message(body: dict[str, Any], prompt_cache: PromptCache) -> dict[str, Any]:
     # System text that stands between turns (Claude Code's per-turn control) is not the turn answered.
     last = next(m for m in reversed(body["messages"]) if m["role"] != "system")
     content = last["content"]
@@ -165,17 +170,7 @@ def build_message(body: dict[str, Any], prompt_cache: set[str]) -> dict[str, Any
     if text:
         out.append({"type": "text", "text": text})
     out.extend(calls)
-    input_tokens = count_input_tokens(body)
-    cache_read = cache_creation = 0
-    prefix = _cache_prefix(body)
-    if prefix is not None:
-        cached = input_tokens // 2
-        if prefix in prompt_cache:
-            cache_read = cached
-        else:
-            cache_creation = cached
-            prompt_cache.add(prefix)
-        input_tokens -= cached
+    input_tokens, cache_read, cache_creation = _input_usage(body, prompt_cache)
     output_tokens = (
         len(words)
         + sum(len(orjson.dumps(c["input"])) // 4 + 1 for c in calls)
@@ -196,6 +191,25 @@ def build_message(body: dict[str, Any], prompt_cache: set[str]) -> dict[str, Any
             "output_tokens": output_tokens,
         },
     }
+
+
+def _input_usage(body: dict[str, Any], prompt_cache: PromptCache) -> tuple[int, int, int]:
+    """(input after the last breakpoint, cache reads, cache writes), as Claude counts them: the longest
+    marked prefix this deployment has cached is read; the rest up to the last marker is written."""
+    total = count_input_tokens(body)
+    marked = _cache_prefixes(body)
+    if not marked:
+        return total, 0, 0
+    # A marker's prefix is counted as its share of the prompt's characters: the n-th of m markers, n/m of
+    # the cacheable part, which is most of the prompt (tools and system are most of a coding agent's).
+    cacheable = total * 9 // 10
+    read_upto = 0
+    for n, (prefix, ttl) in enumerate(marked, 1):
+        if prompt_cache.has(prefix):
+            read_upto = n
+        prompt_cache.write(prefix, ttl)  # a read refreshes its TTL; a miss writes it
+    cache_read = cacheable * read_upto // len(marked)
+    return total - cacheable, cache_read, cacheable - cache_read
 
 
 def _pieces(text: str, size: int) -> Iterator[str]:

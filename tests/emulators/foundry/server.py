@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import secrets
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -15,6 +16,7 @@ import orjson
 from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 
+from tests.emulators.foundry.quota import PromptCaches, QuotaPools, pools_from
 from tests.emulators.foundry.respond import build_message, count_input_tokens, stream_events
 from tests.emulators.foundry.validate import InvalidRequest, validate_request
 
@@ -78,7 +80,8 @@ class EmulatorState:
     release: asyncio.Event = field(default_factory=asyncio.Event)  # ends a hold_after fault's wait
     faults: list[Fault] = field(default_factory=list)
     requests: list[dict[str, Any]] = field(default_factory=list)
-    prompt_cache: set[str] = field(default_factory=set)
+    prompt_caches: PromptCaches = field(default_factory=PromptCaches)
+    quota: QuotaPools = field(default_factory=QuotaPools)
     canary_hits: list[dict[str, Any]] = field(default_factory=list)
 
     def next_fault(self) -> Fault | None:
@@ -262,11 +265,41 @@ async def _handle(request: web.Request, *, count_tokens: bool) -> web.StreamResp
             content_type="application/json",
             headers=_ids(),
         )
-    message = build_message(body, state.prompt_cache)
-    state.requests[-1]["usage"] = message["usage"]  # what it answered, for tests that check what was charged
+    # A deployment is a model at a resource (a region): /<resource>/anthropic/... names one, as hosts do at Foundry.
+    deployment = f"{request.match_info.get('resource', '')}/{body['model']}"
+    cache = _PendingCache(state.prompt_caches, deployment)
+    message = build_message(body, cache)
+    usage = message["usage"]
+    uncached = usage["input_tokens"] + usage["cache_creation_input_tokens"]
+    refused = state.quota.admit(deployment, (1, uncached, body["max_tokens"]))
+    if refused is not None:
+        text, wait = refused
+        return anthropic_error(429, text, "rate_limit_error", {"retry-after": str(max(1, math.ceil(wait)))})
+    cache.commit()
+    state.quota.correct(deployment, body["max_tokens"], usage["output_tokens"])
+    state.requests[-1]["usage"] = usage  # what it answered, for tests that check what was charged
+    state.requests[-1]["deployment"] = deployment
     if not body.get("stream"):
         return web.Response(body=orjson.dumps(message), content_type="application/json", headers=_ids())
     return await _stream(request, state, message, fault)
+
+
+class _PendingCache:
+    """A deployment's prompt cache as a request sees it: its writes land only if the request is admitted."""
+
+    def __init__(self, caches: PromptCaches, deployment: str) -> None:
+        self._caches, self._deployment = caches, deployment
+        self._writes: list[tuple[str, float]] = []
+
+    def has(self, prefix: str) -> bool:
+        return self._caches.has(self._deployment, prefix)
+
+    def write(self, prefix: str, ttl: float) -> None:
+        self._writes.append((prefix, ttl))
+
+    def commit(self) -> None:
+        for prefix, ttl in self._writes:
+            self._caches.write(self._deployment, prefix, ttl)
 
 
 async def _stream(
@@ -346,6 +379,17 @@ async def add_faults(request: web.Request) -> web.Response:
     return web.json_response({"queued": len(request.app[STATE].faults)})
 
 
+async def set_quota(request: web.Request) -> web.Response:
+    """[{name, requests_per_minute, input_tokens_per_minute, output_tokens_per_minute, burst_seconds, deployments}]"""
+    state = request.app[STATE]
+    state.quota = pools_from(await request.json(), state.quota.clock)
+    return web.json_response({"pools": len(state.quota.pools)})
+
+
+async def quota_report(request: web.Request) -> web.Response:
+    return web.Response(body=orjson.dumps(request.app[STATE].quota.report()), content_type="application/json")
+
+
 async def recorded(request: web.Request) -> web.Response:
     return web.Response(body=orjson.dumps(request.app[STATE].requests), content_type="application/json")
 
@@ -354,7 +398,8 @@ async def reset(request: web.Request) -> web.Response:
     state = request.app[STATE]
     state.requests.clear()
     state.faults.clear()
-    state.prompt_cache.clear()
+    state.prompt_caches.clear()
+    state.quota = QuotaPools(clock=state.quota.clock)
     state.canary_hits.clear()
     return web.json_response({"reset": True})
 
@@ -374,9 +419,11 @@ async def _compress_json(
 def create_app(state: EmulatorState) -> web.Application:
     app = web.Application(client_max_size=64 * 1024 * 1024, middlewares=[_compress_json])
     app[STATE] = state
-    for prefix in ("/anthropic", ""):
+    for prefix in ("/anthropic", "", "/{resource}/anthropic"):
         app.router.add_post(f"{prefix}/v1/messages", messages)
         app.router.add_post(f"{prefix}/v1/messages/count_tokens", count_tokens)
+    app.router.add_post("/_emulator/quota", set_quota)
+    app.router.add_get("/_emulator/quota", quota_report)
     app.router.add_post("/_emulator/faults", add_faults)
     app.router.add_route("*", "/_emulator/canary", canary)
     app.router.add_get("/_emulator/canary_hits", canary_hits)
