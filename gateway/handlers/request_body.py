@@ -198,9 +198,9 @@ def quota_ask(
     messages_body: Mapping[str, Any],
     input_bytes: int,
 ) -> Ask | None:
-    """What the request draws on its route's quota pools (None: the route meters none). Its session
-    is named only where placement uses it (strategy quota)."""
-    if not route.metered:
+    """What the request draws on its route's quota pools (None: the route meters none and places
+    nothing). Its session is named only where placement uses it (strategy quota)."""
+    if not route.metered and route.quota is None:
         return None
     client = ctx.client
     session = session_key(ctx.session_id, client_body, messages_body) if route.quota is not None else None

@@ -55,11 +55,11 @@ class PoolMeter:
         "leased",
         "name",
         "paused_until",
+        "queued",
         "rates",
         "share",
         "taken",
         "throttled_since_lease",
-        "wanted",
     )
 
     def __init__(self, config: QuotaPoolConfig, share: float, clock: Callable[[], float]) -> None:
@@ -70,7 +70,7 @@ class PoolMeter:
         self._caution_at = -math.inf
         self.paused_until = 0.0
         self.taken = [0.0, 0.0, 0.0]  # charged since the last lease round: the replica's pace
-        self.wanted = [0.0, 0.0, 0.0]  # the most a request found missing since then: what waiters need
+        self.queued = [0.0, 0.0, 0.0]  # what requests waiting for this pool need (gateway/quota/scheduler.py)
         self.throttled_since_lease = False
         self._updated = clock()
         self.configure(config, share)
@@ -128,7 +128,6 @@ class PoolMeter:
             need = min(demand[i], self.capacity[i] * self._local_share()) - self._levels[i]
             if need > 0:
                 waited = max(waited, need / (rate * rate_share))
-                self.wanted[i] = max(self.wanted[i], need)
         return waited
 
     def take(self, demand: Demand) -> None:
@@ -195,12 +194,16 @@ class PoolMeter:
                 continue
             level = self._levels[i] if self.leased else min(self._levels[i], 0.0)
             pace = max(self.taken[i], 0.0) / max(seconds, 1e-3)
-            hold = pace * horizon + self.wanted[i] + rate * horizon * 0.1
+            hold = pace * horizon + self.queued[i] + rate * horizon * 0.1
             asks[i] = max(0.0, hold - level)
             gives[i] = max(0.0, level - 2 * hold)
         self.taken = [0.0, 0.0, 0.0]
-        self.wanted = [0.0, 0.0, 0.0]
         return asks, gives
+
+    def waiting(self, demand: Demand, sign: float) -> None:
+        """A request starts (sign 1) or stops (-1) waiting for this pool: leases ask for what waiters need."""
+        for i in range(3):
+            self.queued[i] = max(0.0, self.queued[i] + sign * demand[i])
 
     def granted(self, grants: tuple[float, ...], given: tuple[float, ...]) -> None:
         """Tokens leased from the shared pool, and those given back to it."""

@@ -161,6 +161,9 @@ class RouteQuota(Generic[T]):
         waiter = Waiter(ask.client, ask.priority, ask.share, Demand(1, ask.input_tokens, ask.output_tokens),
                         (ask, ready), future)  # fmt: skip
         self.queue.push(waiter)
+        pools = {id(t.pool): t.pool for t in ready if t.pool is not None}.values()
+        for pool in pools:
+            pool.waiting(waiter.demand, 1)
         self.book.wakers.add(self.wake)
         self.wake()
         delivered = False
@@ -173,6 +176,8 @@ class RouteQuota(Generic[T]):
             raise refused(self.route, "waited", self.wait(ask, ready), self.max_wait) from None
         finally:
             self.queue.remove(waiter)
+            for pool in pools:
+                pool.waiting(waiter.demand, -1)
             if not delivered and future.done() and not future.cancelled():
                 charge = future.result().charge  # served just as its client left: nothing was sent
                 if charge is not None:

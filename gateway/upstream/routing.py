@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import random
+import time
 from bisect import bisect
 from collections.abc import Iterable
 from itertools import accumulate
@@ -64,14 +65,17 @@ class Routing:
             raise GatewayError(
                 503, f"No upstream for model {route.name!r} has usable credentials. " + "; ".join(reasons)
             )
-        ready = [t for t in usable if self.health(t).available()]
+        # A pool Foundry answered 429 for is paused for its retry-after: its targets are not tried. (On
+        # a quota route placement waits for it instead, within the route's bound.)
+        now = time.monotonic()
+        ready = [t for t in usable if self.health(t).available() and (route.quota is not None or _open(t, now))]
         if not ready:
-            raise self._all_paused(route, usable)
+            raise self._all_paused(route, usable, now)
         return ready if route.priority else self._weighted_order(ready)
 
-    def _all_paused(self, route: Route, usable: list[Target]) -> GatewayError:
-        wait = max(1, math.ceil(min(self.health(t).remaining() for t in usable)))
-        throttled = all(self.health(t).cooling_status == 429 for t in usable)
+    def _all_paused(self, route: Route, usable: list[Target], now: float) -> GatewayError:
+        wait = max(1, math.ceil(min(max(self.health(t).remaining(), _paused_for(t, now)) for t in usable)))
+        throttled = all(self.health(t).cooling_status == 429 or _paused_for(t, now) > 0 for t in usable)
         cause = "Foundry asked to slow down (429)" if throttled else "they failed repeatedly"
         return GatewayError(
             429 if throttled else 503,
@@ -89,3 +93,11 @@ class Routing:
             cumulative = list(accumulate(t.weight for t in remaining))
             ordered.append(remaining.pop(bisect(cumulative, self._rng.random() * cumulative[-1])))
         return ordered
+
+
+def _paused_for(target: Target, now: float) -> float:
+    return max(0.0, target.pool.paused_until - now) if target.pool is not None else 0.0
+
+
+def _open(target: Target, now: float) -> bool:
+    return target.pool is None or target.pool.paused_until <= now

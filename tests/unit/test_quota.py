@@ -121,6 +121,7 @@ def test_leases_feed_a_shared_meter_and_ask_for_what_waiters_lack() -> None:
     meter.granted((0.0, 0.0, 0.0), (0.0, 0.0, 0.0))  # leases reach the shared pool: unleased tokens are dropped
     assert meter.leased and meter.headroom() == (0.0, 0.0, 0.0)
     assert meter.wait(Demand(1, 500, 100)) > 0  # no clock refill while leased
+    meter.waiting(Demand(1, 500, 100), 1)
     asks, gives = meter.lease_terms(0.25, 0.5)
     assert asks[1] >= 500 and asks[2] >= 100 and gives == [0.0, 0.0, 0.0]
     meter.granted(tuple(asks), (0.0, 0.0, 0.0))
