@@ -48,6 +48,100 @@ def quantiles(metric: str, by: str, label: str) -> tuple[tuple[str, str], ...]:
     )
 
 
+TARGET_TOKENS = "foundry_gateway_target_tokens_total"
+ROUTE_TOKENS = "foundry_gateway_tokens_total"
+PROMPT_TYPES = 'type=~"input|cache_read|cache_creation"'
+
+
+def cache_read_share(metric: str, by: str) -> str:
+    return (
+        f'sum by ({by}) (rate({metric}{{namespace=~"$namespace", type="cache_read"}}[{RI}])) / '
+        f'sum by ({by}) (rate({metric}{{namespace=~"$namespace", {PROMPT_TYPES}}}[{RI}]))'
+    )
+
+
+# Foundry quota (docs/quota.md): the pools' headroom, who waits, where sessions go, what the caches save.
+QUOTA = (
+    Panel("Quota", "", (), kind="row"),
+    Panel(
+        "Quota headroom by pool",
+        "percentunit",
+        (
+            (
+                f"max by (pool, dimension) (foundry_gateway_quota_headroom_ratio{NS})",
+                "{{pool}} {{dimension}}",
+            ),
+        ),
+        "What each pool's bucket holds as a share of full (the fullest replica's view). At 0 requests wait; "
+        "alert FoundryGatewayQuotaPoolSaturated fires under 5% for 10 minutes.",
+    ),
+    Panel(
+        "Quota consumed by pool (per minute)",
+        "short",
+        (
+            (
+                f"sum by (pool, dimension) (rate(foundry_gateway_quota_consumed_total{NS}[{RI}])) * 60",
+                "{{pool}} {{dimension}} consumed",
+            ),
+            (
+                f"sum by (pool, dimension) (rate(foundry_gateway_quota_admitted_total{NS}[{RI}])) * 60",
+                "{{pool}} {{dimension}} admitted",
+            ),
+        ),
+        "Per minute, to compare with the pool's limits: what Foundry counted, and what was charged when sent.",
+    ),
+    Panel(
+        "Foundry 429s for metered pools",
+        "reqps",
+        ((f"sum by (pool) (rate(foundry_gateway_quota_upstream_throttled_total{NS}[{RI}]))", "{{pool}}"),),
+        "Each means the gateway's view of the pool was wrong: someone else spends the subscription, or its "
+        "limits are set above what is granted.",
+    ),
+    Panel(
+        "Requests waiting for quota",
+        "short",
+        ((f"sum by (route, priority) (foundry_gateway_quota_queue_depth{NS})", "{{route}} {{priority}}"),),
+    ),
+    Panel(
+        "Wait for quota",
+        "s",
+        quantiles("foundry_gateway_quota_wait_seconds", "route, priority", "route"),
+        "Alert FoundryGatewayQuotaWaitsLong fires when p90 passes half the route's max_wait_seconds.",
+    ),
+    Panel(
+        "Refused for want of quota",
+        "reqps",
+        (
+            (
+                f"sum by (route, priority, reason) (rate(foundry_gateway_quota_refused_total{NS}[{RI}]))",
+                "{{route}} {{priority}} {{reason}}",
+            ),
+        ),
+        "429 with a computed retry-after: queue_full, wait_bound (refused at once), waited (max_wait_seconds).",
+    ),
+    Panel(
+        "Session affinity",
+        "reqps",
+        ((f"sum by (route, result) (rate(foundry_gateway_affinity_total{NS}[{RI}]))", "{{route}} {{result}}"),),
+        "kept: the session's own deployment (its prompt cache); moved: its pool was short or it was unhealthy.",
+    ),
+    Panel(
+        "Cache-read share of prompt tokens",
+        "percentunit",
+        (
+            (cache_read_share(ROUTE_TOKENS, "route"), "route {{route}}"),
+            (cache_read_share(TARGET_TOKENS, "upstream, deployment"), "{{upstream}}/{{deployment}}"),
+        ),
+        "Cache reads over all prompt tokens; cache reads do not count against ITPM, writes do.",
+    ),
+    Panel(
+        "Pools shared across replicas",
+        "short",
+        ((f"min by (pool) (foundry_gateway_quota_shared{NS})", "{{pool}}"),),
+        "1: leases through Redis; 0: a replica meters its share alone (no state.redis, or Redis down).",
+    ),
+)
+
 OVERVIEW = (
     Panel(
         "Requests by route",
@@ -212,6 +306,7 @@ OVERVIEW = (
         ),
         "Start-up objects are frozen and young collections run every 10,000 allocations (docs/benchmarks.md).",
     ),
+    *QUOTA,
 )
 
 TOKENS = (
@@ -306,9 +401,27 @@ SPEND = (
 )
 
 
+def _layout(panels: tuple[Panel, ...]) -> list[dict[str, int]]:
+    """Two panels a line; a row takes a line of its own."""
+    places, x, y = [], 0, 0
+    for panel in panels:
+        if panel.kind == "row":
+            y += 8 if x else 0
+            places.append({"h": 1, "w": 24, "x": 0, "y": y})
+            x, y = 0, y + 1
+            continue
+        places.append({"h": 8, "w": 12, "x": x, "y": y})
+        x, y = (12, y) if x == 0 else (0, y + 8)
+    return places
+
+
 def dashboard(uid: str, title: str, panels: tuple[Panel, ...], metric_for_namespaces: str) -> dict[str, Any]:
-    rendered = []
-    for i, panel in enumerate(panels):
+    rendered: list[dict[str, Any]] = []
+    for i, (panel, place) in enumerate(zip(panels, _layout(panels), strict=True)):
+        if panel.kind == "row":
+            rendered.append({"id": i + 1, "type": "row", "title": panel.title, "collapsed": False,
+                             "gridPos": place, "panels": []})  # fmt: skip
+            continue
         rendered.append(
             {
                 "id": i + 1,
@@ -316,7 +429,7 @@ def dashboard(uid: str, title: str, panels: tuple[Panel, ...], metric_for_namesp
                 "title": panel.title,
                 "description": panel.description,
                 "datasource": {"type": "prometheus", "uid": "${datasource}"},
-                "gridPos": {"h": 8, "w": 12, "x": 12 * (i % 2), "y": 8 * (i // 2)},
+                "gridPos": place,
                 "fieldConfig": {"defaults": {"unit": panel.unit}, "overrides": []},
                 "options": {"legend": {"displayMode": "list", "placement": "bottom"}, "tooltip": {"mode": "multi"}},
                 "targets": [

@@ -83,9 +83,19 @@ class Stack:
             "routes": [
                 {"model": "claude-sonnet-4-5", "targets": [{"upstream": "entra", "deployment": "sonnet"}]},
                 {"model": "claude-dead", "targets": [{"upstream": "dead", "deployment": "x"}]},
+                # The Quota row: a pool with room, and one of a request a minute that refuses at once.
+                {"model": "claude-quota", "strategy": "quota",
+                 "targets": [{"upstream": "entra", "deployment": "q", "quota_pool": "roomy"}]},
+                {"model": "claude-tight", "strategy": "quota", "max_wait_seconds": 0,
+                 "targets": [{"upstream": "entra", "deployment": "t", "quota_pool": "tight"}]},
+            ],
+            "quota_pools": [
+                {"name": "roomy", "requests_per_minute": 600, "input_tokens_per_minute": 1_000_000,
+                 "output_tokens_per_minute": 100_000},
+                {"name": "tight", "requests_per_minute": 1, "burst_seconds": 1},
             ],
             "server": {"header_timeout_seconds": 0.5},
-        }
+        }  # fmt: skip
         # Tracing on, to a receiver: the span export process's panels read real series.
         self.receiver = Receiver()
         tracing = {"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": self.receiver.endpoint}
@@ -150,6 +160,7 @@ class Stack:
             emulator_control(self.foundry_url, "faults", [fault])
             with contextlib.suppress(openai.APIError):
                 list(oa.chat.completions.create(model="claude-sonnet-4-5", messages=hello, stream=True))
+        self.quota_traffic(an, cached)
         for model in ("nope", "claude-dead"):
             with contextlib.suppress(openai.APIError):
                 oa.chat.completions.create(model=model, messages=hello)
@@ -162,6 +173,21 @@ class Stack:
             silent.settimeout(5)
             with contextlib.suppress(OSError):
                 silent.recv(1)  # returns once the gateway closes it, after the header timeout
+
+    def quota_traffic(self, an: anthropic.Anthropic, system: Any) -> None:
+        """A session on a quota route (affinity, cache reads), a 429 from Foundry for its pool (it waits out
+        the pause), and a route whose pool refuses at once."""
+        session = {"x-claude-code-session-id": "obs-session"}
+        hello: Any = [{"role": "user", "content": "quota please"}]
+        for _ in range(2):
+            an.messages.create(
+                model="claude-quota", max_tokens=50, system=system, messages=hello, extra_headers=session
+            )
+        emulator_control(self.foundry_url, "faults", [{"status": 429, "retry_after": "1"}])
+        an.messages.create(model="claude-quota", max_tokens=50, messages=hello, extra_headers=session)
+        for _ in range(2):
+            with contextlib.suppress(anthropic.RateLimitError):
+                an.messages.create(model="claude-tight", max_tokens=10, messages=hello)
 
     def wait_for_scrapes(self, samples: int = 4, timeout: float = 60) -> None:
         """Until both targets have been scraped a few more times since now: rates need two samples."""
@@ -208,7 +234,7 @@ def panels() -> list[tuple[str, str, str]]:
     found = []
     for path in DASHBOARDS:
         for panel in json.loads(path.read_text())["panels"]:
-            for target in panel["targets"]:
+            for target in panel.get("targets", ()):  # a row has none
                 found.append((path.name, panel["title"], target["expr"]))
     return found
 
@@ -233,7 +259,7 @@ def test_alert_expressions_evaluate_and_rules_are_healthy(stack: Stack) -> None:
             break
         assert time.monotonic() < deadline, rules
         time.sleep(0.5)
-    assert len(rules) == 9
+    assert len(rules) == 11
 
 
 def test_dashboards_and_alerts_name_only_emitted_metrics() -> None:
@@ -258,6 +284,9 @@ def test_dashboards_are_generated_and_well_formed() -> None:
         uids.add(board["uid"])
         assert board["templating"]["list"][0]["name"] == "datasource"
         for panel in board["panels"]:
+            if panel["type"] == "row":
+                assert panel["gridPos"]["w"] == 24 and "targets" not in panel, panel["title"]
+                continue
             assert panel["fieldConfig"]["defaults"]["unit"], panel["title"]
             assert panel["datasource"]["uid"] == "${datasource}"
             for target in panel["targets"]:
