@@ -111,6 +111,7 @@ def schema() -> dict[str, Any]:
             "routes": copy.deepcopy(gateway["properties"]["routes"]),
             "retries": {"$ref": "#/$defs/RetryConfig"},
             "inbound": {"$ref": "#/$defs/InboundConfig"},
+            "quotaPools": copy.deepcopy(gateway["properties"]["quota_pools"]),
             "state": obj(
                 {
                     "redis": obj(

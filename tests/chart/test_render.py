@@ -303,6 +303,20 @@ def test_shared_state_reads_the_redis_url_from_a_secret_and_may_reach_redis(tmp_
     assert {"port": 6380, "protocol": "TCP"} in [p for rule in egress for p in rule["ports"]]
 
 
+def test_quota_pools_render_and_each_replica_knows_its_share(tmp_path: Path) -> None:
+    values = yaml.safe_load((CHART / "ci" / "api-key-values.yaml").read_text())
+    values["quotaPools"] = [{"name": "sub-a", "requests_per_minute": 400, "output_tokens_per_minute": 80000}]
+    values["routes"][0]["strategy"] = "quota"
+    values["routes"][0]["targets"][0]["quota_pool"] = "sub-a"
+    values["replicaCount"] = 3
+    config = yaml.safe_load(gateway_config(render(values, tmp=tmp_path))["data"]["config.yaml"])
+    assert config["quota_pools"] == values["quotaPools"] and config["state"] == {"replicas": 3}
+    assert config["routes"][0]["targets"][0]["quota_pool"] == "sub-a"
+    values["autoscaling"] = {"enabled": True, "minReplicas": 2, "maxReplicas": 12}
+    config = yaml.safe_load(gateway_config(render(values, tmp=tmp_path))["data"]["config.yaml"])
+    assert config["state"]["replicas"] == 12, "under an HPA, the most there may be: never more than the pool"
+
+
 def test_shared_state_without_its_secret_is_refused(tmp_path: Path) -> None:
     values = yaml.safe_load((CHART / "ci" / "api-key-values.yaml").read_text())
     values["state"] = {"redis": {"enabled": True}}

@@ -127,10 +127,15 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
   "upstreams" $upstreams "routes" .Values.routes -}}
 {{- with .Values.retries }}{{ $_ := set $config "retries" . }}{{ end -}}
 {{- with .Values.inbound }}{{ $_ := set $config "inbound" . }}{{ end -}}
+{{- /* Each replica meters its share of a quota pool while it cannot share it: under an HPA, the most
+  replicas there may be, so the pods together never overrun the pool. */ -}}
+{{- $state := dict "replicas" (ternary .Values.autoscaling.maxReplicas .Values.replicaCount .Values.autoscaling.enabled) -}}
 {{- with .Values.state.redis }}{{ if .enabled -}}
 {{- $redis := dict "url_file" (printf "%s/url" (include "fgw.redisDir" $)) "key_prefix" .keyPrefix "timeout_ms" .timeoutMs "on_error" .onError -}}
-{{- $_ := set $config "state" (dict "redis" $redis) -}}
+{{- $_ := set $state "redis" $redis -}}
 {{- end }}{{ end -}}
+{{- $_ := set $config "state" $state -}}
+{{- with .Values.quotaPools }}{{ $_ := set $config "quota_pools" . }}{{ end -}}
 {{- $responses := dict -}}
 {{- if .Values.responses.reasoningKeys.existingSecret -}}
 {{- $_ := set $responses "reasoning_keys_file" (printf "%s/keys" (include "fgw.reasoningKeysDir" .)) -}}
