@@ -103,23 +103,19 @@ class PromptCache(Protocol):
     def write(self, prefix: str, ttl: float) -> None: ...
 
 
-def _cache_prefixes(body: dict[str, Any]) -> list[tuple[str, float]]:
-    """Each cache_control marker's prefix (the prompt up to it, as a key) and its TTL, in order."""
-    parts: list[Any] = []
-    marked: list[tuple[str, float]] = []
-    blocks: list[Any] = list(body.get("tools") or [])  # Claude's prefix order: tools, system, messages
+# Claude looks for a cached prefix at each block boundary up to this many blocks before a breakpoint.
+_LOOKBACK_BLOCKS = 20
+
+
+def _prompt_blocks(body: dict[str, Any]) -> list[Any]:
+    """The prompt's blocks in Claude's prefix order: tools, system, then each message's content."""
+    blocks: list[Any] = list(body.get("tools") or [])
     system = body.get("system")
     blocks += system if isinstance(system, list) else []
     for msg in body["messages"]:
         content = msg["content"]
-        blocks += content if isinstance(content, list) else []
-    for block in blocks:
-        parts.append(block)
-        control = block.get("cache_control") if isinstance(block, dict) else None
-        if control:
-            ttl = 3600.0 if isinstance(control, dict) and control.get("ttl") == "1h" else 300.0
-            marked.append((hashlib.sha256(orjson.dumps(parts)).hexdigest(), ttl))
-    return marked
+        blocks += content if isinstance(content, list) else [content]
+    return blocks
 
 
 def count_input_tokens(body: dict[str, Any]) -> int:
@@ -194,21 +190,45 @@ def build_message(body: dict[str, Any], prompt_cache: PromptCache) -> dict[str, 
 
 
 def _input_usage(body: dict[str, Any], prompt_cache: PromptCache) -> tuple[int, int, int]:
-    """(input after the last breakpoint, cache reads, cache writes), as Claude counts them: the longest
-    marked prefix this deployment has cached is read; the rest up to the last marker is written."""
+    """(input after the last breakpoint, cache reads, cache writes), as Claude counts them.
+
+    Each breakpoint writes the prompt up to it to this deployment's cache (for its TTL; a read
+    refreshes it). A request reads the longest cached prefix that ends at a block boundary within
+    20 blocks before one of its breakpoints (so a conversation's next turn reads what its last
+    turn wrote); what lies between that and the last breakpoint is written. Tokens are the
+    prompt's counted tokens in proportion to the bytes up to each boundary."""
     total = count_input_tokens(body)
-    marked = _cache_prefixes(body)
+    blocks = _prompt_blocks(body)
+    marked = [i for i, b in enumerate(blocks) if isinstance(b, dict) and b.get("cache_control")]
     if not marked:
         return total, 0, 0
-    # A marker's prefix is counted as its share of the prompt's characters: the n-th of m markers, n/m of
-    # the cacheable part, which is most of the prompt (tools and system are most of a coding agent's).
-    cacheable = total * 9 // 10
-    read_upto = 0
-    for n, (prefix, ttl) in enumerate(marked, 1):
-        if prompt_cache.has(prefix):
-            read_upto = n
-        prompt_cache.write(prefix, ttl)  # a read refreshes its TTL; a miss writes it
-    cache_read = cacheable * read_upto // len(marked)
+    digest = hashlib.sha256()
+    sizes: list[int] = []
+    prefixes: list[str] = []
+    for block in blocks:
+        raw = orjson.dumps(block)
+        digest.update(raw)
+        sizes.append(len(raw) + (sizes[-1] if sizes else 0))
+        prefixes.append(digest.copy().hexdigest())
+    read_end = -1
+    for mark in marked:
+        for i in range(mark, max(-1, mark - _LOOKBACK_BLOCKS - 1), -1):
+            if i > read_end and prompt_cache.has(prefixes[i]):
+                read_end = i
+                break
+    for mark in marked:
+        control = blocks[mark]["cache_control"]
+        prompt_cache.write(
+            prefixes[mark], 3600.0 if isinstance(control, dict) and control.get("ttl") == "1h" else 300.0
+        )
+    if read_end >= 0:
+        prompt_cache.write(prefixes[read_end], 300.0)  # a read refreshes its entry
+
+    def tokens(end: int) -> int:
+        return total * sizes[end] // sizes[-1]
+
+    cacheable = tokens(marked[-1])
+    cache_read = tokens(read_end) if read_end >= 0 else 0
     return total - cacheable, cache_read, cacheable - cache_read
 
 
