@@ -7,7 +7,7 @@ CONFIG ?= examples/gateway.yaml
 
 CHECKOV_VERSION := 3.3.30
 
-.PHONY: bench bench-instructions bench-litellm bench-tools soak install tools prometheus redis js-clients lint typecheck unit test demo run clean images image-tools image-test
+.PHONY: bench bench-quota bench-instructions bench-litellm bench-tools soak install tools prometheus redis js-clients lint typecheck unit test demo run clean images image-tools image-test
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -87,6 +87,11 @@ bench-litellm: install bench-tools redis
 	$(PY) bench/run.py --litellm $(LITELLM_VENV)/bin/litellm --write
 
 # Instructions per request under callgrind: the figures this noisy machine cannot move (~5 minutes).
+# Claude-Code-like sessions and a batch client against three deployments in two quota pools at the
+# emulator, strategy weighted against strategy quota, at 70% and 200% of capacity (~7 minutes).
+bench-quota: install
+	$(PY) bench/quota.py --write
+
 bench-instructions: install redis
 	@command -v valgrind >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind >/dev/null; }
 	$(PY) bench/instructions.py

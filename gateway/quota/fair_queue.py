@@ -83,26 +83,35 @@ class FairQueue:
                 return heap[0][2]
         return None
 
+    def in_order(self, limit: int) -> list[Waiter]:
+        """Up to `limit` waiters in the order they are to be served (interactive first), without taking them."""
+        found: list[Waiter] = []
+        for heap in self._heaps:
+            if len(found) < limit:
+                alive = (entry for entry in heap if entry[2].alive)  # served or gone ones linger until compacted
+                found += [entry[2] for entry in heapq.nsmallest(limit - len(found), alive)]
+        return found
+
     def pop(self, waiter: Waiter) -> None:
-        """`waiter`, the head, is served: the priority's virtual time moves to its start tag."""
+        """`waiter` is served: the priority's virtual time moves to its start tag."""
         p = PRIORITIES.index(waiter.priority)
-        heapq.heappop(self._heaps[p])
-        self._virtual[p] = waiter.start
+        self._virtual[p] = max(self._virtual[p], waiter.start)
         self._left(waiter, p)
         if not self.depth[p]:
+            self._heaps[p].clear()
             self._finish[p].clear()  # an idle priority starts afresh: no client carries credit or debt
 
     def remove(self, waiter: Waiter) -> None:
         """A waiter that leaves without being served (its client went away, or it waited too long)."""
         if waiter.alive:
-            p = PRIORITIES.index(waiter.priority)
-            self._left(waiter, p)  # its heap entry goes when it reaches the top, or here when they pile up
-            heap = self._heaps[p]
-            if len(heap) > 2 * self.depth[p] + 64:
-                heap[:] = [entry for entry in heap if entry[2].alive]
-                heapq.heapify(heap)
+            self._left(waiter, PRIORITIES.index(waiter.priority))
 
     def _left(self, waiter: Waiter, p: int) -> None:
+        """Its heap entry stays until it reaches the top, or until entries that left outnumber the rest."""
         waiter.alive = False
         self.depth[p] -= 1
         self.demand[p] = self.demand[p].minus(waiter.demand) if self.depth[p] else NOTHING
+        heap = self._heaps[p]
+        if len(heap) > 2 * self.depth[p] + 64:
+            heap[:] = [entry for entry in heap if entry[2].alive]
+            heapq.heapify(heap)

@@ -17,10 +17,13 @@ from typing import NamedTuple
 from gateway.config import QuotaPoolConfig
 
 DIMENSIONS = ("requests", "input_tokens", "output_tokens")
-# After a 429 the pool refills at a fraction of its rate, rising back to the whole over this long.
-CAUTION_RECOVERY_SECONDS = 300.0
-_CAUTION_STEP = 0.75  # each unexpected 429 takes a quarter off the rate the meter trusts
-_CAUTION_FLOOR = 0.25
+# After a 429 the pool refills at a fraction of its rate, rising back to the whole over this long. A
+# gateway that meters a pool exactly at its limit meets the odd 429 at the edge (its clock and
+# Foundry's differ by a round trip): a tenth off for a minute answers that; repeated 429s (someone
+# else spends the subscription) compound, down to half.
+CAUTION_RECOVERY_SECONDS = 60.0
+_CAUTION_STEP = 0.9
+_CAUTION_FLOOR = 0.5
 
 
 class Demand(NamedTuple):

@@ -22,6 +22,12 @@ from gateway.quota.book import Charge, QuotaBook
 from gateway.quota.fair_queue import FairQueue, Priority, Waiter
 from gateway.quota.meter import NOTHING, Demand, PoolMeter
 
+# A session whose own target's pool will have room this soon waits for it rather than move: a move
+# writes its whole prompt into another deployment's cache, which costs input quota and money.
+AFFINITY_PATIENCE_SECONDS = 2.0
+# How far down the queue a refill looks for a waiter it can serve while those ahead wait for another pool.
+_SCAN = 32
+
 
 class Metered(Placeable, Protocol):
     @property
@@ -102,8 +108,9 @@ class RouteQuota(Generic[T]):
         cached = entry.cached_tokens if entry is not None and entry.target == target.affinity_id else 0
         return Demand(1, max(0, ask.input_tokens - cached), ask.output_tokens)
 
-    def choose(self, ask: Ask, ready: Sequence[T]) -> Placement[T] | None:
-        """A target whose pool can take the request now, charged; None when no pool can."""
+    def choose(self, ask: Ask, ready: Sequence[T], closed: frozenset[int] = frozenset()) -> Placement[T] | None:
+        """A target whose pool can take the request now, charged; None when no pool can. `closed`:
+        pools (by id) a waiter ahead waits for, which count as empty here."""
         session = ask.session
         entry = self.sessions.get(session) if session is not None else None
         order = rendezvous(session, ready) if session is not None else ready
@@ -111,11 +118,14 @@ class RouteQuota(Generic[T]):
         if entry is not None:
             preferred = next((t for t in ready if t.affinity_id == entry.target), preferred)
         chosen, demand = preferred, self.demand(ask, preferred, entry)
-        if preferred.pool is not None and preferred.pool.wait(demand) > 0:
+        short = _shortfall(preferred, demand, closed)
+        if short > 0:
+            if _patient(entry, preferred, short):
+                return None
             best: tuple[float, T, Demand] | None = None
             for t in order:
                 d = self.demand(ask, t, entry)
-                if t is preferred or (t.pool is not None and t.pool.wait(d) > 0):
+                if t is preferred or _shortfall(t, d, closed) > 0:
                     continue
                 room = t.pool.room_after(d) if t.pool is not None else math.inf
                 if best is None or room > best[0]:
@@ -129,6 +139,21 @@ class RouteQuota(Generic[T]):
             self.sessions.placed(session, chosen.affinity_id)
         charge = self.book.charge(chosen.pool, demand) if chosen.pool is not None else None
         return Placement(chosen, charge, affinity, 0.0)
+
+    def awaited(self, ask: Ask, ready: Sequence[T]) -> set[int]:
+        """The pools (by id) a request that could not be placed waits for: its session's own, when it is
+        patient for it; else every one it could use."""
+        entry = self.sessions.get(ask.session) if ask.session is not None else None
+        if entry is not None:
+            home = next((t for t in ready if t.affinity_id == entry.target), None)
+            pool = home.pool if home is not None else None
+            if (
+                home is not None
+                and pool is not None
+                and _patient(entry, home, pool.wait(self.demand(ask, home, entry)))
+            ):
+                return {id(pool)}
+        return {id(t.pool) for t in ready if t.pool is not None}
 
     def wait(self, ask: Ask, ready: Sequence[T], ahead: Demand = NOTHING) -> float:
         """Seconds until some target's pool has refilled what is queued `ahead` and this request."""
@@ -192,21 +217,55 @@ class RouteQuota(Generic[T]):
             asyncio.get_running_loop().call_soon(self.serve)
 
     def serve(self) -> None:
-        """Hand out quota to waiters in the queue's order while their pools have room; then sleep
-        until the head's pool will have refilled enough."""
+        """Hand out quota to waiters in the queue's order while their pools have room. A waiter that
+        cannot be placed keeps the pools it waits for: nobody behind it takes from them, but those
+        behind may use the other pools (a batch request the pool an interactive session does not
+        wait for). Then sleep until a waiter's pool will have refilled enough."""
         self._woken = False
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        while (waiter := self.queue.head()) is not None:
+        while True:
+            served, delay = self._serve_round()
+            if not served:
+                break
+        if len(self.queue):
+            self._timer = asyncio.get_running_loop().call_later(min(max(delay, 0.001), 60.0), self.serve)
+
+    def _serve_round(self) -> tuple[int, float]:
+        """One pass down the queue: how many were served, and the soonest a waiter passed over may fit."""
+        kept: set[int] = set()
+        served, delay = 0, math.inf
+        for waiter in self.queue.in_order(_SCAN):
             if waiter.future.done():  # its client left; its own cleanup has not run yet
                 self.queue.remove(waiter)
                 continue
             ask, ready = waiter.request
-            found = self.choose(ask, ready)
-            if found is None:
-                delay = self.wait(ask, ready)
-                self._timer = asyncio.get_running_loop().call_later(min(max(delay, 0.001), 60.0), self.serve)
-                return
-            self.queue.pop(waiter)
-            waiter.future.set_result(found)
+            found = self.choose(ask, ready, frozenset(kept))
+            if found is not None:
+                self.queue.pop(waiter)
+                waiter.future.set_result(found)
+                served += 1
+                continue
+            kept |= self.awaited(ask, ready)
+            delay = min(delay, self.wait(ask, ready))
+        return served, delay
+
+
+def _patient(entry: SessionEntry | None, home: Metered, short: float) -> bool:
+    """A session with a prompt cached at `home` waits for its pool when room comes within the patience."""
+    return (
+        entry is not None
+        and entry.cached_tokens > 0
+        and entry.target == home.affinity_id
+        and (short <= AFFINITY_PATIENCE_SECONDS)
+    )
+
+
+def _shortfall(target: Metered, demand: Demand, closed: frozenset[int]) -> float:
+    """Seconds until `target`'s pool can take `demand` (0: now); a closed pool counts as a short one."""
+    pool = target.pool
+    if pool is None:
+        return 0.0
+    wait = pool.wait(demand)
+    return max(wait, 1e-3) if id(pool) in closed else wait

@@ -75,9 +75,10 @@ def test_an_unexpected_429_empties_the_pool_pauses_it_and_slows_its_refill_for_a
     assert meter.headroom() == (0.0, 0.0, 0.0)
     assert meter.wait(Demand(1, 0, 0)) == pytest.approx(7)  # paused: nothing before Foundry's retry-after
     clock.now += 7
-    # 1 request refills in 1 s at the full rate; trusted at 3/4 of it now, it takes 4/3 s (less the 7 s refilled).
-    assert meter.caution(clock.now) < 1
-    clock.now += 300
+    assert meter.caution(clock.now) == pytest.approx(0.9 + 0.1 * 7 / 60)  # a tenth off, recovering over a minute
+    meter.throttled(retry_after=None)
+    assert meter.caution(clock.now) < 0.9  # again: it compounds
+    clock.now += 60
     assert meter.caution(clock.now) == 1.0
 
 
@@ -184,6 +185,17 @@ def test_a_waiter_that_leaves_is_gone_at_once_and_the_queue_is_bounded() -> None
     queue.remove(a)
     assert len(queue) == 1 and not queue.full and queue.ahead("interactive") == Demand(1, 100, 0)
     assert drain(queue) == ["b"]
+
+
+def test_waiters_served_out_of_order_never_hide_the_ones_still_waiting() -> None:
+    queue = FairQueue(1000)
+    waiting = [waiter(f"dev-{i}") for i in range(40)]
+    for w in waiting:
+        queue.push(w)
+    queue.push(waiter("etl", "batch"))
+    for w in waiting[:39]:  # served from the front, one by one, as a scan of the queue does
+        queue.pop(w)
+    assert [w.client for w in queue.in_order(32)] == ["dev-39", "etl"]
 
 
 def test_many_waiters_leaving_do_not_pile_up_in_the_queue() -> None:

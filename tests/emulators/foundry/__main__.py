@@ -39,6 +39,7 @@ def main() -> None:
         "--deployment", action="append", default=[], help="a deployment name (repeatable; default: any)"
     )
     parser.add_argument("--event-delay", type=float, default=0.0, help="seconds between stream events")
+    parser.add_argument("--no-request-log", action="store_true", help="keep no request for /_emulator/requests")
     args = parser.parse_args()
     bearer_check: BearerCheck | None = None
     if args.jwt_public_key:
@@ -50,6 +51,7 @@ def main() -> None:
         bearer_check=bearer_check,
         deployments=set(args.deployment) if args.deployment else None,
         event_delay=args.event_delay,
+        record=not args.no_request_log,
     )
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve(args.host, args.port, state))

@@ -206,7 +206,9 @@ def _input_usage(body: dict[str, Any], prompt_cache: PromptCache) -> tuple[int, 
     sizes: list[int] = []
     prefixes: list[str] = []
     for block in blocks:
-        raw = orjson.dumps(block)
+        # A block's cache_control marks where a prefix ends; it is not part of what is cached.
+        content = {k: v for k, v in block.items() if k != "cache_control"} if isinstance(block, dict) else block
+        raw = orjson.dumps(content)
         digest.update(raw)
         sizes.append(len(raw) + (sizes[-1] if sizes else 0))
         prefixes.append(digest.copy().hexdigest())

@@ -77,6 +77,7 @@ class EmulatorState:
     bearer_check: BearerCheck | None = None
     deployments: set[str] | None = None  # None: every model name is a deployment
     event_delay: float = 0.0
+    record: bool = True  # keep each request (headers, body, usage) for /_emulator/requests; off for load runs
     release: asyncio.Event = field(default_factory=asyncio.Event)  # ends a hold_after fault's wait
     faults: list[Fault] = field(default_factory=list)
     requests: list[dict[str, Any]] = field(default_factory=list)
@@ -232,9 +233,10 @@ async def _handle(request: web.Request, *, count_tokens: bool) -> web.StreamResp
         body = orjson.loads(raw)
     except orjson.JSONDecodeError:
         body = None
-    state.requests.append(
-        {"path": request.path, "headers": {str(k).lower(): v for k, v in request.headers.items()}, "body": body}
-    )
+    headers = {str(k).lower(): v for k, v in request.headers.items()}
+    record: dict[str, Any] = {"path": request.path, "headers": headers, "body": body}
+    if state.record:
+        state.requests.append(record)
     denied = _check_auth(request, state)
     if denied is not None:
         return denied
@@ -277,8 +279,8 @@ async def _handle(request: web.Request, *, count_tokens: bool) -> web.StreamResp
         return anthropic_error(429, text, "rate_limit_error", {"retry-after": str(max(1, math.ceil(wait)))})
     cache.commit()
     state.quota.correct(deployment, body["max_tokens"], usage["output_tokens"])
-    state.requests[-1]["usage"] = usage  # what it answered, for tests that check what was charged
-    state.requests[-1]["deployment"] = deployment
+    record["usage"] = usage  # what it answered, for tests that check what was charged
+    record["deployment"] = deployment
     if not body.get("stream"):
         return web.Response(body=orjson.dumps(message), content_type="application/json", headers=_ids())
     return await _stream(request, state, message, fault)
