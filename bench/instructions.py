@@ -19,6 +19,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -79,6 +80,16 @@ def instructions(
     return total
 
 
+def with_quota(config: dict[str, Any]) -> None:
+    """Every route on strategy quota, its target in a pool no run empties: placement and metering, never a wait."""
+    limits = {"requests_per_minute": 10**9, "input_tokens_per_minute": 10**12, "output_tokens_per_minute": 10**12}
+    config["quota_pools"] = [{"name": "bench", **limits}]
+    for route in config["routes"]:
+        route["strategy"] = "quota"
+        for target in route["targets"]:
+            target["quota_pool"] = "bench"
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--shape", choices=list(SHAPES.values()), default="bench-json")
@@ -108,7 +119,9 @@ def main() -> int:
         for name in ("minimal relay", "gateway /v1/messages", "gateway /v1/messages, telemetry removed",
                      "gateway /v1/chat/completions", "gateway /v1/responses", "gateway /v1/messages, Redis limits",
                      "gateway /v1/messages, tracing on",
-                     "gateway /v1/messages, tracing on, with its export process"):  # fmt: skip
+                     "gateway /v1/messages, tracing on, with its export process",
+                     "gateway /v1/messages, quota strategy", "gateway /v1/messages, quota strategy, Redis-shared pools",
+                     ):  # fmt: skip
             wanted = any(name == o[1:] if o.startswith("=") else o in name for o in args.only or ())
             if args.only and name != "minimal relay" and not wanted:
                 continue
@@ -124,12 +137,16 @@ def main() -> int:
                     config["server"].update(host="127.0.0.1", port=port, admin_port=0, drain_delay_seconds=0)
                     if "Redis" in name:
                         config["state"] = {"redis": {"url": f"redis://127.0.0.1:{redis_port}/0", "timeout_ms": 1000}}
+                    if "quota" in name:
+                        with_quota(config)
                     config_path = work / "gateway.yaml"
                     config_path.write_text(yaml.safe_dump(config))
                     entry = ["-c", WITHOUT_TELEMETRY] if "removed" in name else ["-m", "gateway"]
                     command = [sys.executable, *entry, "--config", str(config_path)]
-                    key = LIMITED_KEY if "Redis" in name else CLIENT_KEY
+                    key = LIMITED_KEY if "Redis limits" in name else CLIENT_KEY
                 request = prepared(path, args.shape, key)
+                if "quota" in name:  # a session, as Claude Code names its own
+                    request = (request[0], {**request[1], "x-claude-code-session-id": "bench-session-1"})
                 env = tracing if "tracing" in name else None
                 children = "export process" in name
                 counts.append(instructions(command, port, path, request, count, work, env, children))

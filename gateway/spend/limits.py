@@ -4,8 +4,9 @@ Admission reads where a client stands and refuses it past a limit (429 naming wh
 resets) before anything goes upstream. What a request used is charged after its answer, so a
 stream that crosses a budget finishes and the next request is refused.
 
-Shared (state.redis): one Lua script per admitted request, a single round trip bounded by
-`timeout_ms`, counts the request and reads the token and budget counters; charges go after the
+Shared (state.redis): one Lua script, a single round trip bounded by `timeout_ms`, counts the
+request, reads the token and budget counters and leases this replica the client's next requests
+(gateway/spend/credit.py), which are then admitted with no round trip; charges go after the
 answer, merged, with the next round trip (or within 20 ms on their own), and nobody waits for
 them. Windows are fixed: the minute, the UTC day and the UTC month, each key expiring after its
 window, so budgets survive gateway restarts.
@@ -35,6 +36,7 @@ from gateway.config import BudgetConfig, RedisConfig
 from gateway.errors import Dialect, GatewayError
 from gateway.inbound.clients import Client
 from gateway.shared_state import FAILURES, FailureReport, redis_client
+from gateway.spend.credit import LEASE_SECONDS, Credit, Reserve, lease_size
 from gateway.spend.prices import Price, Tokens, cost_usd
 
 MICRO = 1_000_000  # budgets are counted in micro-dollars: integers Redis adds atomically
@@ -293,14 +295,18 @@ end
 # redis-py packing them. ARGV: the minute, the UTC day, the UTC month, the limits as one string
 # ("requests tokens usd_day usd_month tokens_day tokens_month", -1 for none, dollars in
 # micro-dollars), the minute key's time to live; then what admission reserves against the budgets
-# (tokens, micro-dollars) and when the day's and the month's counters expire (unix seconds).
-# Returns {refused (0: admitted; 1 requests, 2 tokens, 3.. the budgets), requests, tokens, budgets...}.
+# for each request (tokens, micro-dollars), when the day's and the month's counters expire (unix
+# seconds), how many requests to lease (gateway/spend/credit.py), and how many of this minute's a
+# replica gives back from its last credit. Returns {refused (0: admitted; 1 requests, 2 tokens, 3..
+# the budgets), requests, tokens, budgets..., requests granted}.
 _ADMIT = (
     _ADD
     + """
 local b = KEYS[1]
 local limits = {}
 for v in string.gmatch(ARGV[4], '%S+') do limits[#limits + 1] = tonumber(v) end
+local back = tonumber(ARGV[11])
+if back > 0 and limits[1] >= 0 then redis.call('DECRBY', b .. 'requests:' .. ARGV[1], back) end
 local used = redis.call('MGET', b .. 'tokens:' .. ARGV[1], b .. 'usd:' .. ARGV[2], b .. 'usd:' .. ARGV[3],
                         b .. 'tokens:' .. ARGV[2], b .. 'tokens:' .. ARGV[3])
 local out = {0, 0}
@@ -309,31 +315,43 @@ for i = 1, 5 do
   out[i + 2] = value
   if limits[i + 1] >= 0 and value >= limits[i + 1] and out[1] == 0 then out[1] = i + 1 end
 end
+out[8] = 0
 if out[1] ~= 0 then return out end
+local granted = tonumber(ARGV[10])
 if limits[1] >= 0 then
   local key = b .. 'requests:' .. ARGV[1]
-  local count = redis.call('INCR', key)
-  if count == 1 then redis.call('EXPIRE', key, ARGV[5]) end
+  local count = redis.call('INCRBY', key, granted)
+  if count == granted then redis.call('EXPIRE', key, ARGV[5]) end
+  if count > limits[1] then
+    local over = math.min(granted, count - limits[1])
+    redis.call('DECRBY', key, over)
+    count, granted = count - over, granted - over
+  end
   out[2] = count
-  if count > limits[1] then out[1] = 1; return out end
+  if granted <= 0 then out[1] = 1; return out end
 end
-add(b .. 'tokens:' .. ARGV[2], ARGV[6], ARGV[8])
-add(b .. 'tokens:' .. ARGV[3], ARGV[6], ARGV[9])
-add(b .. 'usd:' .. ARGV[2], ARGV[7], ARGV[8])
-add(b .. 'usd:' .. ARGV[3], ARGV[7], ARGV[9])
+add(b .. 'tokens:' .. ARGV[2], ARGV[6] * granted, ARGV[8])
+add(b .. 'tokens:' .. ARGV[3], ARGV[6] * granted, ARGV[9])
+add(b .. 'usd:' .. ARGV[2], ARGV[7] * granted, ARGV[8])
+add(b .. 'usd:' .. ARGV[3], ARGV[7] * granted, ARGV[9])
+out[8] = granted
 return out
 """
 )
 
 # KEYS: the client's prefix. ARGV: minute, day, month, the minute's tokens, the budgets' tokens and
 # micro-dollars (what was used less what was reserved: negative refunds a reservation), when the
-# minute's, the day's and the month's counters expire (unix seconds), and the batch's id: a batch
-# sent again after a timeout that Redis had applied anyway is applied once.
+# minute's, the day's and the month's counters expire (unix seconds), the batch's id (a batch sent
+# again after a timeout that Redis had applied anyway is applied once), and the minute's requests
+# a replica's credit gives back unused.
 _CHARGE = (
     _ADD
     + """
 local b = KEYS[1]
 if not redis.call('SET', b .. 'charge:' .. ARGV[10], '1', 'NX', 'EX', 600) then return 0 end
+if tonumber(ARGV[11]) > 0 and redis.call('EXISTS', b .. 'requests:' .. ARGV[1]) == 1 then
+  redis.call('DECRBY', b .. 'requests:' .. ARGV[1], ARGV[11])
+end
 add(b .. 'tokens:' .. ARGV[1], ARGV[4], ARGV[7])
 add(b .. 'tokens:' .. ARGV[2], ARGV[5], ARGV[8])
 add(b .. 'tokens:' .. ARGV[3], ARGV[5], ARGV[9])
@@ -380,6 +398,7 @@ class RedisLimiter:
         self._charge_timer: asyncio.TimerHandle | None = None
         self._prefixes: dict[str, bytes] = {}
         self._limits: dict[str, tuple[Client, bytes]] = {}
+        self._credits: dict[str, Credit] = {}  # each client's lease on this replica
 
     def _prefix_of(self, client: str) -> bytes:
         """The client's key prefix; {name} is a hash tag: one cluster slot for all its keys."""
@@ -446,9 +465,9 @@ class RedisLimiter:
         calls = retries
         for client, by_minute in charges.items():
             prefix = self._prefix_of(client)
-            for windows, minute_tokens, tokens, micro, *expires in by_minute.values():
+            for windows, minute_tokens, tokens, micro, requests, *expires in by_minute.values():
                 args = [windows.minute_key, windows.day_key, windows.month_key, minute_tokens, tokens, micro,
-                        *expires, os.urandom(8).hex()]  # fmt: skip
+                        *expires, os.urandom(8).hex(), requests]  # fmt: skip
                 calls.append((self._charge, [prefix], args))
         return calls
 
@@ -495,8 +514,48 @@ class RedisLimiter:
         reserving = reserve.held_for(client)
         if not reserving:
             reserve = NO_RESERVATION
+        micro = round(reserve.usd * MICRO)
+        credit = self._credits.get(client.name)
+        if credit is not None and credit.covers(windows, now, reserve.tokens, micro):
+            credit.take(reserve.tokens, micro)  # no round trip: this replica's lease covers it
+            return self._standing(client, credit, windows, now, reserve, reserving)
+        size = lease_size(client, credit, now, reserve.tokens, micro)
+        back = 0
+        if credit is not None:
+            del self._credits[client.name]
+            back = self._give_back(client.name, credit, inline=credit.windows is windows)
+        result = await self._lease(client, windows, reserve, micro, size, back)
+        if not result:
+            return Standing()  # Redis failed, and on_error allows
+        refused, requests, tokens, *spent, granted = (int(v) for v in result)
+        if refused:
+            raise self._refusal(client, refused, spent, windows, now)
+        held = Reserve(reserve.tokens * (granted - 1), micro * (granted - 1))
+        credit = Credit(windows, now, now + LEASE_SECONDS, granted - 1, held, requests, tokens, 1)
+        self._credits[client.name] = credit
+        if granted > 1:
+            asyncio.get_running_loop().call_later(LEASE_SECONDS, self._expire, client.name, credit)
+        return self._standing(client, credit, windows, now, reserve, reserving)
+
+    @staticmethod
+    def _standing(
+        client: Client, credit: Credit, windows: Windows, now: float, reserve: Reservation, reserving: bool
+    ) -> Standing:
+        rpm, tpm = client.requests_per_minute, client.tokens_per_minute
+        return Standing(
+            max(0, rpm - credit.count + credit.requests) if rpm is not None else None,
+            max(0, tpm - credit.minute_tokens) if tpm is not None else None,
+            windows.minute_end - now,
+            reserve,
+            windows if reserving else None,
+        )
+
+    async def _lease(
+        self, client: Client, windows: Windows, reserve: Reservation, micro: int, size: int, back: int
+    ) -> list[Any] | None:
+        """The admission round trip: Redis's answer, or None when it failed and on_error allows."""
         args = [windows.minute_key, windows.day_key, windows.month_key, self._limits_of(client), b"120",
-                reserve.tokens, round(reserve.usd * MICRO), *self._expiries(windows)[1:]]  # fmt: skip
+                reserve.tokens, micro, *self._expiries(windows)[1:], size, back]  # fmt: skip
         waiter: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
         if not self._queued:  # the first of this turn sends the lot at the next one
             asyncio.get_running_loop().call_soon(self._spawn, self._send_admissions())
@@ -515,28 +574,22 @@ class RedisLimiter:
                     error_type="api_error",
                     headers={"retry-after": "1"},
                 ) from None
-            return Standing()
+            return None
         finally:
             self._recorder.shared_state_latency(time.perf_counter() - started)
-        refused, requests, tokens, *spent = (int(v) for v in result)
+        return result
+
+    @staticmethod
+    def _refusal(client: Client, refused: int, spent: list[int], windows: Windows, now: float) -> GatewayError:
         reset = windows.minute_end - now
         if refused == 1:
-            raise over_rate(client, "requests_per_minute", client.requests_per_minute or 0, reset, shared=True)
+            return over_rate(client, "requests_per_minute", client.requests_per_minute or 0, reset, shared=True)
         if refused == 2:
-            raise over_rate(client, "tokens_per_minute", client.tokens_per_minute or 0, reset, shared=True)
-        if refused:
-            name, window = BUDGETS[refused - 3]
-            used = spent[refused - 3] / MICRO if name.startswith("usd") else spent[refused - 3]
-            limit = _budget_limits(client.budget)[refused - 3] or 0
-            raise over_budget(client, name, used, limit, windows.day_end if window == "day" else windows.month_end, now)
-        rpm, tpm = client.requests_per_minute, client.tokens_per_minute
-        return Standing(
-            max(0, rpm - requests) if rpm is not None else None,
-            max(0, tpm - tokens) if tpm is not None else None,
-            reset,
-            reserve,
-            windows if reserving else None,
-        )
+            return over_rate(client, "tokens_per_minute", client.tokens_per_minute or 0, reset, shared=True)
+        name, window = BUDGETS[refused - 3]
+        used = spent[refused - 3] / MICRO if name.startswith("usd") else spent[refused - 3]
+        limit = _budget_limits(client.budget)[refused - 3] or 0
+        return over_budget(client, name, used, limit, windows.day_end if window == "day" else windows.month_end, now)
 
     @staticmethod
     def _expiries(windows: Windows) -> list[int]:
@@ -549,15 +602,46 @@ class RedisLimiter:
         budget_tokens, micro = tokens - reserved.tokens, round(usd * MICRO) - round(reserved.usd * MICRO)
         if tokens <= 0 and budget_tokens == 0 and micro == 0:
             return
-        windows = settlement_windows(standing, self._clock)
-        # One pending charge a client and window: what comes before the write is added up.
-        pending = self._charges.setdefault(client.name, {}).get(windows.minute_key)
-        if pending is None:
-            pending = self._charges[client.name][windows.minute_key] = [windows, 0, 0, 0, *self._expiries(windows)]
+        pending = self._pending(client.name, settlement_windows(standing, self._clock))
         pending[1] += max(0, tokens)
         pending[2] += budget_tokens
         pending[3] += micro
         self._schedule_charges()
+
+    def _pending(self, client: str, windows: Windows) -> list[Any]:
+        """The client's pending charge in `windows`: [windows, the minute's tokens, the budgets' tokens,
+        micro-dollars, requests given back, expiries...]. One a client and window: what comes before
+        the write is added up."""
+        pending = self._charges.setdefault(client, {}).get(windows.minute_key)
+        if pending is None:
+            pending = self._charges[client][windows.minute_key] = [windows, 0, 0, 0, 0, *self._expiries(windows)]
+        return pending
+
+    def _give_back(self, client: str, credit: Credit, inline: bool) -> int:
+        """What `credit` holds unused goes back to Redis: its budget reservation with the pending
+        charges; its requests too, or (`inline`, its minute still current) to the caller, who sends
+        them with its next lease."""
+        pending = (
+            self._pending(client, credit.windows)
+            if credit.requests or credit.held.tokens or credit.held.micro
+            else None
+        )
+        if pending is None:
+            return 0
+        pending[2] -= credit.held.tokens
+        pending[3] -= credit.held.micro
+        requests, credit.requests, credit.held = credit.requests, 0, Reserve(0, 0)
+        if not inline:
+            pending[4] += requests
+            requests = 0
+        self._schedule_charges()
+        return requests
+
+    def _expire(self, client: str, credit: Credit) -> None:
+        """A credit its client did not use up in time: what is left goes back."""
+        if self._credits.get(client) is credit:
+            del self._credits[client]
+            self._give_back(client, credit, inline=False)
 
     def _schedule_charges(self, delay: float = CHARGE_DELAY_SECONDS) -> None:
         # Written with the next admission's round trip, or on their own after a moment without one:
@@ -582,6 +666,9 @@ class RedisLimiter:
         self._charges_done(calls, results)
 
     async def close(self) -> None:
+        for client, credit in list(self._credits.items()):
+            self._give_back(client, credit, inline=False)  # other replicas may spend what this one held
+        self._credits.clear()
         if self._charges or self._retries:
             await self._send_charges()  # what is pending goes before the pod does
         if self._tasks:

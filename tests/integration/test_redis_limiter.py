@@ -12,7 +12,7 @@ import redis
 from devtools.harness import start_redis
 from gateway.config import BudgetConfig, RedisConfig
 from gateway.inbound.clients import Client
-from gateway.spend.limits import RedisLimiter, Windows
+from gateway.spend.limits import RedisLimiter, Reservation, Windows
 
 
 class Counted:
@@ -85,3 +85,66 @@ async def test_an_admission_that_shares_a_pipeline_with_an_unloaded_script_count
         assert (await limiter.admit(client)).requests_remaining == 7
     finally:
         await limiter.close()
+
+
+def minute_requests(port: int, client: str) -> int:
+    return int(redis.Redis(port=port).get(f"fgw:{{{client}}}:requests:{Windows.at(time.time()).minute}") or 0)
+
+
+class Trips(Counted):
+    """Counts the admission round trips (each one's latency is reported once)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.trips = 0
+
+    def shared_state_latency(self, seconds: float) -> None:
+        self.trips += 1
+
+
+async def test_a_busy_client_is_admitted_from_its_lease_without_a_round_trip_each(redis_port: int) -> None:
+    recorder = Trips()
+    limiter = RedisLimiter(RedisConfig(url=f"redis://127.0.0.1:{redis_port}/0", timeout_ms=1000), recorder)
+    busy = Client("busy", None, None, None, requests_per_minute=100_000)
+    try:
+        for _ in range(400):
+            await limiter.admit(busy)
+        assert recorder.trips < 40, f"{recorder.trips} round trips for 400 requests"
+        assert minute_requests(redis_port, "busy") >= 400  # leased ahead of use, never behind it
+    finally:
+        await limiter.close()
+    assert minute_requests(redis_port, "busy") == 400, "what the lease held unused went back at close"
+
+
+async def test_leases_never_admit_past_a_limit_across_replicas(redis_port: int) -> None:
+    config = RedisConfig(url=f"redis://127.0.0.1:{redis_port}/0", timeout_ms=1000)
+    replicas = [RedisLimiter(config, Trips()), RedisLimiter(config, Trips())]
+    client = Client("capped", None, None, None, requests_per_minute=1000)
+    admitted = 0
+    try:
+        for i in range(1400):
+            try:
+                await replicas[i % 2].admit(client)
+                admitted += 1
+            except Exception as exc:  # the 429 past the limit
+                assert getattr(exc, "status", None) == 429
+    finally:
+        for limiter in replicas:
+            await limiter.close()
+    if Windows.at(time.time()).minute == Windows.at(time.time() - 2).minute:  # one minute's window throughout
+        assert admitted == 1000
+
+
+async def test_a_lease_reserves_a_budget_ahead_and_gives_back_what_it_did_not_spend(redis_port: int) -> None:
+    limiter = RedisLimiter(RedisConfig(url=f"redis://127.0.0.1:{redis_port}/0", timeout_ms=1000), Trips())
+    client = Client("budgeted", None, None, None, BudgetConfig(tokens_per_day=10_000_000))
+    reserve = Reservation(500, 0.0)
+    try:
+        standings = [await limiter.admit(client, reserve) for _ in range(50)]
+        held = day_tokens(redis_port, "budgeted")
+        assert held >= 50 * 500, "every admitted request's reservation is held in Redis"
+        for standing in standings:
+            limiter.settle(client, standing, 100, 0.0)  # each used 100 of its 500
+    finally:
+        await limiter.close()
+    assert day_tokens(redis_port, "budgeted") == 50 * 100, "settled to what was used; the unspent lease went back"

@@ -88,7 +88,16 @@ BAD = [
     ("logging", {"format": "xml"}, "logging.format", "'json' or 'console'"),
     ("upstreams[0].betas", {"drop": ["a"], "only": ["b"]}, "upstreams[0].betas", "exactly one of drop or only"),
     ("upstreams[0].betas", {}, "upstreams[0].betas", "exactly one of drop or only"),
-]
+    ("routes[0].targets[0].quota_pool", "sub-z", "routes[0].targets[0].quota_pool",
+     "names quota pool 'sub-z', which is not defined in quota_pools"),
+    ("quota_pools", [{"name": "a"}, {"name": "a"}], "quota_pools[1].name", "duplicate quota pool name 'a'"),
+    ("quota_pools", [{"name": "a", "burst_seconds": 120}], "quota_pools[0].burst_seconds", "less than or equal to 60"),
+    ("quota_pools", [{"name": "a", "requests_per_minute": 0}], "quota_pools[0].requests_per_minute",
+     "greater than or equal to 1"),
+    ("routes[0].strategy", "fastest", "routes[0].strategy", "'weighted', 'priority' or 'quota'"),
+    ("routes[0].max_wait_seconds", -1, "routes[0].max_wait_seconds", "greater than or equal to 0"),
+    ("state", {"replicas": 0}, "state.replicas", "greater than or equal to 1"),
+]  # fmt: skip
 
 
 @pytest.mark.parametrize(("path", "value", "key", "reason"), BAD, ids=[b[0] + "=" + repr(b[1]) for b in BAD])
