@@ -19,13 +19,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import yaml
 
-from bench.run import CLIENT_KEY, LIMITED_KEY, ROOT, SHAPES, UPSTREAM_KEY, gateway_config, wait_port
+from bench.run import CLIENT_KEY, LIMITED_KEY, ROOT, SHAPES, UPSTREAM_KEY, gateway_config, wait_port, with_quota
 from bench.streams import prepared
 from devtools.harness import Process, free_port, start_redis
 
@@ -78,16 +77,6 @@ def instructions(
             raise SystemExit(f"no callgrind summary in {output}:\n{proc.log()}")
         total += int(summary.group(1))
     return total
-
-
-def with_quota(config: dict[str, Any]) -> None:
-    """Every route on strategy quota, its target in a pool no run empties: placement and metering, never a wait."""
-    limits = {"requests_per_minute": 10**9, "input_tokens_per_minute": 10**12, "output_tokens_per_minute": 10**12}
-    config["quota_pools"] = [{"name": "bench", **limits}]
-    for route in config["routes"]:
-        route["strategy"] = "quota"
-        for target in route["targets"]:
-            target["quota_pool"] = "bench"
 
 
 def main() -> int:

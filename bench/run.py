@@ -153,6 +153,16 @@ def gateway_config(upstream_url: str) -> dict[str, Any]:
     }
 
 
+def with_quota(config: dict[str, Any]) -> None:
+    """Every route on strategy quota, its target in a pool no run empties: placement and metering, never a wait."""
+    limits = {"requests_per_minute": 10**9, "input_tokens_per_minute": 10**12, "output_tokens_per_minute": 10**12}
+    config["quota_pools"] = [{"name": "bench", **limits}]
+    for route in config["routes"]:
+        route["strategy"] = "quota"
+        for target in route["targets"]:
+            target["quota_pool"] = "bench"
+
+
 class Bench:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
@@ -171,6 +181,10 @@ class Bench:
         self.limited, self.limited_url = self.start_gateway(
             {"redis": {"url": f"redis://127.0.0.1:{redis_port}/0", "timeout_ms": 100}}
         )
+        # The same gateway with every route on strategy quota, its pool local, then shared through Redis.
+        self.quota, self.quota_url = self.start_gateway(quota=True)
+        redis_state = {"redis": {"url": f"redis://127.0.0.1:{redis_port}/0", "timeout_ms": 100}}
+        self.quota_shared, self.quota_shared_url = self.start_gateway(redis_state, quota=True)
         # The same gateway with tracing on at full sampling, exporting to a sink on core 1.
         sink_port = free_port()
         self.sink = Process("otlp-sink", [str(ROOT / "bench" / "otlp_sink.py"), str(sink_port)], log_dir=self.work)
@@ -195,6 +209,12 @@ class Bench:
             "gateway /v1/chat/completions": (self.gateway_url + "/v1/chat/completions", CLIENT_KEY, self.gateway),
             "gateway /v1/responses": (self.gateway_url + "/v1/responses", CLIENT_KEY, self.gateway),
             "gateway /v1/messages, Redis limits": (self.limited_url + "/v1/messages", LIMITED_KEY, self.limited),
+            "gateway /v1/messages, quota strategy": (self.quota_url + "/v1/messages", CLIENT_KEY, self.quota),
+            "gateway /v1/messages, quota, Redis-shared pools": (
+                self.quota_shared_url + "/v1/messages",
+                CLIENT_KEY,
+                self.quota_shared,
+            ),
             "gateway /v1/messages, tracing on": (self.traced_url + "/v1/messages", CLIENT_KEY, self.traced),
             "gateway /v1/messages, tracing 10%": (self.sampled_url + "/v1/messages", CLIENT_KEY, self.sampled),
         }
@@ -222,12 +242,15 @@ class Bench:
         return f"http://127.0.0.1:{port}/v1/chat/completions", LITELLM_KEY, proc
 
     def start_gateway(
-        self, state: dict[str, Any] | None = None, env: dict[str, str] | None = None
+        self, state: dict[str, Any] | None = None, env: dict[str, str] | None = None, quota: bool = False
     ) -> tuple[Process, str]:
         config = gateway_config(self.upstream_url)
         if state is not None:
             config["state"] = state
-        log_dir = self.work / ("limited" if state else f"traced-{len(env)}" if env else "gateway")
+        if quota:
+            with_quota(config)
+        name = "limited" if state else f"traced-{len(env)}" if env else "gateway"
+        log_dir = self.work / (f"quota-{name}" if quota else name)
         proc, url, _ = start_gateway(config, env={"BENCH_KEY": UPSTREAM_KEY, **(env or {})}, log_dir=log_dir)
         pin(proc.popen.pid, 0)
         # The span export process, with tracing on, gets the pod's second core (with the sink, the
@@ -237,8 +260,8 @@ class Bench:
         return proc, url
 
     def stop(self) -> None:
-        for started in (self.gateway, self.limited, self.redis, self.traced, self.sampled, self.sink, self.relay,
-                        self.upstream,
+        for started in (self.gateway, self.limited, self.quota, self.quota_shared, self.redis, self.traced,
+                        self.sampled, self.sink, self.relay, self.upstream,
                         *(t[2] for t in self.litellm.values())):  # fmt: skip
             if started is not None:
                 started.stop()

@@ -515,15 +515,10 @@ def _key_path(loc: Sequence[int | str]) -> str:
 
 
 def _cross_references(config: GatewayConfig) -> list[tuple[str, str]]:
-    problems: list[tuple[str, str]] = []
     names = [u.name for u in config.upstreams]
-    for i, name in enumerate(names):
-        if names.index(name) != i:
-            problems.append((f"upstreams[{i}].name", f"duplicate upstream name {name!r}"))
     models = [r.model for r in config.routes]
-    for i, model in enumerate(models):
-        if models.index(model) != i:
-            problems.append((f"routes[{i}].model", f"duplicate route for model {model!r}"))
+    problems = _repeated(names, "upstreams[{}].name", "duplicate upstream name {!r}")
+    problems += _repeated(models, "routes[{}].model", "duplicate route for model {!r}")
     if config.inbound is not None:
         digests = [k.sha256 for k in config.inbound.api_keys]
         clients = [k.client for k in config.inbound.api_keys]
@@ -569,12 +564,14 @@ def _cross_references(config: GatewayConfig) -> list[tuple[str, str]]:
     return problems
 
 
+def _repeated(names: list[str], key: str, reason: str) -> list[tuple[str, str]]:
+    """Each name that an earlier entry already has: its key and why."""
+    return [(key.format(i), reason.format(name)) for i, name in enumerate(names) if names.index(name) != i]
+
+
 def _pool_references(config: GatewayConfig) -> list[tuple[str, str]]:
-    problems: list[tuple[str, str]] = []
     pools = [p.name for p in config.quota_pools]
-    for i, pool in enumerate(pools):
-        if pools.index(pool) != i:
-            problems.append((f"quota_pools[{i}].name", f"duplicate quota pool name {pool!r}"))
+    problems = _repeated(pools, "quota_pools[{}].name", "duplicate quota pool name {!r}")
     for i, route in enumerate(config.routes):
         for j, target in enumerate(route.targets):
             if target.quota_pool is not None and target.quota_pool not in pools:
