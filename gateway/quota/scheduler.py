@@ -135,7 +135,8 @@ class RouteQuota(Generic[T]):
             _, chosen, demand = best
         affinity = "none"
         if session is not None:
-            affinity = "moved" if chosen is not preferred else ("kept" if entry is not None else "new")
+            # Against where the session went last (on this replica): its home may have left `ready` (unhealthy).
+            affinity = "new" if entry is None else ("kept" if chosen.affinity_id == entry.target else "moved")
             self.sessions.placed(session, chosen.affinity_id)
         charge = self.book.charge(chosen.pool, demand) if chosen.pool is not None else None
         return Placement(chosen, charge, affinity, 0.0)

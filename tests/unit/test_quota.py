@@ -294,6 +294,8 @@ def test_a_session_whose_pool_is_empty_moves_to_the_pool_with_most_room_and_stay
     quota, book = placement(clock, pool("p1"), pool("p2"), pool("p3"))
     targets = [FakeTarget(n, pool=book.meters[p]) for n, p in (("a", "p1"), ("b", "p2"), ("c", "p3"))]
     home = rendezvous(b"s1", targets)[0]
+    first = quota.choose(ask(), targets)
+    assert first is not None and first.target is home and first.affinity == "new"
     assert home.pool is not None
     home.pool.take(Demand(60, 0, 0))  # its pool is spent
     others = [t for t in targets if t is not home]
@@ -304,6 +306,17 @@ def test_a_session_whose_pool_is_empty_moves_to_the_pool_with_most_room_and_stay
     clock.now += 120  # the home pool has refilled: the session stays where its cache now is
     again = quota.choose(ask(), targets)
     assert again is not None and again.target is others[1] and again.affinity == "kept"
+
+
+def test_a_session_whose_target_is_unhealthy_is_counted_as_moved() -> None:
+    clock = FakeClock()
+    quota, _ = placement(clock)
+    targets = [FakeTarget("a"), FakeTarget("b"), FakeTarget("c")]
+    first = quota.choose(ask(), targets)
+    assert first is not None and first.affinity == "new"
+    healthy = [t for t in targets if t is not first.target]  # its target is cooling down: not in ready
+    again = quota.choose(ask(), healthy)
+    assert again is not None and again.affinity == "moved" and again.target is rendezvous(b"s1", healthy)[0]
 
 
 def test_targets_in_an_empty_pool_are_not_tried_and_the_wait_is_computed_from_the_refill() -> None:
