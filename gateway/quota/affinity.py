@@ -65,7 +65,12 @@ def cacheable_prefix(body: Mapping[str, Any]) -> bytes | None:
         parts.append(part)
         if isinstance(part, dict) and part.get("cache_control"):
             break
-    return orjson.dumps(parts) if parts else None
+    if not parts:
+        return None
+    try:
+        return orjson.dumps(parts)
+    except orjson.JSONEncodeError:
+        return None  # nested past what JSON may carry upstream: the request is refused when it is encoded
 
 
 def rendezvous(key: bytes, targets: Sequence[T]) -> list[T]:

@@ -142,11 +142,11 @@ class Exchange:
                 break
             attempt += 1
             charge = self._charge(target)
-            response, failure, status, retry_after = await self._try(target, reason, body_for, count_tokens, native)
+            response, failure, status, retry_after = await self._charged_try(
+                target, reason, charge, body_for, count_tokens, native
+            )
             if response is not None:
-                self.outcome.charge = charge
                 return response
-            self._refund(charge, status, retry_after)
             step = after_failure(
                 status,
                 retry_after,
@@ -198,15 +198,41 @@ class Exchange:
                 outcome.retries += 1
                 self.recorder.retried(route.name, reason)
             previous = target
-            response, failure, status, retry_after = await self._try(target, reason, body_for, count_tokens, native)
+            response, failure, status, _ = await self._charged_try(
+                target, reason, placement.charge, body_for, count_tokens, native
+            )
             if response is not None:
-                outcome.charge = placement.charge
                 return response
-            self._refund(placement.charge, status, retry_after)
             if status is not None and status not in RETRYABLE_STATUSES:
                 break  # Foundry refused the request itself: another target would too
         assert failure is not None
         raise failure
+
+    async def _charged_try(
+        self,
+        target: Target,
+        reason: str,
+        charge: Charge | None,
+        body_for: Callable[[Target], bytes],
+        count_tokens: bool,
+        native: bool,
+    ) -> tuple[aiohttp.ClientResponse | None, GatewayError | None, int | None, float | None]:
+        """An attempt with its quota charge: kept when Foundry answered (settled at the request's end),
+        refunded when it refused or nothing was sent. A client gone mid-attempt may have been
+        counted by Foundry: its charge is kept and settled on the request's estimate."""
+        try:
+            response, failure, status, retry_after = await self._try(target, reason, body_for, count_tokens, native)
+        except asyncio.CancelledError:
+            self.outcome.charge = charge
+            raise
+        except BaseException:
+            self._refund(charge, None, None)
+            raise
+        if response is not None:
+            self.outcome.charge = charge
+        else:
+            self._refund(charge, status, retry_after)
+        return response, failure, status, retry_after
 
     def _charge(self, target: Target) -> Charge | None:
         """Metering alone (strategies weighted and priority): the attempt is charged to its pool."""

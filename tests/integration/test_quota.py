@@ -283,3 +283,26 @@ def test_two_replicas_share_a_pool_through_redis_and_fall_back_to_their_share_wi
         assert metric(gateways[0].admin, 'foundry_gateway_shared_state_errors_total{operation="quota_lease"}') >= 1
     finally:
         redis.stop()
+
+
+def test_a_request_that_is_never_sent_gives_its_quota_back(
+    fresh: Emulator, gateways: list[Process], tmp_path: Path
+) -> None:
+    # A pool that holds one request at a time, and no waiting: a charge not given back refuses the next one.
+    pools = [{"name": "sub-a", "requests_per_minute": 6, "burst_seconds": 10},
+             {"name": "sub-b", "requests_per_minute": 6, "burst_seconds": 10}]  # fmt: skip
+    route = {"targets": [{"upstream": "east", "deployment": "claude", "quota_pool": "sub-a"}], "max_wait_seconds": 0}
+    base = gateway(gateways, config(fresh, pools, route), tmp_path)
+    nested = '{"a":' * 300 + "1" + "}" * 300  # parsed, but more than Foundry's JSON may nest: refused when encoded
+    tool = '{"name": "f", "input_schema": ' + nested + "}"
+    raw = (
+        '{"model": "claude", "max_tokens": 20, "messages": [{"role": "user", "content": "hi"}], "tools": ['
+        + tool
+        + "]}"
+    )
+    refused = httpx.post(base + "/v1/messages", content=raw, headers={"content-type": "application/json"})
+    assert refused.status_code == 400 and "levels deep" in refused.json()["error"]["message"]
+    body = {"model": "claude", "max_tokens": 20, "messages": [{"role": "user", "content": "hi"}]}
+    assert httpx.post(base + "/v1/messages", json=body).status_code == 200, "the pool's one request came back"
+    assert httpx.post(base + "/v1/messages", json=body).status_code == 429, "and is spent now"
+    assert len(fresh.requests()) == 1
