@@ -126,6 +126,9 @@ class SharedPools:
                 with contextlib.suppress(*FAILURES):
                     await self._lease(meter, [0.0, 0.0, 0.0], held, drain=False)
                     meter.granted((0.0, 0.0, 0.0), tuple(held))
+                # A reload that drops state.redis keeps the meter: from now on it refills from the clock
+                # (a lease round of another Redis, if there is one, takes it back at once).
+                meter.share_alone()
         await self._redis.aclose()
 
 

@@ -3,7 +3,9 @@ across deployments, token buckets, 429 with retry-after, prompt caches per deplo
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -13,6 +15,8 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
+from aiohttp.test_utils import TestClient, TestServer
 
 from devtools.harness import (
     Process,
@@ -22,7 +26,14 @@ from devtools.harness import (
     metric,
     start_foundry_emulator,
     start_gateway,
+    start_redis,
 )
+from gateway.app import create_app
+from gateway.app_keys import LIVE
+from gateway.config import load_config
+from gateway.reload import reload_once
+from tests.emulators.foundry.server import EmulatorState
+from tests.emulators.foundry.server import create_app as create_emulator
 
 KEY = "emu-key-quota"
 REGIONS = ("east", "west", "north")  # east and west: subscription A; north: subscription B
@@ -246,8 +257,6 @@ def hammer(bases: list[str], seconds: float, clients: int = 8) -> list[int]:
 def test_two_replicas_share_a_pool_through_redis_and_fall_back_to_their_share_without_it(
     fresh: Emulator, gateways: list[Process], tmp_path: Path
 ) -> None:
-    from devtools.harness import start_redis
-
     rate, burst = 240, 5  # 4 requests a second, 20 at once
     fresh.pools([{"name": "a", "requests_per_minute": rate, "burst_seconds": burst,
                   "deployments": ["east/claude", "west/claude"]}])  # fmt: skip
@@ -306,3 +315,46 @@ def test_a_request_that_is_never_sent_gives_its_quota_back(
     assert httpx.post(base + "/v1/messages", json=body).status_code == 200, "the pool's one request came back"
     assert httpx.post(base + "/v1/messages", json=body).status_code == 429, "and is spent now"
     assert len(fresh.requests()) == 1
+
+
+async def test_a_reload_that_drops_redis_leaves_the_pools_metering_alone(tmp_path: Path) -> None:
+    """In-process: pools leased through Redis, then a config without state.redis. The meters stay (what
+    was used stays used) and refill from the clock again, instead of waiting for leases that never come."""
+    os.environ["QUOTA_RELOAD_KEY"] = KEY
+    redis, port = start_redis(tmp_path)
+    emulator = TestServer(create_emulator(EmulatorState(api_keys={KEY})))
+    await emulator.start_server()
+    path = tmp_path / "gateway.yaml"
+
+    def write(shared: bool) -> None:
+        path.write_text(yaml.safe_dump({
+            "upstreams": [{"name": "e", "base_url": str(emulator.make_url("/anthropic")),
+                           "auth": {"type": "api_key", "key_env": "QUOTA_RELOAD_KEY"}}],
+            "routes": [{"model": "claude", "strategy": "quota", "max_wait_seconds": 5,
+                        "targets": [{"upstream": "e", "deployment": "d", "quota_pool": "p"}]}],
+            "quota_pools": [{"name": "p", "requests_per_minute": 600, "burst_seconds": 1}],
+            **({"state": {"redis": {"url": f"redis://127.0.0.1:{port}/0"}}} if shared else {}),
+        }))  # fmt: skip
+
+    write(True)
+    app = create_app(load_config(path))
+    client = TestClient(TestServer(app))
+    await client.start_server()
+    body = {"model": "claude", "max_tokens": 20, "messages": [{"role": "user", "content": "hi"}]}
+    try:
+        meter = app[LIVE].runtime.quota.meters["p"]
+        for _ in range(3):
+            assert (await client.post("/v1/messages", json=body)).status == 200
+        assert meter.leased
+        write(False)
+        assert await reload_once(app, path)
+        async with asyncio.timeout(5):
+            while meter.leased:  # noqa: ASYNC110 (polled: the old leases close once no request runs on them)
+                await asyncio.sleep(0.02)
+        assert app[LIVE].runtime.quota.meters["p"] is meter
+        for _ in range(12):  # more than a burst holds (10): served as the clock refills it
+            assert (await client.post("/v1/messages", json=body)).status == 200
+    finally:
+        await client.close()
+        await emulator.close()
+        redis.stop()
