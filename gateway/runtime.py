@@ -25,6 +25,7 @@ from gateway.quota.book import QuotaBook
 from gateway.quota.fair_queue import PRIORITIES
 from gateway.quota.meter import PoolMeter
 from gateway.quota.scheduler import RouteQuota
+from gateway.quota.stats import QuotaStats
 from gateway.reasoning_seal import ReasoningSeal
 from gateway.upstream.credentials import Credential
 from gateway.upstream.routing import Routing
@@ -38,6 +39,11 @@ _MATCHED_BYTES_KEPT = 256 * 1024  # and their characters: a name reaches here bo
 class QuotaState(NamedTuple):
     pools: Sequence[tuple[str, tuple[float | None, ...], bool]]  # name, headroom per dimension, leased
     queues: Sequence[tuple[str, str, int, float]]  # route, priority, depth, max_wait_seconds
+    # name, admitted and consumed per dimension since start (None: not metered)
+    totals: Sequence[tuple[str, tuple[float | None, ...], tuple[float, ...]]] = ()
+    affinity: Sequence[tuple[tuple[str, str], int]] = ()  # (route, result), requests placed
+    # (route, priority), cumulative buckets (le as text), sum: foundry_gateway_quota_wait_seconds
+    waits: Sequence[tuple[tuple[str, str], list[tuple[str, float]], float]] = ()
 
 
 class Runtime:
@@ -61,6 +67,7 @@ class Runtime:
             config.quota_pools, config.state.replicas, previous.quota if previous else None
         )
         self.sessions: Sessions = previous.sessions if previous is not None else Sessions()
+        self.quota_stats: QuotaStats = previous.quota_stats if previous is not None else QuotaStats()
         self.upstreams: dict[str, Upstream] = {u.name: upstream_for(u, given.get(u.name)) for u in config.upstreams}
         self.routes: dict[str, Route] = {r.model: self._route(r) for r in config.routes}
         self._index_names()
@@ -81,7 +88,9 @@ class Runtime:
     def _route(self, r: RouteConfig) -> Route:
         quota = None
         if r.strategy == "quota":
-            quota = RouteQuota[Target](r.model, self.quota, self.sessions, r.max_wait_seconds, r.max_queued)
+            quota = RouteQuota[Target](
+                r.model, self.quota, self.sessions, r.max_wait_seconds, r.max_queued, stats=self.quota_stats
+            )
         targets = tuple(target_for(self.upstreams[t.upstream], t, r, self._metered(t.quota_pool)) for t in r.targets)
         return Route(
             r.model,
@@ -146,7 +155,14 @@ class Runtime:
             if route.quota is not None
             for i, priority in enumerate(PRIORITIES)
         ]
-        return QuotaState(pools, queues)
+        meters = [(name, m) for name, m in self.quota.meters.items() if m.metered]
+        totals = [
+            (name, tuple(None if r is None else a for r, a in zip(m.rates, m.admitted, strict=True)), tuple(m.consumed))
+            for name, m in meters
+        ]
+        stats = self.quota_stats
+        waits = [(key, *stats.histogram(key)) for key in list(stats.waits)]
+        return QuotaState(pools, queues, totals, list(stats.affinity.items()), waits)
 
     def readiness(self) -> tuple[bool, dict[str, Any]]:
         """Ready when every route has a target with usable credentials."""

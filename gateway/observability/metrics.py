@@ -6,7 +6,8 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Generic, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, GCCollector, Histogram, Info, ProcessCollector
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 from gateway import __version__
@@ -15,8 +16,6 @@ from gateway import __version__
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600)
 # Claude streams tens to a few hundred tokens a second.
 TOKEN_INTERVAL_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.2, 0.5, 1)
-# Waiting for quota: nothing (most requests), a lease round, a pool's refill, up to a route's bound.
-QUOTA_WAIT_BUCKETS = (0.005, 0.05, 0.25, 0.5, 1, 2.5, 5, 10, 15, 20, 30, 45, 60, 120)
 # A Redis round trip in the cluster: well under a millisecond, bounded by state.redis.timeout_ms.
 SHARED_STATE_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1)
 
@@ -162,31 +161,15 @@ class GatewayMetrics:
             SHARED_STATE_BUCKETS,
         )  # fmt: skip
         # Foundry quota (quota_pools; docs/quota.md).
-        self.quota_admitted = counter(
-            "quota_admitted", "What requests were charged to their quota pool when sent (requests, the uncached "
-            "input estimate, max_tokens), by pool and dimension.", "pool", "dimension",
-        )  # fmt: skip
-        self.quota_consumed = counter(
-            "quota_consumed", "What Foundry counted of those requests against the pool (requests, input plus cache "
-            "writes, output): the admitted charge, corrected.", "pool", "dimension",
-        )  # fmt: skip
         self.quota_throttled = counter(
             "quota_upstream_throttled",
             "429s from Foundry for a metered pool: the gateway's view of the pool was wrong (someone else shares the "
             "subscription, or its limits are set too high). The pool is paused and trusted less for a while.",
             "pool",
         )
-        self.quota_wait = histogram(
-            "quota_wait_seconds", "Time a strategy-quota request waited for quota (0 for most).",
-            QUOTA_WAIT_BUCKETS, "route", "priority",
-        )  # fmt: skip
         self.quota_refused = counter(
             "quota_refused", "Requests answered 429 for want of quota: queue_full, wait_bound (refused at once, the "
             "wait would pass max_wait_seconds), waited (waited max_wait_seconds).", "route", "priority", "reason",
-        )  # fmt: skip
-        self.affinity = counter(
-            "affinity", "strategy quota: where each request's session went: kept (its target), moved (another, for "
-            "want of quota or health), new (first seen here), none (no session key).", "route", "result",
         )  # fmt: skip
         self.target_tokens = counter(
             "target_tokens", "Tokens Foundry reported, by upstream, deployment and type (input, output, cache_read, "
@@ -220,8 +203,6 @@ class GatewayMetrics:
         self.cost_by = Children(self.cost)
         self.client_tokens_by = Children(self.client_tokens)
         self.cache_savings_by = Children(self.cache_savings)
-        self.quota_wait_by = Children(self.quota_wait)
-        self.affinity_by = Children(self.affinity)
         self.target_tokens_by = Children(self.target_tokens)
 
     def record_tokens(self, route: str, usage: Mapping[str, object], upstream: str | None, deployment: str) -> None:
@@ -248,7 +229,7 @@ class QuotaCollector(Collector):
     def __init__(self, state: Callable[[], Any]) -> None:
         self._state = state
 
-    def collect(self) -> Iterable[GaugeMetricFamily]:
+    def collect(self) -> Iterable[Metric]:
         state = self._state()
         headroom = GaugeMetricFamily(
             "foundry_gateway_quota_headroom_ratio",
@@ -278,7 +259,7 @@ class QuotaCollector(Collector):
             depth.add_metric([route, priority], waiting)
             if priority == "interactive":
                 bound.add_metric([route], max_wait)
-        yield from (headroom, shared, depth, bound)
+        yield from (headroom, shared, depth, bound, *_counts(state))
 
 
 class TokenExpiryCollector(Collector):
@@ -297,3 +278,35 @@ class TokenExpiryCollector(Collector):
             if expires_on is not None:
                 family.add_metric([name], expires_on)
         yield family
+
+
+def _counts(state: Any) -> tuple[Metric, ...]:
+    """Counters kept as plain numbers by the meters and the sessions (an add per request, not a labelled
+    counter's lock and checks), carried across reloads with them."""
+    admitted = CounterMetricFamily(
+        "foundry_gateway_quota_admitted", "What requests were charged to their quota pool when sent (requests, "
+        "the uncached input estimate, max_tokens), by pool and dimension.", labels=["pool", "dimension"],
+    )  # fmt: skip
+    consumed = CounterMetricFamily(
+        "foundry_gateway_quota_consumed", "What Foundry counted of those requests against the pool (requests, "
+        "input plus cache writes, output): the admitted charge, corrected.", labels=["pool", "dimension"],
+    )  # fmt: skip
+    for name, charged, counted in state.totals:
+        for dimension, a, c in zip(DIMENSIONS, charged, counted, strict=True):
+            if a is not None:
+                admitted.add_metric([name, dimension], a)
+                consumed.add_metric([name, dimension], c)
+    affinity = CounterMetricFamily(
+        "foundry_gateway_affinity", "strategy quota: where each request's session went: kept (its target), "
+        "moved (another, for want of quota or health), new (first seen here), none (no session key).",
+        labels=["route", "result"],
+    )  # fmt: skip
+    for (route, result), count in state.affinity:
+        affinity.add_metric([route, result], count)
+    waits = HistogramMetricFamily(
+        "foundry_gateway_quota_wait_seconds", "Time a strategy-quota request waited for quota (0 for most).",
+        labels=["route", "priority"],
+    )  # fmt: skip
+    for (route, priority), buckets, total in state.waits:
+        waits.add_metric([route, priority], buckets, total)
+    return admitted, consumed, affinity, waits

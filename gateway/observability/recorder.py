@@ -17,15 +17,13 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from gateway.observability.logging import AccessLog
-from gateway.observability.metrics import DIMENSIONS, GatewayMetrics
+from gateway.observability.metrics import GatewayMetrics
 
 # The client label of requests made with inbound auth off.
 ANONYMOUS = "anonymous"
 
 if TYPE_CHECKING:
     from gateway.observability.request_context import RequestContext
-    from gateway.quota.book import Charge
-    from gateway.quota.meter import Demand
     from gateway.upstream.exchange import Outcome
     from gateway.upstream.targets import Target
 
@@ -125,14 +123,6 @@ class Recorder:
         """A 429 from Foundry for a pool the gateway had admitted the request to."""
         self.metrics.quota_throttled.labels(pool).inc()
 
-    def quota_settled(self, charge: Charge, used: Demand) -> None:
-        metrics = self.metrics
-        pool = charge.meter.name
-        for dimension, admitted, consumed in zip(DIMENSIONS, charge.demand, used, strict=True):
-            if charge.meter.rates[DIMENSIONS.index(dimension)] is not None:
-                metrics.quota_admitted.labels(pool, dimension).inc(admitted)
-                metrics.quota_consumed.labels(pool, dimension).inc(consumed)
-
     # Shared state.
 
     def shared_state_failed(self, operation: str) -> None:
@@ -201,16 +191,11 @@ class Recorder:
             metrics.client_disconnects.labels(ctx.route, dialect).inc()
 
     def _quota_metrics(self, ctx: RequestContext) -> None:
-        outcome = ctx.outcome
-        if outcome.affinity is None and outcome.quota_refused is None:
-            return  # not a strategy-quota request that reached placement
-        priority = ctx.client.priority if ctx.client is not None else "interactive"
-        metrics = self.metrics
-        if outcome.quota_refused is not None:
-            metrics.quota_refused.labels(ctx.route, priority, outcome.quota_refused).inc()
-        if outcome.affinity is not None:
-            metrics.affinity_by(ctx.route, outcome.affinity).inc()
-            metrics.quota_wait_by(ctx.route, priority).observe(outcome.waited)
+        # What placement did (affinity, waits) it counts itself (gateway/quota/stats.py); refusals are few.
+        refused = ctx.outcome.quota_refused
+        if refused is not None:
+            priority = ctx.client.priority if ctx.client is not None else "interactive"
+            self.metrics.quota_refused.labels(ctx.route, priority, refused).inc()
 
     def _spend_metrics(self, ctx: RequestContext, payer: str) -> None:
         spent = ctx.spent

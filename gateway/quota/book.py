@@ -52,7 +52,7 @@ class QuotaBook:
             return Demand(0, 0, 0)
         charge.settled = True
         correction = charge.demand.minus(used)
-        charge.meter.give_back(correction)
+        charge.meter.give_back(correction, used)
         if correction.requests > 0 or correction.input_tokens > 0 or correction.output_tokens > 0:
             self.returned()
         return correction
@@ -63,5 +63,6 @@ class QuotaBook:
         self.settle(charge, Demand(1 if counted else 0, 0, 0))
 
     def returned(self) -> None:
-        for wake in tuple(self.wakers):
-            wake()
+        if self.wakers:
+            for wake in tuple(self.wakers):
+                wake()

@@ -51,10 +51,13 @@ class PoolMeter:
         "_caution_at",
         "_caution_floor",
         "_clock",
+        "_dims",
         "_levels",
         "_updated",
+        "admitted",
         "capacity",
         "config",
+        "consumed",
         "leased",
         "name",
         "paused_until",
@@ -74,6 +77,10 @@ class PoolMeter:
         self.paused_until = 0.0
         self.taken = [0.0, 0.0, 0.0]  # charged since the last lease round: the replica's pace
         self.queued = [0.0, 0.0, 0.0]  # what requests waiting for this pool need (gateway/quota/scheduler.py)
+        # Since start, for foundry_gateway_quota_admitted_total and _consumed_total (read at a scrape):
+        # what requests were charged when sent, and what Foundry counted of them.
+        self.admitted = [0.0, 0.0, 0.0]
+        self.consumed = [0.0, 0.0, 0.0]
         self.throttled_since_lease = False
         self._updated = clock()
         self.configure(config, share)
@@ -87,6 +94,7 @@ class PoolMeter:
         # A dimension without a limit is not metered: its rate is None.
         self.rates: tuple[float | None, ...] = tuple(None if n is None else n / 60.0 for n in limits)
         self.capacity = tuple(0.0 if r is None else r * config.burst_seconds for r in self.rates)
+        self._dims = tuple(i for i, r in enumerate(self.rates) if r is not None)  # the metered ones
         if hasattr(self, "_levels"):
             scale = 1.0 if self.leased else share
             self._levels = [min(level, cap * scale) for level, cap in zip(self._levels, self.capacity, strict=True)]
@@ -106,15 +114,18 @@ class PoolMeter:
         return 1.0 if self.leased else self.share
 
     def _refill(self, now: float) -> None:
+        # On every request's path: the loops below run over the metered dimensions only, and a meter
+        # not in caution pays no call for it.
         elapsed = now - self._updated
         self._updated = now
         if self.leased or elapsed <= 0:
             return
-        pace = elapsed * self.caution(now) * self.share
-        levels = self._levels
-        for i, rate in enumerate(self.rates):
-            if rate is not None:
-                levels[i] = min(self.capacity[i] * self.share, levels[i] + rate * pace)
+        share = self.share
+        pace = elapsed * share * (1.0 if self._caution_floor >= 1.0 else self.caution(now))
+        levels, rates, capacity = self._levels, self.rates, self.capacity
+        for i in self._dims:
+            level, cap = levels[i] + rates[i] * pace, capacity[i] * share  # type: ignore[operator]
+            levels[i] = level if level < cap else cap
 
     def wait(self, demand: Demand) -> float:
         """0 when the pool can take `demand` now, else the seconds until its refill can.
@@ -135,19 +146,42 @@ class PoolMeter:
 
     def take(self, demand: Demand) -> None:
         self._refill(self._clock())
-        for i, rate in enumerate(self.rates):
-            if rate is not None:
-                self._levels[i] -= demand[i]
-                self.taken[i] += demand[i]
+        self._take(demand)
 
-    def give_back(self, amount: Demand) -> None:
-        """Return (or, negative, take more of) what a charge over- (or under-) estimated."""
+    def take_if_room(self, demand: Demand) -> bool:
+        """Take `demand` when the pool can take it now (what `wait` would say is 0): one refill, no second look."""
+        now = self._clock()
+        self._refill(now)
+        if self.paused_until > now:
+            return False
+        scale = 1.0 if self.leased else self.share
+        levels, capacity = self._levels, self.capacity
+        for i in self._dims:
+            need, cap = demand[i], capacity[i] * scale
+            if levels[i] < (need if need < cap else cap):
+                return False
+        self._take(demand)
+        return True
+
+    def _take(self, demand: Demand) -> None:
+        levels, taken, admitted = self._levels, self.taken, self.admitted
+        for i in self._dims:
+            amount = demand[i]
+            levels[i] -= amount
+            taken[i] += amount
+            admitted[i] += amount
+
+    def give_back(self, amount: Demand, used: Demand = NOTHING) -> None:
+        """Return (or, negative, take more of) what a charge over- (or under-) estimated; `used` is
+        what Foundry counted of the request."""
         self._refill(self._clock())
-        for i, rate in enumerate(self.rates):
-            if rate is not None:
-                cap = math.inf if self.leased else self.capacity[i] * self.share
-                self._levels[i] = min(cap, self._levels[i] + amount[i])
-                self.taken[i] -= amount[i]
+        scale = math.inf if self.leased else self.share
+        levels, capacity = self._levels, self.capacity
+        for i in self._dims:
+            level, cap = levels[i] + amount[i], capacity[i] * scale
+            levels[i] = level if level < cap else cap
+            self.taken[i] -= amount[i]
+            self.consumed[i] += used[i]
 
     def throttled(self, retry_after: float | None) -> None:
         """Foundry answered 429 where the meter thought there was room: nothing is left now, the

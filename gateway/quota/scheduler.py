@@ -21,6 +21,7 @@ from gateway.quota.affinity import Placeable, SessionEntry, Sessions, rendezvous
 from gateway.quota.book import Charge, QuotaBook
 from gateway.quota.fair_queue import FairQueue, Priority, Waiter
 from gateway.quota.meter import NOTHING, Demand, PoolMeter
+from gateway.quota.stats import QuotaStats
 
 # A session whose own target's pool will have room this soon waits for it rather than move: a move
 # writes its whole prompt into another deployment's cache, which costs input quota and money.
@@ -91,10 +92,12 @@ class RouteQuota(Generic[T]):
         max_wait: float,
         max_queued: int,
         clock: Callable[[], float] = time.monotonic,
+        stats: QuotaStats | None = None,
     ) -> None:
         self.route = route
         self.book = book
         self.sessions = sessions
+        self.stats = stats if stats is not None else QuotaStats()
         self.max_wait = max_wait
         self.queue = FairQueue(max_queued)
         self._clock = clock
@@ -118,6 +121,9 @@ class RouteQuota(Generic[T]):
         if entry is not None:
             preferred = next((t for t in ready if t.affinity_id == entry.target), preferred)
         chosen, demand = preferred, self.demand(ask, preferred, entry)
+        pool = preferred.pool
+        if pool is not None and not closed and pool.take_if_room(demand):  # nearly every request
+            return self._placed(ask, chosen, entry, Charge(pool, demand))
         short = _shortfall(preferred, demand, closed)
         if short > 0:
             if _patient(entry, preferred, short):
@@ -133,12 +139,14 @@ class RouteQuota(Generic[T]):
             if best is None:
                 return None
             _, chosen, demand = best
+        return self._placed(ask, chosen, entry, self.book.charge(chosen.pool, demand) if chosen.pool else None)
+
+    def _placed(self, ask: Ask, chosen: T, entry: SessionEntry | None, charge: Charge | None) -> Placement[T]:
         affinity = "none"
-        if session is not None:
+        if ask.session is not None:
             # Against where the session went last (on this replica): its home may have left `ready` (unhealthy).
             affinity = "new" if entry is None else ("kept" if chosen.affinity_id == entry.target else "moved")
-            self.sessions.placed(session, chosen.affinity_id)
-        charge = self.book.charge(chosen.pool, demand) if chosen.pool is not None else None
+            self.sessions.placed(ask.session, chosen.affinity_id)
         return Placement(chosen, charge, affinity, 0.0)
 
     def awaited(self, ask: Ask, ready: Sequence[T]) -> set[int]:
@@ -169,18 +177,18 @@ class RouteQuota(Generic[T]):
     async def place(self, ask: Ask, ready: Sequence[T], deadline: float) -> Placement[T]:
         """A target for the request: at once when a pool has room and nobody of its priority or
         above is waiting; else its turn in the queue, by `deadline` (clock seconds)."""
-        if not self.queue.has_ahead(ask.priority):
-            found = self.choose(ask, ready)
-            if found is not None:
-                return found
-        started = self._clock()
-        remaining = deadline - started
-        wait = self.wait(ask, ready, self.queue.ahead(ask.priority))
-        if self.queue.full:
-            raise refused(self.route, "queue_full", wait, self.max_wait)
-        if wait > remaining:
-            raise refused(self.route, "wait_bound", wait, self.max_wait)
-        return await self._queued(ask, ready, remaining, started)
+        found = self.choose(ask, ready) if not self.queue.has_ahead(ask.priority) else None
+        if found is None:
+            started = self._clock()
+            remaining = deadline - started
+            wait = self.wait(ask, ready, self.queue.ahead(ask.priority))
+            if self.queue.full:
+                raise refused(self.route, "queue_full", wait, self.max_wait)
+            if wait > remaining:
+                raise refused(self.route, "wait_bound", wait, self.max_wait)
+            found = await self._queued(ask, ready, remaining, started)
+        self.stats.placed(self.route, found.affinity, ask.priority, found.waited)
+        return found
 
     async def _queued(self, ask: Ask, ready: Sequence[T], remaining: float, started: float) -> Placement[T]:
         future: asyncio.Future[Placement[T]] = asyncio.get_running_loop().create_future()

@@ -10,18 +10,14 @@ from gateway.quota.book import Charge, QuotaBook
 from gateway.quota.meter import Demand
 
 
-def _count(usage: Mapping[str, Any], name: str) -> int:
-    value = usage.get(name)
-    return value if type(value) is int and value > 0 else 0
-
-
 def counted(usage: Mapping[str, Any]) -> Demand:
     """What Foundry counts of an answer against quota: the request; its uncached input (input after
-    the last breakpoint plus cache writes; cache reads are free); its output."""
+    the last breakpoint plus cache writes; cache reads are free); its output. (The usage is already
+    read and bounded: gateway/translate/usage.py.)"""
     return Demand(
         1,
-        _count(usage, "input_tokens") + _count(usage, "cache_creation_input_tokens"),
-        _count(usage, "output_tokens"),
+        usage.get("input_tokens", 0) + usage.get("cache_creation_input_tokens", 0),
+        usage.get("output_tokens", 0),
     )
 
 
@@ -38,6 +34,6 @@ def settle_quota(
     used = counted(usage)
     book.settle(charge, used)
     if session is not None:
-        cached = _count(usage, "cache_read_input_tokens") + _count(usage, "cache_creation_input_tokens")
+        cached = usage.get("cache_read_input_tokens", 0) + usage.get("cache_creation_input_tokens", 0)
         sessions.answered(session, target, cached)
     return used

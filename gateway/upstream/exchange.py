@@ -183,7 +183,8 @@ class Exchange:
             if attempt and not self.routing.budget.try_retry():
                 self.recorder.retry_denied(route.name)
                 break
-            ready = [t for t in targets if self.routing.health(t).available()] or targets
+            # plan() gave the healthy ones; after a failed attempt, those still healthy.
+            ready = targets if not attempt else [t for t in targets if self.routing.health(t).available()] or targets
             try:
                 placement = await route.quota.place(self.ask, ready, deadline)
             except QuotaRefused as exc:

@@ -34,6 +34,9 @@ def emitted_metrics(registry: CollectorRegistry, defined: object, prefix: str) -
         if not family.name.startswith(prefix):
             continue
         for sample in family.samples:
+            if family.type == "histogram":  # named by the family: its samples are _bucket, _count, _sum
+                emitted.setdefault(family.name, set()).update(k for k in sample.labels if k != "le")
+                continue
             if sample.name.endswith(("_created", "_bucket", "_count", "_sum")) and family.type != "gauge":
                 continue
             emitted.setdefault(sample.name, set()).update(k for k in sample.labels if k != "le")
@@ -58,7 +61,13 @@ def test_metrics_doc_lists_exactly_what_the_gateway_registers() -> None:
     registry = CollectorRegistry()
     metrics = GatewayMetrics(registry)
     registry.register(TokenExpiryCollector(lambda: [("u", 1.0)]))
-    quota = QuotaState([("pool", (1.0, 0.5, None), True)], [("route", "interactive", 0, 30.0)])
+    quota = QuotaState(
+        [("pool", (1.0, 0.5, None), True)],
+        [("route", "interactive", 0, 30.0)],
+        [("pool", (3.0, 10.0, None), (3.0, 8.0, 0.0))],
+        [(("route", "kept"), 2)],
+        [(("route", "interactive"), [("0.005", 2.0), ("+Inf", 2.0)], 0.0)],
+    )
     registry.register(QuotaCollector(lambda: quota))
     metrics.span_exporter_pid = os.getpid  # with tracing on, the export process's; this one stands in
     assert documented_metrics("foundry_gateway_") == emitted_metrics(registry, metrics, "foundry_gateway_")
