@@ -155,7 +155,7 @@ def test_a_dollar_budget_uses_the_price(shared: Shared) -> None:
     statuses = []
     for i in range(7):
         statuses.append(ask(shared.replicas[i % 2][1], "usd").status_code)
-        # A charge reaches Redis within CHARGE_DELAY_SECONDS (20 ms), not before the next request
+        # A charge reaches Redis within CHARGE_DELAY_SECONDS (250 ms), not before the next request
         # can arrive: each admission waits until the answers before it have settled.
         served = statuses.count(200)
         settled(shared, "usd", lambda v, served=served: v == served * 102, kind="usd")
