@@ -33,6 +33,9 @@ OpenReasoning = Callable[[Any], dict[str, Any] | None]
 _IGNORED = frozenset(
     {"model", "store", "metadata", "service_tier", "prompt_cache_key", "prompt_cache_retention", "stream_options"}
 )
+# Accepted as OpenAI accepts them, with no Claude meaning: without effect, and said so in the access log
+# (`adjusted`). Codex CLI sends client_metadata (its installation, session and turn ids) on every request.
+_NO_EFFECT = frozenset({"client_metadata", "prompt_cache_options"})
 _MAPPED = frozenset(
     {
         "input",
@@ -94,7 +97,7 @@ def _refuse_unsupported(body: Mapping[str, Any]) -> None:
         if body.get(name) is not None:
             raise invalid_request(f"'{name}' is not supported by Claude", name)
     for name in body:
-        if name not in _MAPPED and name not in _IGNORED and name not in _STATEFUL:
+        if name not in _MAPPED and name not in _IGNORED and name not in _STATEFUL and name not in _NO_EFFECT:
             raise invalid_request(f"Unrecognized request argument supplied: {echo(name)}", name)
 
 
@@ -332,6 +335,7 @@ def responses_to_messages(
     )
     json_tool, tool_adjustments = tooling.apply(out, thinking, structured_outputs=structured_outputs)
     adjusted += tool_adjustments + place_cache_breakpoints(out, auto_cache)
+    adjusted += tuple(f"{name}_ignored" for name in sorted(_NO_EFFECT.intersection(body)))
     stream = body.get("stream") or False
     expect(stream, bool, "stream", "a boolean")
     if stream:

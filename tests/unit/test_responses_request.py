@@ -185,3 +185,14 @@ def test_echo_repeats_the_clients_settings() -> None:
     echo = translate({"input": "Hi", "tools": [WEATHER], "tool_choice": "auto", "temperature": 0.3}).echo
     assert echo["tools"] == [WEATHER] and echo["tool_choice"] == "auto" and echo["temperature"] == 0.3
     assert echo["max_output_tokens"] == 4096 and echo["text"] == {"format": {"type": "text"}}
+
+
+def test_what_openai_accepts_without_a_claude_meaning_is_accepted_and_said() -> None:
+    # Codex CLI sends client_metadata on every request, and has no setting to leave it out.
+    metadata = {"installation_id": "i-1", "session_id": "s-1", "turn_id": "t-1"}
+    body = {"model": "m", "input": "hi", "client_metadata": metadata, "prompt_cache_options": {"ttl": "5m"}}
+    translated = translate(body)
+    assert "client_metadata" not in translated.body and "prompt_cache_options" not in translated.body
+    assert translated.adjusted == ("client_metadata_ignored", "prompt_cache_options_ignored")
+    with pytest.raises(GatewayError, match="Unrecognized request argument supplied: 'client_metadatum'"):
+        translate({"model": "m", "input": "hi", "client_metadatum": {}})
