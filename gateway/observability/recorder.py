@@ -184,18 +184,17 @@ class Recorder:
                 metrics.time_per_output_token_by(ctx.route, dialect).observe((duration - ttft) / (output_tokens - 1))
         if ctx.usage:
             metrics.record_tokens(ctx.route, ctx.usage, ctx.outcome.upstream, ctx.outcome.deployment or "")
-        self._quota_metrics(ctx)
+        if ctx.outcome.quota_refused is not None:
+            self._quota_refused(ctx, ctx.outcome.quota_refused)
         if ctx.stream_error:
             metrics.stream_errors.labels(ctx.route, dialect, ctx.stream_error).inc()
         if ctx.client_disconnected:
             metrics.client_disconnects.labels(ctx.route, dialect).inc()
 
-    def _quota_metrics(self, ctx: RequestContext) -> None:
+    def _quota_refused(self, ctx: RequestContext, reason: str) -> None:
         # What placement did (affinity, waits) it counts itself (gateway/quota/stats.py); refusals are few.
-        refused = ctx.outcome.quota_refused
-        if refused is not None:
-            priority = ctx.client.priority if ctx.client is not None else "interactive"
-            self.metrics.quota_refused.labels(ctx.route, priority, refused).inc()
+        priority = ctx.client.priority if ctx.client is not None else "interactive"
+        self.metrics.quota_refused.labels(ctx.route, priority, reason).inc()
 
     def _spend_metrics(self, ctx: RequestContext, payer: str) -> None:
         spent = ctx.spent

@@ -141,10 +141,13 @@ class Exchange:
             if reason is None:
                 break
             attempt += 1
-            charge = self._charge(target)
-            response, failure, status, retry_after = await self._charged_try(
-                target, reason, charge, body_for, count_tokens, native
-            )
+            charge = self._charge(target) if target.pool is not None else None
+            if charge is None:
+                response, failure, status, retry_after = await self._try(target, reason, body_for, count_tokens, native)
+            else:
+                response, failure, status, retry_after = await self._charged_try(
+                    target, reason, charge, body_for, count_tokens, native
+                )
             if response is not None:
                 return response
             step = after_failure(
@@ -221,6 +224,8 @@ class Exchange:
         """An attempt with its quota charge: kept when Foundry answered (settled at the request's end),
         refunded when it refused or nothing was sent. A client gone mid-attempt may have been
         counted by Foundry: its charge is kept and settled on the request's estimate."""
+        if charge is None:  # nothing metered: the attempt alone
+            return await self._try(target, reason, body_for, count_tokens, native)
         try:
             response, failure, status, retry_after = await self._try(target, reason, body_for, count_tokens, native)
         except asyncio.CancelledError:

@@ -67,8 +67,12 @@ class Routing:
             )
         # A pool Foundry answered 429 for is paused for its retry-after: its targets are not tried. (On
         # a quota route placement waits for it instead, within the route's bound.)
-        now = time.monotonic()
-        ready = [t for t in usable if self.health(t).available() and (route.quota is not None or _open(t, now))]
+        now = time.monotonic() if route.metered else 0.0
+        ready = [
+            t
+            for t in usable
+            if self.health(t).available() and (route.quota is not None or not route.metered or _open(t, now))
+        ]
         if not ready:
             raise self._all_paused(route, usable, now)
         return ready if route.priority else self._weighted_order(ready)

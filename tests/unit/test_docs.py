@@ -70,6 +70,7 @@ def test_metrics_doc_lists_exactly_what_the_gateway_registers() -> None:
     )
     registry.register(QuotaCollector(lambda: quota))
     metrics.span_exporter_pid = os.getpid  # with tracing on, the export process's; this one stands in
+    metrics.record_tokens("route", {"input_tokens": 1}, "upstream", "deployment")  # emitted once there is one
     assert documented_metrics("foundry_gateway_") == emitted_metrics(registry, metrics, "foundry_gateway_")
 
 
