@@ -214,7 +214,7 @@ def _finish(request: web.Request, ctx: RequestContext, status: int) -> None:
     outcome = ctx.outcome
     if outcome.charge is not None and target is not None:
         runtime = ctx.runtime
-        settle_quota(runtime.quota, runtime.sessions, outcome.charge, usage, outcome.session, target.affinity_id)
+        settle_quota(runtime.quota, outcome.charge, usage, outcome.session, target.affinity_id)
     recorder.finish(ctx, request.method, request.path, status)
     span = ctx.span
     tracing = request.app[TRACING]

@@ -42,13 +42,14 @@ def _named(value: Any) -> bytes | None:
 def session_key(header: str | None, client_body: Mapping[str, Any], messages_body: Mapping[str, Any]) -> bytes | None:
     """A 16-byte digest naming the request's session, or None when it names none and has no
     cacheable prefix. The client's own names come first; the prefix hash costs a serialisation."""
-    metadata = client_body.get("metadata")
-    named = (
-        _named(header)
-        or _named(client_body.get("prompt_cache_key"))
-        or (_named(metadata.get("user_id")) if isinstance(metadata, Mapping) else None)
-        or _named(client_body.get("user"))
-    )
+    named = header.encode("utf-8", "replace") if header else None  # Claude Code's, the common case
+    if named is None:
+        metadata = client_body.get("metadata")
+        named = (
+            _named(client_body.get("prompt_cache_key"))
+            or (_named(metadata.get("user_id")) if isinstance(metadata, Mapping) else None)
+            or _named(client_body.get("user"))
+        )
     if named is not None:
         return hashlib.blake2b(named, digest_size=16, person=b"session").digest()
     prefix = cacheable_prefix(messages_body)
@@ -110,19 +111,12 @@ class Sessions:
             self._entries.move_to_end(key)
         return entry
 
-    def placed(self, key: bytes, target: bytes) -> None:
-        entry = self._entries.get(key)
-        if entry is None:
-            self._entries[key] = SessionEntry(target)
-            if len(self._entries) > self.kept:
-                self._entries.popitem(last=False)
-        elif entry.target != target:
-            entry.target, entry.cached_tokens = target, 0
-
-    def answered(self, key: bytes, target: bytes, cached_tokens: int) -> None:
-        entry = self._entries.get(key)
-        if entry is not None and entry.target == target:
-            entry.cached_tokens = cached_tokens
+    def add(self, key: bytes, target: bytes) -> SessionEntry:
+        """A session first seen here, sent to `target`. (A session seen before is moved by changing its entry.)"""
+        entry = self._entries[key] = SessionEntry(target)
+        if len(self._entries) > self.kept:
+            self._entries.popitem(last=False)
+        return entry
 
     def __len__(self) -> int:
         return len(self._entries)

@@ -46,16 +46,12 @@ class QuotaBook:
         meter.take(demand)
         return Charge(meter, demand)
 
-    def settle(self, charge: Charge, used: Demand) -> Demand:
-        """Correct the charge to what Foundry counted; returns the correction (charged minus used)."""
-        if charge.settled:
-            return Demand(0, 0, 0)
-        charge.settled = True
-        correction = charge.demand.minus(used)
-        charge.meter.give_back(correction, used)
-        if correction.requests > 0 or correction.input_tokens > 0 or correction.output_tokens > 0:
-            self.returned()
-        return correction
+    def settle(self, charge: Charge, used: Demand) -> None:
+        """Correct the charge to what Foundry counted (once)."""
+        if not charge.settled:
+            charge.settled = True
+            if charge.meter.settle(charge.demand, used) and self.wakers:
+                self.returned()
 
     def refund(self, charge: Charge, counted: bool) -> None:
         """A request Foundry did not serve: its tokens come back; its request too unless Foundry

@@ -171,17 +171,21 @@ class PoolMeter:
             taken[i] += amount
             admitted[i] += amount
 
-    def give_back(self, amount: Demand, used: Demand = NOTHING) -> None:
-        """Return (or, negative, take more of) what a charge over- (or under-) estimated; `used` is
-        what Foundry counted of the request."""
+    def settle(self, charged: Demand, used: Demand) -> bool:
+        """A charge corrected to what Foundry counted: what it over-estimated comes back (what it
+        under-estimated is taken too). True when something came back."""
         self._refill(self._clock())
         scale = math.inf if self.leased else self.share
-        levels, capacity = self._levels, self.capacity
+        levels, capacity, taken, consumed = self._levels, self.capacity, self.taken, self.consumed
+        returned = False
         for i in self._dims:
-            level, cap = levels[i] + amount[i], capacity[i] * scale
+            amount = charged[i] - used[i]
+            level, cap = levels[i] + amount, capacity[i] * scale
             levels[i] = level if level < cap else cap
-            self.taken[i] -= amount[i]
-            self.consumed[i] += used[i]
+            taken[i] -= amount
+            consumed[i] += used[i]
+            returned = returned or amount > 0
+        return returned
 
     def throttled(self, retry_after: float | None) -> None:
         """Foundry answered 429 where the meter thought there was room: nothing is left now, the

@@ -55,6 +55,7 @@ class Placement(NamedTuple, Generic[T]):
     charge: Charge | None  # None: the target's pool is unmetered
     affinity: str  # kept, moved, new; none without a session
     waited: float  # seconds in the queue
+    session: SessionEntry | None = None  # where the session went, to learn what its answer cached there
 
 
 class QuotaRefused(GatewayError):
@@ -116,9 +117,9 @@ class RouteQuota(Generic[T]):
         pools (by id) a waiter ahead waits for, which count as empty here."""
         session = ask.session
         entry = self.sessions.get(session) if session is not None else None
-        order = rendezvous(session, ready) if session is not None else ready
+        order = rendezvous(session, ready) if session is not None and len(ready) > 1 else ready
         preferred = order[0]
-        if entry is not None:
+        if entry is not None and entry.target != preferred.affinity_id:
             preferred = next((t for t in ready if t.affinity_id == entry.target), preferred)
         chosen, demand = preferred, self.demand(ask, preferred, entry)
         pool = preferred.pool
@@ -142,12 +143,15 @@ class RouteQuota(Generic[T]):
         return self._placed(ask, chosen, entry, self.book.charge(chosen.pool, demand) if chosen.pool else None)
 
     def _placed(self, ask: Ask, chosen: T, entry: SessionEntry | None, charge: Charge | None) -> Placement[T]:
-        affinity = "none"
-        if ask.session is not None:
-            # Against where the session went last (on this replica): its home may have left `ready` (unhealthy).
-            affinity = "new" if entry is None else ("kept" if chosen.affinity_id == entry.target else "moved")
-            self.sessions.placed(ask.session, chosen.affinity_id)
-        return Placement(chosen, charge, affinity, 0.0)
+        # Against where the session went last (on this replica): its home may have left `ready` (unhealthy).
+        if ask.session is None:
+            return Placement(chosen, charge, "none", 0.0)
+        if entry is None:
+            return Placement(chosen, charge, "new", 0.0, self.sessions.add(ask.session, chosen.affinity_id))
+        if entry.target == chosen.affinity_id:
+            return Placement(chosen, charge, "kept", 0.0, entry)
+        entry.target, entry.cached_tokens = chosen.affinity_id, 0
+        return Placement(chosen, charge, "moved", 0.0, entry)
 
     def awaited(self, ask: Ask, ready: Sequence[T]) -> set[int]:
         """The pools (by id) a request that could not be placed waits for: its session's own, when it is
@@ -174,13 +178,14 @@ class RouteQuota(Generic[T]):
             best = min(best, t.pool.wait(self.demand(ask, t, entry).plus(ahead)))
         return best
 
-    async def place(self, ask: Ask, ready: Sequence[T], deadline: float) -> Placement[T]:
+    async def place(self, ask: Ask, ready: Sequence[T], deadline: float | None = None) -> Placement[T]:
         """A target for the request: at once when a pool has room and nobody of its priority or
-        above is waiting; else its turn in the queue, by `deadline` (clock seconds)."""
+        above is waiting; else its turn in the queue, by `deadline` (clock seconds; None: the
+        route's max_wait_seconds from now)."""
         found = self.choose(ask, ready) if not self.queue.has_ahead(ask.priority) else None
         if found is None:
             started = self._clock()
-            remaining = deadline - started
+            remaining = (deadline if deadline is not None else started + self.max_wait) - started
             wait = self.wait(ask, ready, self.queue.ahead(ask.priority))
             if self.queue.full:
                 raise refused(self.route, "queue_full", wait, self.max_wait)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from gateway.quota.affinity import Sessions
+from gateway.quota.affinity import SessionEntry
 from gateway.quota.book import Charge, QuotaBook
 from gateway.quota.meter import Demand
 
@@ -22,18 +22,10 @@ def counted(usage: Mapping[str, Any]) -> Demand:
 
 
 def settle_quota(
-    book: QuotaBook,
-    sessions: Sessions,
-    charge: Charge,
-    usage: Mapping[str, Any],
-    session: bytes | None,
-    target: bytes,
-) -> Demand:
+    book: QuotaBook, charge: Charge, usage: Mapping[str, Any], session: SessionEntry | None, target: bytes
+) -> None:
     """Correct the charge by the usage the request settled on; remember how much of the session's
-    prompt its target now holds, so its next turn is charged only the rest. Returns what was used."""
-    used = counted(usage)
-    book.settle(charge, used)
-    if session is not None:
-        cached = usage.get("cache_read_input_tokens", 0) + usage.get("cache_creation_input_tokens", 0)
-        sessions.answered(session, target, cached)
-    return used
+    prompt its target now holds, so its next turn is charged only the rest."""
+    book.settle(charge, counted(usage))
+    if session is not None and session.target == target:
+        session.cached_tokens = usage.get("cache_read_input_tokens", 0) + usage.get("cache_creation_input_tokens", 0)

@@ -24,8 +24,11 @@ class QuotaStats:
         counts = self.waits.get((route, priority))
         if counts is None:
             counts = self.waits[(route, priority)] = [0.0] * (len(WAIT_BUCKETS) + 2)
-        counts[bisect_left(WAIT_BUCKETS, waited)] += 1
-        counts[-1] += waited
+        if waited:
+            counts[bisect_left(WAIT_BUCKETS, waited)] += 1
+            counts[-1] += waited
+        else:
+            counts[0] += 1
 
     def histogram(self, key: tuple[str, str]) -> tuple[list[tuple[str, float]], float]:
         """Prometheus buckets (cumulative, `le` as text, +Inf last) and the sum of one (route, priority)."""

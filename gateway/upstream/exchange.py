@@ -19,6 +19,7 @@ import orjson
 
 from gateway.config import GatewayConfig
 from gateway.errors import GatewayError, too_deeply_nested
+from gateway.quota.affinity import SessionEntry
 from gateway.quota.book import Charge, QuotaBook
 from gateway.quota.meter import Demand
 from gateway.quota.scheduler import Ask, QuotaRefused
@@ -49,7 +50,7 @@ class Outcome:
     betas_dropped: tuple[str, ...] = ()
     charge: Charge | None = None  # what the answered attempt was charged to its quota pool, settled at the end
     affinity: str | None = None  # strategy quota: kept, moved, new or none
-    session: bytes | None = None  # strategy quota: the session key placement used
+    session: SessionEntry | None = None  # strategy quota: where placement sent the session
     waited: float = 0.0  # seconds waited for quota
     quota_refused: str | None = None  # strategy quota: why it got no quota (queue_full, wait_bound, waited)
 
@@ -179,13 +180,15 @@ class Exchange:
         pool with most room), waiting its turn for quota within the route's bound. A 429 from Foundry
         makes its pool cautious and the next attempt is placed again: another pool, or a wait."""
         assert route.quota is not None and self.ask is not None
-        deadline = time.monotonic() + route.max_wait
+        deadline: float | None = None  # the first placement's bound is its own; retries share it
         failure: GatewayError | None = None
         previous: Target | None = None
         for attempt in range(self.config.retries.max_attempts):
             if attempt and not self.routing.budget.try_retry():
                 self.recorder.retry_denied(route.name)
                 break
+            if attempt and deadline is None:
+                deadline = time.monotonic() + route.max_wait - self.outcome.waited
             # plan() gave the healthy ones; after a failed attempt, those still healthy.
             ready = targets if not attempt else [t for t in targets if self.routing.health(t).available()] or targets
             try:
@@ -196,7 +199,7 @@ class Exchange:
             target = placement.target
             outcome = self.outcome
             outcome.affinity, outcome.waited = placement.affinity, outcome.waited + placement.waited
-            outcome.session = self.ask.session
+            outcome.session = placement.session
             reason = "first" if previous is None else ("retry" if previous is target else "fallback")
             if previous is not None:
                 outcome.retries += 1

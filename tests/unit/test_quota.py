@@ -62,10 +62,12 @@ def test_a_correction_gives_back_what_the_estimate_overcharged_but_never_past_fu
     clock = FakeClock()
     meter = PoolMeter(pool(), 1.0, clock)
     meter.take(Demand(1, 3000, 600))
-    meter.give_back(Demand(0, 0, 550))  # answered 50 of 600
+    assert meter.settle(Demand(1, 3000, 600), Demand(1, 3000, 50))  # answered 50 of 600
     assert meter.headroom()[2] == pytest.approx(550 / 600)
-    meter.give_back(Demand(0, 0, 10_000))
-    assert meter.headroom()[2] == 1.0
+    assert meter.consumed == [1, 3000, 50] and meter.admitted == [1, 3000, 600]
+    assert not meter.settle(Demand(1, 100, 0), Demand(1, 900, 0))  # an input estimate too low: the rest is taken
+    meter.settle(Demand(0, 0, 10_000), Demand(0, 0, 0))
+    assert meter.headroom()[2] == 1.0, "never past full"
 
 
 def test_an_unexpected_429_empties_the_pool_pauses_it_and_slows_its_refill_for_a_while() -> None:
@@ -257,7 +259,7 @@ def test_a_session_is_named_by_what_the_client_sends_first_then_by_its_cacheable
 def test_sessions_are_bounded() -> None:
     sessions = Sessions(kept=3)
     for key in (b"a", b"b", b"c", b"d"):
-        sessions.placed(key, b"t")
+        sessions.add(key, b"t")
     assert len(sessions) == 3 and sessions.get(b"a") is None
 
 
@@ -283,7 +285,8 @@ def test_a_session_stays_on_its_target_and_is_charged_only_what_that_target_has_
     first = quota.choose(ask(inp=3000), targets)
     assert first is not None and first.affinity == "new" and first.charge is not None
     assert first.charge.demand == Demand(1, 3000, 10)
-    quota.sessions.answered(b"s1", first.target.affinity_id, 2900)  # its answer: 2900 tokens read or written in cache
+    assert first.session is not None and first.session.target == first.target.affinity_id
+    first.session.cached_tokens = 2900  # its answer read or wrote 2900 tokens in that target's cache (settlement)
     second = quota.choose(ask(inp=3100), targets)
     assert second is not None and second.target is first.target and second.affinity == "kept"
     assert second.charge is not None and second.charge.demand == Demand(1, 200, 10)
