@@ -82,7 +82,12 @@ class SharedPools:
 
     async def _run(self) -> None:
         while True:
-            await self.lease_round()
+            try:
+                await self.lease_round()
+            except Exception:  # a bug here must not leave leased pools with nothing to refill them
+                log.exception("quota_lease_round_failed")
+                for meter in self._meters:
+                    meter.share_alone()
             await asyncio.sleep(LEASE_INTERVAL)
 
     async def lease_round(self) -> None:
