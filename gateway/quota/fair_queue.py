@@ -62,9 +62,6 @@ class FairQueue:
         """What is queued that would be served before a new request of `priority`."""
         return self.demand[0] if priority == "interactive" else self.demand[0].plus(self.demand[1])
 
-    def has_ahead(self, priority: Priority) -> bool:
-        return bool(self.depth[0] if priority == "interactive" else len(self))
-
     def push(self, waiter: Waiter) -> None:
         p = PRIORITIES.index(waiter.priority)
         finish = self._finish[p]

@@ -11,7 +11,7 @@ subscription.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 from gateway.config import QuotaPoolConfig
@@ -155,12 +155,17 @@ class PoolMeter:
         if self.paused_until > now:
             return False
         scale = 1.0 if self.leased else self.share
-        levels, capacity = self._levels, self.capacity
-        for i in self._dims:
+        levels, capacity, dims = self._levels, self.capacity, self._dims
+        for i in dims:
             need, cap = demand[i], capacity[i] * scale
             if levels[i] < (need if need < cap else cap):
                 return False
-        self._take(demand)
+        taken, admitted = self.taken, self.admitted
+        for i in dims:  # self._take, inline: every request
+            amount = demand[i]
+            levels[i] -= amount
+            taken[i] += amount
+            admitted[i] += amount
         return True
 
     def _take(self, demand: Demand) -> None:
@@ -171,7 +176,7 @@ class PoolMeter:
             taken[i] += amount
             admitted[i] += amount
 
-    def settle(self, charged: Demand, used: Demand) -> bool:
+    def settle(self, charged: Demand, used: Sequence[float]) -> bool:
         """A charge corrected to what Foundry counted: what it over-estimated comes back (what it
         under-estimated is taken too). True when something came back."""
         self._refill(self._clock())

@@ -13,7 +13,6 @@ import asyncio
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Generic, NamedTuple, Protocol, TypeVar
 
 from gateway.errors import GatewayError
@@ -38,8 +37,7 @@ class Metered(Placeable, Protocol):
 T = TypeVar("T", bound=Metered)
 
 
-@dataclass(frozen=True, slots=True)
-class Ask:
+class Ask(NamedTuple):
     """What a request asks of the quota: who, how urgent, which session, how many tokens at most."""
 
     client: str
@@ -121,7 +119,8 @@ class RouteQuota(Generic[T]):
         preferred = order[0]
         if entry is not None and entry.target != preferred.affinity_id:
             preferred = next((t for t in ready if t.affinity_id == entry.target), preferred)
-        chosen, demand = preferred, self.demand(ask, preferred, entry)
+        cached = entry.cached_tokens if entry is not None and entry.target == preferred.affinity_id else 0
+        chosen, demand = preferred, Demand(1, max(0, ask.input_tokens - cached), ask.output_tokens)  # self.demand
         pool = preferred.pool
         if pool is not None and not closed and pool.take_if_room(demand):  # nearly every request
             return self._placed(ask, chosen, entry, Charge(pool, demand))
@@ -178,11 +177,21 @@ class RouteQuota(Generic[T]):
             best = min(best, t.pool.wait(self.demand(ask, t, entry).plus(ahead)))
         return best
 
+    def now(self, ask: Ask, ready: Sequence[T]) -> Placement[T] | None:
+        """A target at once, counted: when a pool has room and nobody of its priority or above waits."""
+        depth = self.queue.depth  # nobody waits at its priority or above (checked inline: every request)
+        if depth[0] or (depth[1] and ask.priority != "interactive"):
+            return None
+        found = self.choose(ask, ready)
+        if found is not None:
+            self.stats.placed(self.route, found.affinity, ask.priority, 0.0)
+        return found
+
     async def place(self, ask: Ask, ready: Sequence[T], deadline: float | None = None) -> Placement[T]:
         """A target for the request: at once when a pool has room and nobody of its priority or
         above is waiting; else its turn in the queue, by `deadline` (clock seconds; None: the
         route's max_wait_seconds from now)."""
-        found = self.choose(ask, ready) if not self.queue.has_ahead(ask.priority) else None
+        found = self.now(ask, ready)
         if found is None:
             started = self._clock()
             remaining = (deadline if deadline is not None else started + self.max_wait) - started
@@ -192,7 +201,7 @@ class RouteQuota(Generic[T]):
             if wait > remaining:
                 raise refused(self.route, "wait_bound", wait, self.max_wait)
             found = await self._queued(ask, ready, remaining, started)
-        self.stats.placed(self.route, found.affinity, ask.priority, found.waited)
+            self.stats.placed(self.route, found.affinity, ask.priority, found.waited)
         return found
 
     async def _queued(self, ask: Ask, ready: Sequence[T], remaining: float, started: float) -> Placement[T]:

@@ -7,25 +7,19 @@ from typing import Any
 
 from gateway.quota.affinity import SessionEntry
 from gateway.quota.book import Charge, QuotaBook
-from gateway.quota.meter import Demand
-
-
-def counted(usage: Mapping[str, Any]) -> Demand:
-    """What Foundry counts of an answer against quota: the request; its uncached input (input after
-    the last breakpoint plus cache writes; cache reads are free); its output. (The usage is already
-    read and bounded: gateway/translate/usage.py.)"""
-    return Demand(
-        1,
-        usage.get("input_tokens", 0) + usage.get("cache_creation_input_tokens", 0),
-        usage.get("output_tokens", 0),
-    )
 
 
 def settle_quota(
     book: QuotaBook, charge: Charge, usage: Mapping[str, Any], session: SessionEntry | None, target: bytes
 ) -> None:
-    """Correct the charge by the usage the request settled on; remember how much of the session's
-    prompt its target now holds, so its next turn is charged only the rest."""
-    book.settle(charge, counted(usage))
+    """Correct the charge by what Foundry counts of the answer (the request; its uncached input:
+    input after the last breakpoint plus cache writes, cache reads being free; its output); remember
+    how much of the session's prompt its target now holds, so its next turn is charged only the rest.
+    The usage is already read and bounded (gateway/translate/usage.py)."""
+    if not charge.settled:  # book.settle, with the usage as it comes: every request
+        charge.settled = True
+        used_input = usage.get("input_tokens", 0) + usage.get("cache_creation_input_tokens", 0)
+        if charge.meter.settle(charge.demand, (1, used_input, usage.get("output_tokens", 0))) and book.wakers:
+            book.returned()
     if session is not None and session.target == target:
         session.cached_tokens = usage.get("cache_read_input_tokens", 0) + usage.get("cache_creation_input_tokens", 0)

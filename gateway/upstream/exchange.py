@@ -143,12 +143,12 @@ class Exchange:
                 break
             attempt += 1
             charge = self._charge(target) if target.pool is not None else None
-            if charge is None:
+            try:
                 response, failure, status, retry_after = await self._try(target, reason, body_for, count_tokens, native)
-            else:
-                response, failure, status, retry_after = await self._charged_try(
-                    target, reason, charge, body_for, count_tokens, native
-                )
+            except BaseException as exc:
+                self._charge_aborted(charge, exc)
+                raise
+            self._charge_answered(charge, response is not None, status, retry_after)
             if response is not None:
                 return response
             step = after_failure(
@@ -191,11 +191,14 @@ class Exchange:
                 deadline = time.monotonic() + route.max_wait - self.outcome.waited
             # plan() gave the healthy ones; after a failed attempt, those still healthy.
             ready = targets if not attempt else [t for t in targets if self.routing.health(t).available()] or targets
-            try:
-                placement = await route.quota.place(self.ask, ready, deadline)
-            except QuotaRefused as exc:
-                self.outcome.quota_refused = exc.reason
-                raise
+            # Nearly always a pool has room now: no wait, no coroutine of its own.
+            placement = route.quota.now(self.ask, ready)
+            if placement is None:
+                try:
+                    placement = await route.quota.place(self.ask, ready, deadline)
+                except QuotaRefused as exc:
+                    self.outcome.quota_refused = exc.reason
+                    raise
             target = placement.target
             outcome = self.outcome
             outcome.affinity, outcome.waited = placement.affinity, outcome.waited + placement.waited
@@ -205,9 +208,12 @@ class Exchange:
                 outcome.retries += 1
                 self.recorder.retried(route.name, reason)
             previous = target
-            response, failure, status, _ = await self._charged_try(
-                target, reason, placement.charge, body_for, count_tokens, native
-            )
+            try:
+                response, failure, status, retry_after = await self._try(target, reason, body_for, count_tokens, native)
+            except BaseException as exc:
+                self._charge_aborted(placement.charge, exc)
+                raise
+            self._charge_answered(placement.charge, response is not None, status, retry_after)
             if response is not None:
                 return response
             if status is not None and status not in RETRYABLE_STATUSES:
@@ -215,33 +221,23 @@ class Exchange:
         assert failure is not None
         raise failure
 
-    async def _charged_try(
-        self,
-        target: Target,
-        reason: str,
-        charge: Charge | None,
-        body_for: Callable[[Target], bytes],
-        count_tokens: bool,
-        native: bool,
-    ) -> tuple[aiohttp.ClientResponse | None, GatewayError | None, int | None, float | None]:
-        """An attempt with its quota charge: kept when Foundry answered (settled at the request's end),
-        refunded when it refused or nothing was sent. A client gone mid-attempt may have been
-        counted by Foundry: its charge is kept and settled on the request's estimate."""
-        if charge is None:  # nothing metered: the attempt alone
-            return await self._try(target, reason, body_for, count_tokens, native)
-        try:
-            response, failure, status, retry_after = await self._try(target, reason, body_for, count_tokens, native)
-        except asyncio.CancelledError:
-            self.outcome.charge = charge
-            raise
-        except BaseException:
-            self._refund(charge, None, None)
-            raise
-        if response is not None:
-            self.outcome.charge = charge
-        else:
-            self._refund(charge, status, retry_after)
-        return response, failure, status, retry_after
+    def _charge_answered(self, charge: Charge | None, ok: bool, status: int | None, retry_after: float | None) -> None:
+        """An attempt's quota charge once it is answered: kept when Foundry answered (settled at the
+        request's end), refunded when it refused."""
+        if charge is not None:
+            if ok:
+                self.outcome.charge = charge
+            else:
+                self._refund(charge, status, retry_after)
+
+    def _charge_aborted(self, charge: Charge | None, exc: BaseException) -> None:
+        """An attempt that ended in an exception: nothing was sent, and the charge comes back; or its
+        client left mid-way, and Foundry may have counted it: kept, settled on the request's estimate."""
+        if charge is not None:
+            if isinstance(exc, asyncio.CancelledError):
+                self.outcome.charge = charge
+            else:
+                self._refund(charge, None, None)
 
     def _charge(self, target: Target) -> Charge | None:
         """Metering alone (strategies weighted and priority): the attempt is charged to its pool."""

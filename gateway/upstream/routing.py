@@ -67,12 +67,9 @@ class Routing:
             )
         # A pool Foundry answered 429 for is paused for its retry-after: its targets are not tried. (On
         # a quota route placement waits for it instead, within the route's bound.)
-        now = time.monotonic() if route.metered else 0.0
-        ready = [
-            t
-            for t in usable
-            if self.health(t).available() and (route.quota is not None or not route.metered or _open(t, now))
-        ]
+        paused_pools = route.metered and route.quota is None  # a quota route's placement waits for them instead
+        now = time.monotonic() if paused_pools else 0.0
+        ready = [t for t in usable if self.health(t).available() and (not paused_pools or _open(t, now))]
         if not ready:
             raise self._all_paused(route, usable, now)
         return ready if route.priority else self._weighted_order(ready)

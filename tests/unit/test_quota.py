@@ -10,12 +10,12 @@ from dataclasses import dataclass
 import pytest
 
 from gateway.config import QuotaPoolConfig
-from gateway.quota.affinity import Sessions, cacheable_prefix, rendezvous, session_key
+from gateway.quota.affinity import SessionEntry, Sessions, cacheable_prefix, rendezvous, session_key
 from gateway.quota.book import QuotaBook
 from gateway.quota.fair_queue import FairQueue, Waiter
 from gateway.quota.meter import Demand, PoolMeter
 from gateway.quota.scheduler import Ask, QuotaRefused, RouteQuota
-from gateway.quota.settlement import counted
+from gateway.quota.settlement import settle_quota
 
 
 class FakeClock:
@@ -100,13 +100,16 @@ def test_an_unmetered_dimension_never_makes_a_request_wait() -> None:
 
 
 def test_foundry_counts_uncached_input_and_cache_writes_but_not_cache_reads() -> None:
-    usage = {
-        "input_tokens": 10,
-        "cache_creation_input_tokens": 300,
-        "cache_read_input_tokens": 5000,
-        "output_tokens": 7,
-    }
-    assert counted(usage) == Demand(1, 310, 7)
+    book = QuotaBook([pool()], 1, clock=FakeClock())
+    meter = book.meters["p"]
+    charge = book.charge(meter, Demand(1, 2000, 600))
+    entry = SessionEntry(b"east")
+    usage = {"input_tokens": 10, "cache_creation_input_tokens": 300, "cache_read_input_tokens": 5000}
+    settle_quota(book, charge, {**usage, "output_tokens": 7}, entry, b"east")
+    assert meter.consumed == [1, 310, 7]
+    assert entry.cached_tokens == 5300, "its next turn is charged only what the target has not cached"
+    settle_quota(book, charge, {**usage, "output_tokens": 7}, entry, b"east")
+    assert meter.consumed == [1, 310, 7], "settled once"
 
 
 def test_a_reload_keeps_what_a_pool_has_used() -> None:
