@@ -134,7 +134,7 @@ def main() -> int:
                     command = [sys.executable, *entry, "--config", str(config_path)]
                     key = LIMITED_KEY if "Redis limits" in name else CLIENT_KEY
                 request = prepared(path, args.shape, key)
-                if "quota" in name:  # a session, as Claude Code names its own
+                if name != "minimal relay":  # a session id, as Claude Code sends on every request
                     request = (request[0], {**request[1], "x-claude-code-session-id": "bench-session-1"})
                 env = tracing if "tracing" in name else None
                 children = "export process" in name

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeGuard
 
@@ -119,20 +119,32 @@ class Exchange:
     quota: QuotaBook | None = None
     ask: Ask | None = None  # what the request draws on quota; None: nothing (count_tokens, or no pools)
 
-    async def open(
+    def open(
         self,
         route: Route,
         body_for: Callable[[Target], bytes],
         *,
         count_tokens: bool = False,
         native: bool,
-    ) -> aiohttp.ClientResponse:
-        """Send the request to the route's targets in turn until one answers 200; the last failure
-        becomes the client's error."""
+    ) -> Coroutine[Any, Any, aiohttp.ClientResponse]:
+        """Send the request to the route's targets until one answers 200; the last failure becomes the
+        client's error. (The attempts' coroutine itself is returned, not awaited in one more.)"""
         targets = self.routing.plan(route)
         self.routing.budget.record_request()
         if route.quota is not None and self.ask is not None:
-            return await self._open_placed(route, targets, body_for, count_tokens, native)
+            return self._open_placed(route, targets, body_for, count_tokens, native)
+        return self._open_in_turn(route, targets, body_for, count_tokens, native)
+
+    async def _open_in_turn(
+        self,
+        route: Route,
+        targets: list[Target],
+        body_for: Callable[[Target], bytes],
+        count_tokens: bool,
+        native: bool,
+    ) -> aiohttp.ClientResponse:
+        """Strategies weighted and priority: the targets in the order planned, a retry or a fallback
+        after a failure as `retry.after_failure` says."""
         settings = self.config.retries
         failure: GatewayError | None = None
         attempt = 0
