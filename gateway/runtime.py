@@ -161,8 +161,7 @@ class Runtime:
             for name, m in meters
         ]
         stats = self.quota_stats
-        waits = [(key, *stats.histogram(key)) for key in list(stats.waits)]
-        return QuotaState(pools, queues, totals, list(stats.affinity.items()), waits)
+        return QuotaState(pools, queues, totals, list(stats.affinity().items()), stats.histograms())
 
     def readiness(self) -> tuple[bool, dict[str, Any]]:
         """Ready when every route has a target with usable credentials."""

@@ -17,7 +17,7 @@ from typing import Any, Protocol, TypeVar
 
 import orjson
 
-SESSIONS_KEPT = 65536  # about 150 bytes each: ~10 MB at most, and a day's sessions of a large team
+SESSIONS_KEPT = 65536  # at most about 300 bytes each (a key of up to 128): ~20 MB, a day's sessions of a large team
 
 
 class Placeable(Protocol):
@@ -40,18 +40,19 @@ def _named(value: Any) -> bytes | None:
 
 
 def session_key(header: str | None, client_body: Mapping[str, Any], messages_body: Mapping[str, Any]) -> bytes | None:
-    """A 16-byte digest naming the request's session, or None when it names none and has no
-    cacheable prefix. The client's own names come first; the prefix hash costs a serialisation."""
-    named = header.encode("utf-8", "replace") if header else None  # Claude Code's, the common case
-    if named is None:
-        metadata = client_body.get("metadata")
-        named = (
-            _named(client_body.get("prompt_cache_key"))
-            or (_named(metadata.get("user_id")) if isinstance(metadata, Mapping) else None)
-            or _named(client_body.get("user"))
-        )
+    """A key naming the request's session, or None when it names none and has no cacheable prefix.
+    The client's own names come first: a short one is its own key (Claude Code's header is at most
+    128 printable characters), a longer one its 16-byte digest; the prefix hash costs a serialisation."""
+    if header:  # Claude Code's, the common case
+        return header.encode("ascii", "replace")
+    metadata = client_body.get("metadata")
+    named = (
+        _named(client_body.get("prompt_cache_key"))
+        or (_named(metadata.get("user_id")) if isinstance(metadata, Mapping) else None)
+        or _named(client_body.get("user"))
+    )
     if named is not None:
-        return hashlib.blake2b(named, digest_size=16, person=b"session").digest()
+        return named if len(named) <= 128 else hashlib.blake2b(named, digest_size=16, person=b"session").digest()
     prefix = cacheable_prefix(messages_body)
     return None if prefix is None else hashlib.blake2b(prefix, digest_size=16, person=b"prefix").digest()
 

@@ -178,8 +178,8 @@ class PoolMeter:
 
     def settle(self, charged: Demand, used: Sequence[float]) -> bool:
         """A charge corrected to what Foundry counted: what it over-estimated comes back (what it
-        under-estimated is taken too). True when something came back."""
-        self._refill(self._clock())
+        under-estimated is taken too). True when something came back. (No refill first: the next
+        look refills, and caps what this adds.)"""
         scale = math.inf if self.leased else self.share
         levels, capacity, taken, consumed = self._levels, self.capacity, self.taken, self.consumed
         returned = False

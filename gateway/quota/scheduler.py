@@ -184,7 +184,7 @@ class RouteQuota(Generic[T]):
             return None
         found = self.choose(ask, ready)
         if found is not None:
-            self.stats.placed(self.route, found.affinity, ask.priority, 0.0)
+            self.stats.placed_at_once(self.route, found.affinity, ask.priority)
         return found
 
     async def place(self, ask: Ask, ready: Sequence[T], deadline: float | None = None) -> Placement[T]:
@@ -201,7 +201,7 @@ class RouteQuota(Generic[T]):
             if wait > remaining:
                 raise refused(self.route, "wait_bound", wait, self.max_wait)
             found = await self._queued(ask, ready, remaining, started)
-            self.stats.placed(self.route, found.affinity, ask.priority, found.waited)
+            self.stats.placed_after(self.route, found.affinity, ask.priority, found.waited)
         return found
 
     async def _queued(self, ask: Ask, ready: Sequence[T], remaining: float, started: float) -> Placement[T]:

@@ -255,6 +255,8 @@ def test_a_session_is_named_by_what_the_client_sends_first_then_by_its_cacheable
         None, {"metadata": {"user_id": "u2"}}, body
     )
     assert session_key(None, {}, {"messages": []}) is None  # nothing to name it by
+    long_key = session_key(None, {"prompt_cache_key": "k" * 10_000}, body)
+    assert long_key is not None and len(long_key) == 16, "a long name is kept as its digest: the sessions stay bounded"
     tools = [{"name": "a", "cache_control": {"type": "ephemeral"}}, {"name": "b"}]
     assert cacheable_prefix({"tools": tools, "system": "x"}) == b'[{"name":"a","cache_control":{"type":"ephemeral"}}]'
 
