@@ -400,6 +400,7 @@ class RedisLimiter:
         self._prefixes: dict[str, bytes] = {}
         self._limits: dict[str, tuple[Client, bytes]] = {}
         self._credits: dict[str, Credit] = {}  # each client's lease on this replica
+        self._leasing: dict[str, asyncio.Future[None]] = {}  # a client's lease round trip in flight
 
     def _prefix_of(self, client: str) -> bytes:
         """The client's key prefix; {name} is a hash tag: one cluster slot for all its keys."""
@@ -516,18 +517,45 @@ class RedisLimiter:
         if not reserving:
             reserve = NO_RESERVATION
         micro = round(reserve.usd * MICRO)
-        credit = self._credits.get(client.name)
-        if credit is not None and credit.covers(windows, now, reserve.tokens, micro):
-            credit.take(reserve.tokens, micro)  # no round trip: this replica's lease covers it
-            return self._standing(client, credit, windows, now, reserve, reserving)
-        size = lease_size(client, credit, now, reserve.tokens, micro)
+        while True:
+            credit = self._credits.get(client.name)
+            if credit is not None and credit.covers(windows, now, reserve.tokens, micro):
+                credit.take(reserve.tokens, micro)  # no round trip: this replica's lease covers it
+                return self._standing(client, credit, windows, now, reserve, reserving)
+            leasing = self._leasing.get(client.name)
+            if leasing is None:
+                break
+            # Another request of this client is leasing now: its lease is sized for them all.
+            await asyncio.shield(leasing)
+        self._leasing[client.name] = done = asyncio.get_running_loop().create_future()
+        try:
+            credit = await self._new_credit(client, credit, windows, now, reserve, micro)
+        finally:
+            if self._leasing.get(client.name) is done:
+                del self._leasing[client.name]
+            done.set_result(None)
+        if credit is None:
+            return Standing()  # nothing counted, nothing reserved: the settlement charges what was used
+        return self._standing(client, credit, windows, now, reserve, reserving)
+
+    async def _new_credit(
+        self,
+        client: Client,
+        last: Credit | None,
+        windows: Windows,
+        now: float,
+        reserve: Reservation,
+        micro: int,
+    ) -> Credit | None:
+        """One lease round trip; what the last credit left goes back with it. The last credit stays in
+        place, empty, until the new one comes: requests meanwhile read its pace, and wait for this."""
+        size = lease_size(client, last, now, reserve.tokens, micro)
         back = 0
-        if credit is not None:
-            del self._credits[client.name]
-            back = self._give_back(client.name, credit, inline=credit.windows is windows)
+        if last is not None:
+            back = self._give_back(client.name, last, inline=last.windows is windows)
         result = await self._lease(client, windows, reserve, micro, size, back)
         if not result:
-            return Standing()  # Redis failed, and on_error allows
+            return None  # Redis failed, and on_error allows
         refused, requests, tokens, *spent, granted = (int(v) for v in result)
         if refused:
             raise self._refusal(client, refused, spent, windows, now)
@@ -536,7 +564,7 @@ class RedisLimiter:
         self._credits[client.name] = credit
         if granted > 1:
             asyncio.get_running_loop().call_later(LEASE_SECONDS, self._expire, client.name, credit)
-        return self._standing(client, credit, windows, now, reserve, reserving)
+        return credit
 
     @staticmethod
     def _standing(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -156,3 +157,18 @@ async def test_a_lease_reserves_a_budget_ahead_and_gives_back_what_it_did_not_sp
     finally:
         await limiter.close()
     assert day_tokens(redis_port, "budgeted") == 50 * 100, "settled to what was used; the unspent lease went back"
+
+
+async def test_concurrent_requests_of_a_client_share_one_lease_round_trip(redis_port: int) -> None:
+    same_minute()
+    recorder = Trips()
+    limiter = RedisLimiter(RedisConfig(url=f"redis://127.0.0.1:{redis_port}/0", timeout_ms=1000), recorder)
+    busy = Client("crowd", None, None, None, requests_per_minute=100_000)
+    try:
+        for _ in range(20):  # 20 rounds of 32 at once, as 32 connections send them
+            await asyncio.gather(*(limiter.admit(busy) for _ in range(32)))
+        # A round's requests wait for the one lease in flight instead of each leasing one request.
+        assert recorder.trips < 200, f"{recorder.trips} round trips for 640 requests"
+    finally:
+        await limiter.close()
+    assert minute_requests(redis_port, "crowd") == 640
