@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from gateway.config import QuotaPoolConfig
@@ -46,11 +46,11 @@ class QuotaBook:
         meter.take(demand)
         return Charge(meter, demand)
 
-    def settle(self, charge: Charge, used: Demand) -> None:
+    def settle(self, charge: Charge, used: Sequence[float]) -> None:
         """Correct the charge to what Foundry counted (once)."""
         if not charge.settled:
             charge.settled = True
-            if charge.meter.settle(charge.demand, used) and self.wakers:
+            if charge.meter.settle(charge.demand, used):
                 self.returned()
 
     def refund(self, charge: Charge, counted: bool) -> None:

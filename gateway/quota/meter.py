@@ -160,12 +160,7 @@ class PoolMeter:
             need, cap = demand[i], capacity[i] * scale
             if levels[i] < (need if need < cap else cap):
                 return False
-        taken, admitted = self.taken, self.admitted
-        for i in dims:  # self._take, inline: every request
-            amount = demand[i]
-            levels[i] -= amount
-            taken[i] += amount
-            admitted[i] += amount
+        self._take(demand)
         return True
 
     def _take(self, demand: Demand) -> None:

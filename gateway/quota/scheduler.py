@@ -119,8 +119,7 @@ class RouteQuota(Generic[T]):
         preferred = order[0]
         if entry is not None and entry.target != preferred.affinity_id:
             preferred = next((t for t in ready if t.affinity_id == entry.target), preferred)
-        cached = entry.cached_tokens if entry is not None and entry.target == preferred.affinity_id else 0
-        chosen, demand = preferred, Demand(1, max(0, ask.input_tokens - cached), ask.output_tokens)  # self.demand
+        chosen, demand = preferred, self.demand(ask, preferred, entry)
         pool = preferred.pool
         if pool is not None and not closed and pool.take_if_room(demand):  # nearly every request
             return self._placed(ask, chosen, entry, Charge(pool, demand))

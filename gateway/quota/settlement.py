@@ -16,10 +16,7 @@ def settle_quota(
     input after the last breakpoint plus cache writes, cache reads being free; its output); remember
     how much of the session's prompt its target now holds, so its next turn is charged only the rest.
     The usage is already read and bounded (gateway/translate/usage.py)."""
-    if not charge.settled:  # book.settle, with the usage as it comes: every request
-        charge.settled = True
-        used_input = usage.get("input_tokens", 0) + usage.get("cache_creation_input_tokens", 0)
-        if charge.meter.settle(charge.demand, (1, used_input, usage.get("output_tokens", 0))) and book.wakers:
-            book.returned()
+    used_input = usage.get("input_tokens", 0) + usage.get("cache_creation_input_tokens", 0)
+    book.settle(charge, (1, used_input, usage.get("output_tokens", 0)))
     if session is not None and session.target == target:
         session.cached_tokens = usage.get("cache_read_input_tokens", 0) + usage.get("cache_creation_input_tokens", 0)

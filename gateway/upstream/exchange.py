@@ -33,7 +33,7 @@ from gateway.upstream.client import (
     unusable_status,
 )
 from gateway.upstream.retry import RETRYABLE_STATUSES, Step, after_failure, retry_after_seconds
-from gateway.upstream.routing import Routing
+from gateway.upstream.routing import Routing, pool_paused
 from gateway.upstream.targets import Route, Target, Upstream
 
 
@@ -273,8 +273,11 @@ class Exchange:
         if attempt == 0:
             return "first"
         target = targets[attempt % len(targets)]
-        pool_paused = target.pool is not None and target.pool.paused_until > time.monotonic()
-        if pool_paused or not self.routing.health(target).available() or not self.routing.budget.try_retry():
+        if (
+            pool_paused(target, time.monotonic())
+            or not self.routing.health(target).available()
+            or not self.routing.budget.try_retry()
+        ):
             self.recorder.retry_denied(route.name)
             return None
         self.outcome.retries += 1

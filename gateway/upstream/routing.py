@@ -69,7 +69,7 @@ class Routing:
         # a quota route placement waits for it instead, within the route's bound.)
         paused_pools = route.metered and route.quota is None  # a quota route's placement waits for them instead
         now = time.monotonic() if paused_pools else 0.0
-        ready = [t for t in usable if self.health(t).available() and (not paused_pools or _open(t, now))]
+        ready = [t for t in usable if self.health(t).available() and (not paused_pools or not pool_paused(t, now))]
         if not ready:
             raise self._all_paused(route, usable, now)
         return ready if route.priority else self._weighted_order(ready)
@@ -100,5 +100,6 @@ def _paused_for(target: Target, now: float) -> float:
     return max(0.0, target.pool.paused_until - now) if target.pool is not None else 0.0
 
 
-def _open(target: Target, now: float) -> bool:
-    return target.pool is None or target.pool.paused_until <= now
+def pool_paused(target: Target, now: float) -> bool:
+    """Foundry answered 429 for the target's quota pool and its retry-after has not passed."""
+    return target.pool is not None and target.pool.paused_until > now
