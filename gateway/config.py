@@ -171,22 +171,45 @@ class UpstreamTimeouts(_Model):
     total_seconds: float = Field(900.0, gt=0, description="Whole upstream exchange, streams included.")
 
 
-class BetaPolicy(_Model):
-    """Which `anthropic-beta` values go to this upstream; the rest are dropped, counted and logged.
+class FeatureChanges(_Model):
+    """Changes to what a hosting option's default profile says its deployments have."""
 
-    Betas are forwarded as the client sent them by default, which is right: Claude Code's set
-    changes with each release, and a beta paired with a body field must travel with it. Some
-    Foundry deployments reject some betas; this is for those.
-    """
+    add: list[str] = Field(
+        default_factory=list, description="What these deployments have though the hosting option's default lacks it."
+    )
+    remove: list[str] = Field(
+        default_factory=list, description="What these deployments lack though the hosting option's default has it."
+    )
 
-    drop: list[str] | None = Field(None, description="Betas never sent to this upstream.")
-    only: list[str] | None = Field(None, description="The only betas sent to this upstream.")
+
+class BetaChanges(FeatureChanges):
+    """Betas by name or family: `effort` is every effort-YYYY-MM-DD; case, quotes and spaces do not matter."""
+
+    only: list[str] | None = Field(
+        None, description="An allow-list: the only betas sent; every other beta is treated as one these lack."
+    )
 
     @model_validator(mode="after")
-    def _exactly_one(self) -> BetaPolicy:
-        if (self.drop is None) == (self.only is None):
-            raise ValueError("set exactly one of drop or only")
+    def _only_alone(self) -> BetaChanges:
+        if self.only is not None and (self.add or self.remove):
+            raise ValueError("only is an allow-list: set it, or add and remove, not both")
         return self
+
+
+class CapabilityChanges(_Model):
+    """What an upstream's deployments have beyond, or lack within, their hosting option's default profile
+    (docs/capabilities.md lists each default). A request that needs something they lack is downgraded
+    faithfully where a downgrade exists, or refused with a 400 before Foundry is called."""
+
+    betas: BetaChanges = BetaChanges()
+    fields: FeatureChanges = Field(
+        FeatureChanges(),
+        description="Body fields as dotted paths: output_config.format (structured outputs, strict tools with it), "
+        "output_config.effort, context_management, container, mcp_servers; tools.<key> is a key of any tool.",
+    )
+    server_tools: FeatureChanges = Field(
+        FeatureChanges(), description="Server tool types, exact (web_search_20250305) or glob (code_execution_*)."
+    )
 
 
 class UpstreamConfig(_Model):
@@ -198,14 +221,31 @@ class UpstreamConfig(_Model):
     base_url: str = Field(description="https://<resource>.services.ai.azure.com/anthropic")
     auth: UpstreamAuth
     timeouts: UpstreamTimeouts = UpstreamTimeouts()
-    betas: BetaPolicy | None = Field(None, description="Omitted: every anthropic-beta a client sends is forwarded.")
-    structured_outputs: bool = Field(
-        False,
-        description="The deployments here serve Claude's native structured outputs (output_config.format, strict "
-        "tools). Off by default: Foundry's Azure-hosted deployments reject them. A route uses them only when every "
-        "target's upstream has this on; otherwise OpenAI json_schema answers come through a forced tool, strict is "
-        "not enforced (both said in the access log), and a native output_config.format is refused with a 400.",
+    hosting: Literal["azure", "anthropic"] = Field(
+        "azure",
+        description="Where Foundry hosts these deployments: azure (Azure-hosted, the default) or anthropic (on "
+        "Anthropic's infrastructure). Each has a default capability profile (docs/capabilities.md).",
     )
+    capabilities: CapabilityChanges = Field(
+        CapabilityChanges(), description="Changes to the hosting option's default profile, for these deployments."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved_keys(cls, data: Any) -> Any:
+        # The beta policy and the structured-outputs switch became the capability profile: say where
+        # they went rather than "extra inputs are not permitted".
+        if isinstance(data, dict):
+            if "betas" in data:
+                raise ValueError(
+                    "'betas' moved: write capabilities.betas.remove (was drop) or capabilities.betas.only (was only)"
+                )
+            if "structured_outputs" in data:
+                raise ValueError(
+                    "'structured_outputs' moved: hosting: anthropic has structured outputs; on azure write "
+                    "capabilities.fields.add: [output_config.format]"
+                )
+        return data
 
     @field_validator("base_url")
     @classmethod

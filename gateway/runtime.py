@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from gateway.capabilities.profile import RouteProfile
 from gateway.config import GatewayConfig, RouteConfig, is_pattern
 from gateway.errors import GatewayError, echo
 from gateway.inbound.authenticator import Inbound
@@ -92,13 +93,14 @@ class Runtime:
                 r.model, self.quota, self.sessions, r.max_wait_seconds, r.max_queued, stats=self.quota_stats
             )
         targets = tuple(target_for(self.upstreams[t.upstream], t, r, self._metered(t.quota_pool)) for t in r.targets)
+        profile = RouteProfile.of([t.upstream.profile for t in targets])
         return Route(
             r.model,
             targets,
             r.max_tokens_default,
             r.strategy == "priority",
             r.cache_breakpoints == "auto",
-            all(self.upstreams[t.upstream].config.structured_outputs for t in r.targets),
+            profile,
             quota,
             r.max_wait_seconds,
             any(t.pool is not None for t in targets),

@@ -13,6 +13,8 @@ import orjson
 from aiohttp import web
 
 from gateway.app_keys import RECORDER, SESSION, TRACING, context
+from gateway.capabilities.fit import has_downgrade, refuse_lacking_server_tools
+from gateway.capabilities.learning import refused_features
 from gateway.errors import GatewayError, echo, invalid_request, too_deeply_nested
 from gateway.observability.request_context import RequestContext
 from gateway.observability.request_tracing import AttemptTracing
@@ -236,13 +238,36 @@ async def open_translated(
     ctx.adjusted, ctx.stream = translated.adjusted, translated.stream
     ctx.max_tokens = translated.body["max_tokens"]
     body = translated.body
+    refuse_lacking_server_tools(body, route.profile, route.name)  # web_search, where a deployment lacks it
 
     def body_for(target: Target) -> bytes:
         return orjson.dumps({"model": target.deployment, **body})
 
     ask = quota_ask(ctx, route, client_body, body, input_bytes or ctx.request_bytes)
     exchange = exchange_for(request, ctx, ask)
-    return exchange, await exchange.open(route, body_for, native=False)
+    try:
+        return exchange, await exchange.open(route, body_for, native=False)
+    except GatewayError as refusal:
+        learned_from(request, ctx, route, refusal)  # counted and learned; the translated request is not sent again
+        raise
+
+
+def learned_from(request: web.Request, ctx: RequestContext, route: Route, refusal: GatewayError) -> bool:
+    """A refusal from Foundry naming a beta, field or server tool the route's profile did not say its
+    deployment lacks: counted and logged; the route learns what has a faithful downgrade, and the
+    caller may send the request once more without it (True)."""
+    target = ctx.outcome.target
+    findings = refused_features(refusal.status, refusal.message) if target is not None else ()
+    if not findings or ctx.capability_refused:
+        return False  # nothing the gateway knows, or the request was already sent once more
+    assert target is not None
+    retry = all(has_downgrade(f.kind, f.name) for f in findings)
+    if retry:
+        for finding in findings:
+            route.profile.learn(finding.kind, finding.name)
+    ctx.capability_refused = tuple(f.feature for f in findings)
+    request.app[RECORDER].capability_refused(ctx.request_id, target, findings, retry)
+    return retry
 
 
 MAX_MODEL_NAME = 256  # model names and dated ids are a few dozen characters

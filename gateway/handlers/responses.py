@@ -53,7 +53,9 @@ async def create_response(request: web.Request) -> web.StreamResponse:
     # A stored conversation is input the client did not send: measured for the quota it draws on.
     stored = len(orjson.dumps(resolved.items)) if resolved is not None and route.metered else None
     exchange, upstream_response = await open_translated(request, ctx, route, translated, body, stored)
-    frame = ResponseFrame(new_response_id(), model, int(time.time()), translated.echo, seal, translated.json_tool)
+    frame = ResponseFrame(
+        new_response_id(), model, int(time.time()), translated.echo, seal, translated.json_tool, translated.namespaced
+    )
 
     async def kept(response: dict[str, Any]) -> None:
         assert store is not None and resolved is not None

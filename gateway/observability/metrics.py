@@ -101,8 +101,15 @@ class GatewayMetrics:
         )
         self.betas_dropped = counter(
             "betas_dropped",
-            "anthropic-beta values an upstream's betas policy kept back, by upstream and beta (other past 64 names).",
+            "anthropic-beta values a route's capability profile kept back, by upstream and beta (other past 64 "
+            "names).",
             "upstream", "beta",
+        )  # fmt: skip
+        self.capability_refused = counter(
+            "capability_refused",
+            "Foundry refusals naming a beta, body field or server tool the capability profile did not say was lacking, "
+            "by deployment and feature (kind:name); each is a line to add to upstreams[].capabilities.",
+            "upstream", "deployment", "feature",
         )  # fmt: skip
         self.cooldowns = counter("target_cooldowns",
                                  "Times a target was put in cooldown (consecutive failures or a retry-after).",

@@ -23,6 +23,7 @@ from gateway.observability.metrics import GatewayMetrics
 ANONYMOUS = "anonymous"
 
 if TYPE_CHECKING:
+    from gateway.capabilities.learning import Finding
     from gateway.observability.request_context import RequestContext
     from gateway.upstream.exchange import Outcome
     from gateway.upstream.targets import Target
@@ -31,7 +32,7 @@ log = structlog.get_logger("gateway")
 
 
 _BETA_LABELS = 64
-_LABEL_SAFE = re.compile(r"[a-z0-9][a-z0-9.-]{0,63}")
+_LABEL_SAFE = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 
 
 class Recorder:
@@ -71,16 +72,34 @@ class Recorder:
         if seconds is not None:
             self.metrics.upstream_duration_by(target.upstream.name).observe(seconds)
 
+    def _bounded(self, name: str) -> str:
+        """A label a client's words decide (a beta, a field): the first _BETA_LABELS distinct names get
+        their own series, later ones count as `other`."""
+        if name not in self._beta_labels:
+            if len(self._beta_labels) >= _BETA_LABELS or not _LABEL_SAFE.fullmatch(name):
+                return "other"
+            self._beta_labels.add(name)
+        return name
+
     def betas_dropped(self, upstream: str, betas: tuple[str, ...]) -> None:
-        """Betas an upstream's policy kept back. A client names betas, so the label is bounded: the
-        first _BETA_LABELS distinct names get their own series, later ones count as `other`."""
+        """Betas the route's capability profile kept back, by the upstream the request went to."""
         for beta in betas:
-            if beta not in self._beta_labels:
-                if len(self._beta_labels) >= _BETA_LABELS or not _LABEL_SAFE.fullmatch(beta):
-                    beta = "other"
-                else:
-                    self._beta_labels.add(beta)
-            self.metrics.betas_dropped.labels(upstream, beta).inc()
+            self.metrics.betas_dropped.labels(upstream, self._bounded(beta)).inc()
+
+    def capability_refused(self, request_id: str, target: Target, findings: tuple[Finding, ...], retried: bool) -> None:
+        """Foundry refused something the route's profile did not say its deployment lacks: counted by
+        deployment and feature, and logged, so a platform team learns what to put in the profile."""
+        for finding in findings:
+            feature = f"{finding.kind}:{self._bounded(finding.name)}"
+            self.metrics.capability_refused.labels(target.upstream.name, target.deployment, feature).inc()
+        log.warning(
+            "capability_refused",
+            request_id=request_id,
+            upstream=target.upstream.name,
+            deployment=target.deployment,
+            features=[f.feature for f in findings],
+            retried_without=retried,
+        )
 
     def retried(self, route: str, kind: str) -> None:
         """`fallback` to another target, or `retry` of the same one."""
@@ -251,6 +270,7 @@ class Recorder:
             "retries": outcome.retries or None,
             "adjusted": ctx.adjusted or None,
             "betas_dropped": outcome.betas_dropped or None,
+            "capability_refused": ctx.capability_refused or None,
             "quota_pool": outcome.charge.meter.name if outcome.charge is not None else None,
             "quota_wait_ms": round(outcome.waited * 1000, 1) if outcome.waited else None,
             "affinity": outcome.affinity,

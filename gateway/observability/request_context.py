@@ -49,6 +49,7 @@ class RequestContext:
     client: Client | None = None
     session_id: str | None = None  # the caller's session (Claude Code's x-claude-code-session-id): the log only
     adjusted: tuple[str, ...] = ()  # what the gateway changed in the request so Claude accepts it
+    capability_refused: tuple[str, ...] = ()  # what Foundry refused that the route's profile did not say it lacked
     error: str | None = None
     span: RequestSpan | None = None  # the request's server span, when tracing is on
     max_tokens: int | None = None

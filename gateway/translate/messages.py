@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from gateway.errors import Dialect, GatewayError, StreamError, invalid_request
+from gateway.errors import Dialect, GatewayError, StreamError
 from gateway.sse import SSEWatcher, encode_event
 from gateway.translate.usage import merge_usage
 
@@ -33,19 +33,6 @@ def answer_body(answer: dict[str, Any], model: str) -> bytes:
     """A Messages API answer for the client: the model it asked for, everything else as it came."""
     answer["model"] = model
     return orjson.dumps(answer)
-
-
-def refuse_structured_outputs(body: dict[str, Any], route: str) -> None:
-    """A 400 for output_config.format on a route whose deployments do not serve it: a clear answer
-    now, instead of the one Foundry's Azure-hosted Claude gives after a round trip."""
-    config = body.get("output_config")
-    if isinstance(config, dict) and config.get("format") is not None:
-        raise invalid_request(
-            f"output_config.format (structured outputs) is not served by the deployments of {route!r} "
-            "(Foundry's Azure-hosted Claude rejects it); ask for JSON in the prompt, or use a route whose "
-            "upstreams have structured_outputs on",
-            "output_config.format",
-        )
 
 
 def is_token_count(answer: Any) -> bool:

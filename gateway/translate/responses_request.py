@@ -68,6 +68,7 @@ class TranslatedResponsesRequest:
     json_tool: str | None  # set when text.format is carried by a forced tool
     echo: dict[str, Any]  # the request's settings as every response object repeats them
     adjusted: tuple[str, ...] = ()
+    namespaced: Mapping[str, tuple[str, str]] | None = None  # flat tool name -> (namespace, name)
 
 
 def _refuse_unsupported(body: Mapping[str, Any]) -> None:
@@ -187,13 +188,21 @@ def _items(items: Any, open_reasoning: OpenReasoning) -> tuple[list[dict[str, An
                 )
             turns += [(role, block) for block in _content(item.get("content"), f"{p}.content", role)]
         elif kind == "function_call":
+            name = expect(item.get("name"), str, f"{p}.name", "a string")
+            namespace = item.get("namespace")
+            if namespace is not None:
+                name = flat_name(expect(namespace, str, f"{p}.namespace", "a string"), name)
             block = {
                 "type": "tool_use",
                 "id": expect(item.get("call_id"), str, f"{p}.call_id", "a string"),
-                "name": expect(item.get("name"), str, f"{p}.name", "a string"),
+                "name": name,
                 "input": _arguments(item, p),
             }
             turns.append(("assistant", block))
+        elif kind == "web_search_call":
+            # A search Claude ran: its results came encrypted and are not in the item, and Claude needs
+            # none of it to go on (the answer that cited them is in the message that follows).
+            continue
         elif kind == "function_call_output":
             call_id = expect(item.get("call_id"), str, f"{p}.call_id", "a string")
             turns.append(("user", {"type": "tool_result", "tool_use_id": call_id, "content": _output(item, p)}))
@@ -212,7 +221,7 @@ def _items(items: Any, open_reasoning: OpenReasoning) -> tuple[list[dict[str, An
         else:
             raise invalid_request(
                 f"'{p}.type' {echo(kind)} is not served by this gateway: input items are messages, "
-                "function_call, function_call_output and reasoning",
+                "function_call, function_call_output, reasoning and web_search_call",
                 f"{p}.type",
             )
     return system, turns
@@ -238,32 +247,90 @@ def _messages(turns: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
     return messages
 
 
-_BUILT_IN = "web search, file search, code interpreter, computer use, image generation, MCP and shell tools"
+_BUILT_IN = "file search, code interpreter, computer use, image generation, MCP and shell tools"
+# OpenAI's web search tool types; each is served by Claude's web search (its 2025-03-05 version, which
+# both of Foundry's hosting options serve) where the route's deployments have it.
+_WEB_SEARCH = frozenset({"web_search", "web_search_2025_08_26", "web_search_preview", "web_search_preview_2025_03_11"})
+WEB_SEARCH_TOOL = "web_search_20250305"
+# Between a namespace and its function's name in the flat name Claude sees: multi_agent_v1__spawn_agent.
+NAMESPACE_SEPARATOR = "__"
 
 
-def _tools(tools: Any) -> list[dict[str, Any]]:
-    out = []
+def flat_name(namespace: str, name: str) -> str:
+    return f"{namespace}{NAMESPACE_SEPARATOR}{name}"
+
+
+def _function(tool: Mapping[str, Any], p: str, name: str) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "name": name,
+        "input_schema": expect(
+            tool.get("parameters") or {"type": "object", "properties": {}}, dict, f"{p}.parameters", "an object"
+        ),
+    }
+    if tool.get("description") is not None:
+        entry["description"] = expect(tool["description"], str, f"{p}.description", "a string")
+    if tool.get("strict") is True:
+        entry["strict"] = True
+    return entry
+
+
+def _web_search(tool: Mapping[str, Any], p: str) -> tuple[dict[str, Any], tuple[str, ...]]:
+    entry: dict[str, Any] = {"type": WEB_SEARCH_TOOL, "name": "web_search"}
+    filters = tool.get("filters")
+    if filters is not None:
+        domains = expect(filters, dict, f"{p}.filters", "an object").get("allowed_domains")
+        if domains is not None:
+            entry["allowed_domains"] = expect(domains, list, f"{p}.filters.allowed_domains", "an array")
+    location = tool.get("user_location")
+    if location is not None:
+        expect(location, dict, f"{p}.user_location", "an object")
+        fields = ("city", "region", "country", "timezone")
+        entry["user_location"] = {"type": "approximate", **{k: location[k] for k in fields if location.get(k)}}
+    # Claude's search has no cache-only mode and no context size: it searches live, which the log says.
+    adjusted = ("web_search_external_access",) if tool.get("external_web_access") is False else ()
+    return entry, adjusted
+
+
+def _tools(tools: Any) -> tuple[list[dict[str, Any]], dict[str, tuple[str, str]], tuple[str, ...]]:
+    """Claude's tools; the flat names of namespaced functions -> (namespace, name); what was adjusted."""
+    out: list[dict[str, Any]] = []
+    namespaced: dict[str, tuple[str, str]] = {}
+    adjusted: tuple[str, ...] = ()
     for i, tool in enumerate(expect(tools, list, "tools", "an array")):
         p = f"tools[{i}]"
         expect(tool, dict, p, "an object")
-        if tool.get("type") != "function":
+        kind = tool.get("type")
+        if kind == "function":
+            out.append(_function(tool, p, expect(tool.get("name"), str, f"{p}.name", "a string")))
+        elif kind == "namespace":
+            namespace = expect(tool.get("name"), str, f"{p}.name", "a string")
+            for j, inner in enumerate(expect(tool.get("tools"), list, f"{p}.tools", "an array")):
+                q = f"{p}.tools[{j}]"
+                expect(inner, dict, q, "an object")
+                if inner.get("type") != "function":
+                    raise invalid_request(f"'{q}.type' {echo(inner.get('type'))} must be function", f"{q}.type")
+                name = expect(inner.get("name"), str, f"{q}.name", "a string")
+                flat = flat_name(namespace, name)
+                namespaced[flat] = (namespace, name)
+                out.append(_function(inner, q, flat))
+        elif kind in _WEB_SEARCH:
+            entry, said = _web_search(tool, p)
+            out.append(entry)
+            adjusted += said
+        else:
             raise invalid_request(
-                f"'{p}.type' {echo(tool.get('type'))} is a built-in tool this gateway cannot serve "
-                f"({_BUILT_IN} are not available); use function tools",
+                f"'{p}.type' {echo(kind)} is a built-in tool this gateway cannot serve ({_BUILT_IN} are not "
+                "available); use function tools",
                 f"{p}.type",
             )
-        entry: dict[str, Any] = {
-            "name": expect(tool.get("name"), str, f"{p}.name", "a string"),
-            "input_schema": expect(
-                tool.get("parameters") or {"type": "object", "properties": {}}, dict, f"{p}.parameters", "an object"
-            ),
-        }
-        if tool.get("description") is not None:
-            entry["description"] = expect(tool["description"], str, f"{p}.description", "a string")
-        if tool.get("strict") is True:
-            entry["strict"] = True
-        out.append(entry)
-    return out
+    names = [t["name"] for t in out]
+    if len(set(names)) != len(names):
+        repeated = next(n for n in names if names.count(n) > 1)
+        raise invalid_request(
+            f"'tools' name {echo(repeated)} twice (a namespace's functions are named <namespace>__<name> for Claude)",
+            "tools",
+        )
+    return out, namespaced, adjusted
 
 
 def _tool_choice(choice: Any) -> dict[str, Any]:
@@ -326,8 +393,10 @@ def responses_to_messages(
     user = body.get("safety_identifier", body.get("user"))
     if user is not None:
         out["metadata"] = {"user_id": expect(user, str, "safety_identifier", "a string")}
+    tools, namespaced, tool_notes = _tools(body["tools"]) if body.get("tools") is not None else ([], {}, ())
+    adjusted += tool_notes
     tooling = Tooling(
-        tools=_tools(body["tools"]) if body.get("tools") is not None else [],
+        tools=tools,
         choice=_tool_choice(body["tool_choice"]) if body.get("tool_choice") is not None else None,
         json_tool=_text_format(body["text"]) if body.get("text") is not None else None,
         parallel=body.get("parallel_tool_calls"),
@@ -340,7 +409,7 @@ def responses_to_messages(
     expect(stream, bool, "stream", "a boolean")
     if stream:
         out["stream"] = True
-    return TranslatedResponsesRequest(out, stream, json_tool, _echo(body, out), adjusted)
+    return TranslatedResponsesRequest(out, stream, json_tool, _echo(body, out), adjusted, namespaced or None)
 
 
 def _echo(body: Mapping[str, Any], out: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,10 +1,12 @@
 """Anthropic Messages response -> OpenAI Responses response object. Pure: dict in, dict out.
 
 Each content block becomes one output item: thinking a `reasoning` item (its text as the
-summary, the block itself sealed in `encrypted_content`), text a `message` item, tool_use a
-`function_call` item (or, for the JSON-answer tool of `text.format`, a message holding its
-JSON). Item ids come from the message id and the block index, so a stream's events and its
-final response name the same items.
+summary, the block itself sealed in `encrypted_content`), text a `message` item (web-search
+citations as url_citation annotations), tool_use a `function_call` item under the name and
+namespace the client declared (or, for the JSON-answer tool of `text.format`, a message holding
+its JSON), and a web search with its results one `web_search_call` item. Item ids come from
+the response id and the block index, so a stream's events and its final response name the same
+items.
 """
 
 from __future__ import annotations
@@ -40,23 +42,76 @@ class ResponseFrame:
     echo: Mapping[str, Any]
     seal: Seal
     json_tool: str | None = None
+    namespaced: Mapping[str, tuple[str, str]] | None = None  # flat tool name -> (namespace, name) the client gave
 
     def is_json_answer(self, block: Mapping[str, Any]) -> bool:
         return self.json_tool is not None and block.get("name") == self.json_tool
 
+    def function_call_item(
+        self, item: str, block: Mapping[str, Any], arguments: str, status: str = "completed"
+    ) -> dict[str, Any]:
+        """A tool call, under the name (and namespace) the client declared."""
+        name = block.get("name")
+        out = {"id": item, "type": "function_call", "status": status, "call_id": block.get("id")}
+        declared = self.namespaced.get(name) if self.namespaced is not None and isinstance(name, str) else None
+        if declared is not None:
+            out["namespace"], name = declared
+        out["name"], out["arguments"] = name, arguments
+        return out
+
 
 def item_id(kind: str, rid: str, index: int) -> str:
     """An output item's id, made from its response's: unique wherever the response id is."""
-    return f"{ {'reasoning': 'rs', 'message': 'msg', 'function_call': 'fc'}[kind] }_{rid.removeprefix('resp_')}_{index}"
+    prefix = {"reasoning": "rs", "message": "msg", "function_call": "fc", "web_search_call": "ws"}[kind]
+    return f"{prefix}_{rid.removeprefix('resp_')}_{index}"
 
 
-def output_text(text: str) -> dict[str, Any]:
-    return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
+def output_text(text: str, annotations: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    return {"type": "output_text", "text": text, "annotations": annotations or [], "logprobs": []}
 
 
-def message_item(item: str, text: str, status: str = "completed") -> dict[str, Any]:
-    content = [output_text(text)] if status == "completed" else []
+def message_item(
+    item: str, text: str, status: str = "completed", annotations: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    content = [output_text(text, annotations)] if status == "completed" else []
     return {"id": item, "type": "message", "role": "assistant", "status": status, "content": content}
+
+
+def url_citation(citation: Any, text: str) -> dict[str, Any] | None:
+    """A Claude web-search citation as an OpenAI annotation; Claude cites a whole text block."""
+    if not isinstance(citation, dict) or not isinstance(citation.get("url"), str):
+        return None
+    title = citation.get("title")
+    return {
+        "type": "url_citation",
+        "url": citation["url"],
+        "title": title if isinstance(title, str) else "",
+        "start_index": 0,
+        "end_index": len(text),
+    }
+
+
+def annotations_of(citations: Any, text: str) -> list[dict[str, Any]]:
+    found = (url_citation(c, text) for c in (citations if isinstance(citations, list) else ()))
+    return [a for a in found if a is not None]
+
+
+def web_search_item(item: str, query: Any, result: Any, status: str = "completed") -> dict[str, Any]:
+    """Claude's web search (its query, and its web_search_tool_result's content: None while it
+    runs) as OpenAI's web_search_call item."""
+    action: dict[str, Any] = {"type": "search", "query": query if isinstance(query, str) else ""}
+    if isinstance(result, list):
+        action["sources"] = [
+            {"type": "url", "url": r["url"]} for r in result if isinstance(r, dict) and isinstance(r.get("url"), str)
+        ]
+    elif result is not None:  # an error object: Claude's search failed (too many requests, unavailable, ...)
+        status = "failed"
+    return {"id": item, "type": "web_search_call", "status": status, "action": action}
+
+
+def search_query(block: Mapping[str, Any]) -> Any:
+    arguments = block.get("input")
+    return arguments.get("query") if isinstance(arguments, dict) else None
 
 
 def reasoning_item(item: str, block: Mapping[str, Any] | None, seal: Seal) -> dict[str, Any]:
@@ -68,19 +123,6 @@ def reasoning_item(item: str, block: Mapping[str, Any] | None, seal: Seal) -> di
             out["summary"] = [{"type": "summary_text", "text": thinking}]
         out["encrypted_content"] = seal(block)
     return out
-
-
-def function_call_item(
-    item: str, block: Mapping[str, Any], arguments: str, status: str = "completed"
-) -> dict[str, Any]:
-    return {
-        "id": item,
-        "type": "function_call",
-        "status": status,
-        "call_id": block.get("id"),
-        "name": block.get("name"),
-        "arguments": arguments,
-    }
 
 
 def responses_usage(usage: Mapping[str, Any]) -> dict[str, Any]:
@@ -124,6 +166,7 @@ def response_object(
 def message_to_response(message: Mapping[str, Any], frame: ResponseFrame) -> dict[str, Any]:
     rid, seal = frame.rid, frame.seal
     output: list[dict[str, Any]] = []
+    searches: dict[Any, int] = {}  # a web search's id -> its item's place in output
     content = message.get("content")
     for index, block in enumerate(content if isinstance(content, list) else ()):
         if not isinstance(block, dict):
@@ -132,13 +175,21 @@ def message_to_response(message: Mapping[str, Any], frame: ResponseFrame) -> dic
         if kind in ("thinking", "redacted_thinking"):
             output.append(reasoning_item(item_id("reasoning", rid, index), block, seal))
         elif kind == "text":
-            output.append(message_item(item_id("message", rid, index), str(block.get("text", ""))))
+            text = str(block.get("text", ""))
+            annotations = annotations_of(block.get("citations"), text)
+            output.append(message_item(item_id("message", rid, index), text, annotations=annotations))
         elif kind == "tool_use":
             arguments = orjson.dumps(block.get("input", {})).decode()
             if frame.is_json_answer(block):
                 output.append(message_item(item_id("message", rid, index), arguments))
             else:
-                output.append(function_call_item(item_id("function_call", rid, index), block, arguments))
+                output.append(frame.function_call_item(item_id("function_call", rid, index), block, arguments))
+        elif kind == "server_tool_use" and block.get("name") == "web_search":
+            searches[block.get("id")] = len(output)
+            output.append(web_search_item(item_id("web_search_call", rid, index), search_query(block), None))
+        elif kind == "web_search_tool_result" and block.get("tool_use_id") in searches:
+            at = searches[block.get("tool_use_id")]
+            output[at] = web_search_item(output[at]["id"], output[at]["action"]["query"], block.get("content"))
     usage = message.get("usage")
     return response_object(
         frame,

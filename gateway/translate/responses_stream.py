@@ -26,12 +26,13 @@ from gateway.errors import GatewayError, StreamError, echo, upstream_error_event
 from gateway.sse import encode_event
 from gateway.translate.responses_response import (
     ResponseFrame,
-    function_call_item,
+    annotations_of,
     item_id,
     message_item,
     output_text,
     reasoning_item,
     response_object,
+    web_search_item,
 )
 from gateway.translate.translated_stream import SLOT, SLOT_JSON, TranslatedStream, WireTranslator
 from gateway.translate.usage import merge_usage
@@ -41,7 +42,7 @@ from gateway.translate.usage import merge_usage
 class _Item:
     """One content block on its way to becoming an output item."""
 
-    kind: str  # message, reasoning, function_call
+    kind: str  # message, reasoning, function_call, web_search_call
     output_index: int
     id: str
     block: dict[str, Any]  # the upstream's content_block, its text and signature filled in as they come
@@ -65,6 +66,7 @@ class ResponsesStreamTranslator(WireTranslator):
         "_frame",
         "_items",
         "_rid",
+        "_searches",
         "_sequence",
         "_stop_reason",
         "_usage",
@@ -79,6 +81,7 @@ class ResponsesStreamTranslator(WireTranslator):
         self._rid = frame.rid
         self._sequence = 0
         self._items: dict[int, _Item] = {}  # by Anthropic block index
+        self._searches: dict[Any, _Item] = {}  # web searches by their server_tool_use id, until their results
         self._usage: dict[str, Any] = {}
         self._stop_reason: Any = None
         self.started = False
@@ -184,9 +187,20 @@ class ResponsesStreamTranslator(WireTranslator):
         if not isinstance(block, dict) or not isinstance(index, int) or index in self._items:
             raise StreamError("api_error", "upstream stream sent a content block without a usable index")
         kind = block.get("type")
+        if kind == "web_search_tool_result":
+            return self._searched(block)
         if kind == "tool_use" and not self._frame.is_json_answer(block):
             item = _Item("function_call", len(self._items), item_id("function_call", self._rid, index), dict(block))
-            added = function_call_item(item.id, block, "", "in_progress")
+            added = self._frame.function_call_item(item.id, block, "", "in_progress")
+        elif kind == "server_tool_use" and block.get("name") == "web_search":
+            item = _Item("web_search_call", len(self._items), item_id("web_search_call", self._rid, index), dict(block))
+            self._searches[block.get("id")] = item
+            self._items[index] = item
+            where = {"item_id": item.id, "output_index": item.output_index}
+            added = web_search_item(item.id, None, None, "in_progress")
+            return self._event("response.output_item.added", output_index=item.output_index, item=added) + self._event(
+                "response.web_search_call.in_progress", **where
+            )
         elif kind in ("thinking", "redacted_thinking"):
             item = _Item("reasoning", len(self._items), item_id("reasoning", self._rid, index), dict(block))
             added = reasoning_item(item.id, None, self._frame.seal)
@@ -231,12 +245,18 @@ class ResponsesStreamTranslator(WireTranslator):
         if kind == "text_delta" and item.kind == "message":
             text = delta.get("text")
             return self._text_delta(item, text) if isinstance(text, str) and text else b""
+        if kind == "citations_delta" and item.kind == "message":
+            item.block.setdefault("citations", []).append(delta.get("citation"))
+            return b""
         if kind == "input_json_delta":
             fragment = delta.get("partial_json")
             if not isinstance(fragment, str) or not fragment:
                 return b""
             if item.kind == "message":
                 return self._text_delta(item, fragment)
+            if item.kind == "web_search_call":
+                item.text.append(fragment)  # the query: the client hears of it when the search runs
+                return b""
             item.text.append(fragment)
             return self._event(
                 "response.function_call_arguments.delta",
@@ -273,12 +293,29 @@ class ResponsesStreamTranslator(WireTranslator):
         text = item.joined()
         where = {"item_id": item.id, "output_index": item.output_index}
         out = b""
+        if item.kind == "web_search_call":
+            try:
+                query = orjson.loads(text).get("query") if text else None
+            except (orjson.JSONDecodeError, AttributeError):
+                query = None
+            item.block["input"] = {"query": query}
+            return self._event("response.web_search_call.searching", **where)  # done when its results come
         if item.kind == "message":
-            item.done = message_item(item.id, text)
+            annotations = annotations_of(item.block.get("citations"), text)
+            for i, annotation in enumerate(annotations):
+                out += self._event(
+                    "response.output_text.annotation.added",
+                    **where,
+                    content_index=0,
+                    annotation_index=i,
+                    annotation=annotation,
+                )
+            item.done = message_item(item.id, text, annotations=annotations)
             out += self._event("response.output_text.done", **where, content_index=0, text=text, logprobs=[])
-            out += self._event("response.content_part.done", **where, content_index=0, part=output_text(text))
+            part = output_text(text, annotations)
+            out += self._event("response.content_part.done", **where, content_index=0, part=part)
         elif item.kind == "function_call":
-            item.done = function_call_item(item.id, item.block, text or "{}")
+            item.done = self._frame.function_call_item(item.id, item.block, text or "{}")
             out += self._event("response.function_call_arguments.done", **where, arguments=text or "{}")
         else:
             if item.block.get("type") == "thinking":
@@ -289,6 +326,19 @@ class ResponsesStreamTranslator(WireTranslator):
                 out += self._event("response.reasoning_summary_part.done", **where, summary_index=0, part=part)
             item.done = reasoning_item(item.id, item.block, self._frame.seal)
         return out + self._event("response.output_item.done", output_index=item.output_index, item=item.done)
+
+    def _searched(self, block: dict[str, Any]) -> bytes:
+        """A web search's results: its item completes (a result for no search the client heard of is dropped)."""
+        item = self._searches.pop(block.get("tool_use_id"), None)
+        if item is None or item.done is not None:
+            return b""
+        arguments = item.block.get("input")
+        query = arguments.get("query") if isinstance(arguments, dict) else None
+        item.done = web_search_item(item.id, query, block.get("content"))
+        where = {"item_id": item.id, "output_index": item.output_index}
+        return self._event("response.web_search_call.completed", **where) + self._event(
+            "response.output_item.done", output_index=item.output_index, item=item.done
+        )
 
     def failed(self, failure: GatewayError) -> bytes:
         """The stream's last event when it cannot finish: response.failed, naming what failed."""

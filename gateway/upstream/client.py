@@ -50,15 +50,15 @@ def request_headers(
     request_id: str,
     *,
     native: bool,
-) -> tuple[dict[str, str], tuple[str, ...]]:
-    """The headers for one attempt, and the betas the upstream's policy dropped."""
+    betas: str | None = None,
+) -> dict[str, str]:
+    """The headers for one attempt; a native request's anthropic-beta is `betas`, fitted to the route."""
     headers = {
         "content-type": "application/json",
         "accept": "text/event-stream, application/json",
         "anthropic-version": DEFAULT_ANTHROPIC_VERSION,
         "x-request-id": request_id,
     }
-    dropped: tuple[str, ...] = ()
     if native:
         version = client_headers.get("anthropic-version")
         if version:
@@ -67,15 +67,12 @@ def request_headers(
             value = client_headers.get(name)
             if value:
                 headers[name] = value
-        sent = headers.get("anthropic-beta")
-        if sent and upstream.betas is not None:
-            kept, dropped = upstream.betas.apply(sent)
-            if kept:
-                headers["anthropic-beta"] = kept
-            else:
-                del headers["anthropic-beta"]
+        if betas:
+            headers["anthropic-beta"] = betas
+        else:
+            headers.pop("anthropic-beta", None)
     headers.update(credential_headers(upstream))
-    return headers, dropped
+    return headers
 
 
 def relayed_headers(upstream_headers: CIMultiDictProxy[str]) -> CIMultiDict[str]:

@@ -118,6 +118,8 @@ class Exchange:
     outcome: Outcome = field(default_factory=Outcome)
     quota: QuotaBook | None = None
     ask: Ask | None = None  # what the request draws on quota; None: nothing (count_tokens, or no pools)
+    betas: str | None = None  # a native request's anthropic-beta, fitted to the route's deployments
+    betas_dropped: tuple[str, ...] = ()  # what the fitting dropped from it
 
     def open(
         self,
@@ -347,19 +349,19 @@ class Exchange:
             body = body_for(target)
         except orjson.JSONEncodeError:
             raise too_deeply_nested() from None  # parsed (orjson reads 1024 levels), but not re-encoded
-        headers, dropped = request_headers(upstream, self.client_headers, self.request_id, native=native)
+        headers = request_headers(upstream, self.client_headers, self.request_id, native=native, betas=self.betas)
         if span is not None:
             span.inject(headers)
-        if dropped:
-            outcome.betas_dropped = dropped
-            self.recorder.betas_dropped(upstream.name, dropped)
+        if self.betas_dropped:
+            outcome.betas_dropped = self.betas_dropped
+            self.recorder.betas_dropped(upstream.name, self.betas_dropped)
         url = upstream.count_tokens_url if count_tokens else upstream.messages_url
         response = await self._send(target, url, body, headers)
         if response.status == 401 and _credential_changed(upstream, headers):
             # The sidecar wrote a token the recheck interval had not noticed yet: retry once with it.
             response.release()
             outcome.auth_retried = True
-            headers, _ = request_headers(upstream, self.client_headers, self.request_id, native=native)
+            headers = request_headers(upstream, self.client_headers, self.request_id, native=native, betas=self.betas)
             if span is not None:
                 span.inject(headers)
             response = await self._send(target, url, body, headers)

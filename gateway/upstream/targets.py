@@ -10,34 +10,13 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from gateway.capabilities.profile import STRUCTURED_OUTPUTS, Profile, RouteProfile, profile_for
 from gateway.config import RouteConfig, TargetConfig, UpstreamConfig, UpstreamTimeouts
 from gateway.errors import GatewayError
 from gateway.quota.meter import PoolMeter
 from gateway.quota.scheduler import RouteQuota
 from gateway.spend.prices import Price, list_price
 from gateway.upstream.credentials import Credential, CredentialUnavailable, credential_for
-
-
-def beta_name(value: str) -> str:
-    """A beta as a name to compare: what clients write as `"Effort-2025-11-24" ; q=1` is effort-2025-11-24."""
-    return value.split(";", 1)[0].strip().strip("\"'").strip().lower()
-
-
-@dataclass(frozen=True, slots=True)
-class Betas:
-    """An upstream's beta policy, ready to apply: drop the listed, or keep only the listed."""
-
-    listed: frozenset[str]  # beta_name()s
-    keep_listed: bool
-
-    def apply(self, header: str) -> tuple[str, tuple[str, ...]]:
-        """The anthropic-beta value to send (each beta by its plain name), and the betas dropped from it."""
-        kept: list[str] = []
-        dropped: list[str] = []
-        for beta in (beta_name(b) for b in header.split(",")):
-            if beta:
-                (kept if (beta in self.listed) == self.keep_listed else dropped).append(beta)
-        return ",".join(kept), tuple(dropped)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +26,7 @@ class Upstream:
     credential: Credential
     messages_url: str
     count_tokens_url: str
-    betas: Betas | None = None
+    profile: Profile
     host: str = ""  # for traces' server.address
 
 
@@ -82,25 +61,26 @@ class Route:
     max_tokens_default: int | None
     priority: bool = False  # try targets in their listed order instead of by weight
     auto_cache: bool = False  # cache_breakpoints: auto
-    structured_outputs: bool = False  # every target's upstream serves native structured outputs
+    profile: RouteProfile = field(default_factory=lambda: RouteProfile(()), compare=False)  # what they all have
     quota: RouteQuota[Target] | None = field(default=None, compare=False)  # strategy quota: placement and queue
     max_wait: float = 0.0  # strategy quota: seconds a request may wait for quota
     metered: bool = False  # a target draws on a quota pool: requests are charged to it
 
+    @property
+    def structured_outputs(self) -> bool:
+        """Every target serves native structured outputs (so far as Foundry's refusals have not said otherwise)."""
+        return STRUCTURED_OUTPUTS not in self.profile.lacks_fields
+
 
 def upstream_for(config: UpstreamConfig, credential: Credential | None = None) -> Upstream:
     """An upstream of the config, with its credential (made from its auth unless one is given)."""
-    betas = None
-    if config.betas is not None:
-        listed = config.betas.only if config.betas.only is not None else config.betas.drop
-        betas = Betas(frozenset(beta_name(b) for b in listed or ()), config.betas.only is not None)
     return Upstream(
         config.name,
         config,
         credential if credential is not None else credential_for(config.auth),
         config.messages_url,
         config.messages_url + "/count_tokens",
-        betas,
+        profile_for(config.hosting, config.capabilities),
         urlsplit(config.messages_url).hostname or "",
     )
 

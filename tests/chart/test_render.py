@@ -253,19 +253,15 @@ def test_every_server_setting_is_a_chart_value_that_reaches_the_config(tmp_path:
         render(CHART / "ci" / "api-key-values.yaml", {"gateway": {"maxUpstreamBodyBytes": 10}}, tmp=tmp_path)
 
 
-def test_an_upstreams_beta_policy_reaches_the_config(tmp_path: Path) -> None:
+def test_an_upstreams_hosting_and_capabilities_reach_the_config(tmp_path: Path) -> None:
     values = yaml.safe_load((CHART / "ci" / "api-key-values.yaml").read_text())
-    values["upstreams"][0]["betas"] = {"drop": ["context-1m-2025-08-07"]}
+    values["upstreams"][0]["hosting"] = "anthropic"
+    values["upstreams"][0]["capabilities"] = {"betas": {"remove": ["context-1m"]}, "fields": {"add": ["container"]}}
     config_map = gateway_config(render(values, tmp=tmp_path))
-    config = parse_config(yaml.safe_load(config_map["data"]["config.yaml"]), "rendered")
-    assert config.upstreams[0].betas is not None and config.upstreams[0].betas.drop == ["context-1m-2025-08-07"]
-
-
-def test_an_upstreams_structured_outputs_reaches_the_config(tmp_path: Path) -> None:
-    values = yaml.safe_load((CHART / "ci" / "api-key-values.yaml").read_text())
-    values["upstreams"][0]["structured_outputs"] = True
-    config_map = gateway_config(render(values, tmp=tmp_path))
-    assert parse_config(yaml.safe_load(config_map["data"]["config.yaml"]), "rendered").upstreams[0].structured_outputs
+    upstream = parse_config(yaml.safe_load(config_map["data"]["config.yaml"]), "rendered").upstreams[0]
+    assert upstream.hosting == "anthropic"
+    assert upstream.capabilities.betas.remove == ["context-1m"]
+    assert upstream.capabilities.fields.add == ["container"]
 
 
 def test_reasoning_keys_come_from_a_secret_every_pod_mounts(tmp_path: Path) -> None:

@@ -27,6 +27,8 @@ from devtools.harness import (
 API_KEY = "emu-api-key-7f3c9a1e5b"
 BEARER = "emu-bearer-token-2d8e4f6a0c"
 CLIENT_KEY = "client-key-must-not-travel-upstream"
+# What the emulator's "lean" resource lacks, and the gateway's profile for it says so.
+LEAN_BETAS = ["mid-conversation-system", "context-management", "effort"]
 
 
 @dataclass
@@ -89,7 +91,12 @@ def route(model: str, upstream: str, deployment: str, **extra: Any) -> dict[str,
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     work = tmp_path_factory.mktemp("stack")
-    emulator, foundry = start_foundry_emulator("--api-key", API_KEY, "--bearer-token", BEARER, log_dir=work)
+    emulator, foundry = start_foundry_emulator(
+        "--api-key", API_KEY, "--bearer-token", BEARER, "--hosting", "claude-hosted=anthropic",
+        "--hosting", f"lean=azure:{','.join(LEAN_BETAS)}", log_dir=work,
+    )  # fmt: skip
+    anthropic_hosted = foundry.removesuffix("/anthropic") + "/claude-hosted/anthropic"
+    lean = foundry.removesuffix("/anthropic") + "/lean/anthropic"
     token_file = work / "token" / "token.json"
     token_file.parent.mkdir()
     write_token(token_file, BEARER, 3600)
@@ -113,9 +120,15 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             api_key_upstream("dead", f"http://127.0.0.1:{free_port()}/anthropic"),
             api_key_upstream("slow", foundry, timeouts={"read_seconds": 1}),
             {"name": "expired", "base_url": foundry, "auth": {"type": "entra", "token_file": str(expired_file)}},
-            api_key_upstream("no-context-1m", foundry, betas={"drop": ["context-1m-2025-08-07"]}),
-            api_key_upstream("known-betas", foundry, betas={"only": ["claude-code-20250219"]}),
-            api_key_upstream("structured", foundry, structured_outputs=True),
+            api_key_upstream("no-context-1m", foundry,
+                             capabilities={"betas": {"remove": ["context-1m-2025-08-07"]}}),
+            api_key_upstream("known-betas", foundry, capabilities={"betas": {"only": ["claude-code-20250219"]}}),
+            # A resource the emulator hosts as Anthropic does: structured outputs and newer server tools.
+            api_key_upstream("structured", anthropic_hosted, hosting="anthropic"),
+            # Azure-hosted deployments without these betas, or without web search: the gateway fits requests to them.
+            api_key_upstream("lean", lean, capabilities={"betas": {"remove": LEAN_BETAS}}),
+            api_key_upstream("learner", foundry.removesuffix("/anthropic") + "/learner/anthropic"),
+            api_key_upstream("no-web-search", foundry, capabilities={"server_tools": {"remove": ["web_search_*"]}}),
         ],
         "routes": [
             route("claude-sonnet-4-5", "foundry", "sonnet-deployment",
@@ -129,6 +142,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             route("claude-drop-betas", "no-context-1m", "d"),
             route("claude-only-betas", "known-betas", "d"),
             route("claude-structured", "structured", "d"),
+            # Claude Code sends its newest betas and body fields for the newest models' names.
+            route("claude-lean", "lean", "lean-deployment", aliases=["claude-opus-4-6"]),
+            route("claude-learner", "learner", "learner-deployment"),
+            route("claude-no-web-search", "no-web-search", "d"),
             # What Claude Code asks for when nobody set its model: its own default Opus.
             route("claude-opus-4-1", "foundry", "opus-deployment", aliases=["claude-opus-*"]),
         ],

@@ -81,6 +81,7 @@ def test_the_ai_sdk_runs_a_tool_loop(stack: Stack, scenario: str) -> None:
         ("ai-compatible-object", "claude-sonnet-4-5"),  # json_schema through the forced tool
         ("ai-compatible-object", "claude-structured"),  # json_schema as native output_config.format
         ("ai-anthropic-object", "claude-structured"),  # the provider's own output_config.format, relayed
+        ("ai-anthropic-object", "claude-sonnet-4-5"),  # ... and emulated where the deployments lack it
         ("ai-openai-object", "claude-sonnet-4-5"),  # Responses text.format through the forced tool
         ("ai-openai-object", "claude-structured"),  # ... and as native output_config.format
     ],
@@ -89,9 +90,11 @@ def test_the_ai_sdk_generates_objects(stack: Stack, scenario: str, model: str) -
     assert run(stack, scenario, model)["ok"]["object"] == {"city": "example"}
 
 
-def test_native_object_generation_where_it_cannot_be_served_is_a_clear_400(stack: Stack) -> None:
-    got = run(stack, "ai-anthropic-object")
-    assert got["status"] == 400 and "is not served by the deployments of 'claude-sonnet-4-5'" in got["error"]
+def test_native_object_generation_is_emulated_where_the_deployments_lack_it(stack: Stack) -> None:
+    assert run(stack, "ai-anthropic-object")["ok"]["object"] == {"city": "example"}
+    sent = stack.last_request()["body"]
+    assert "format" not in sent.get("output_config", {}) and sent["tool_choice"]["name"] == "json_response"
+    assert "structured_outputs_emulated" in stack.last_access_line()["adjusted"]
 
 
 @pytest.mark.parametrize(

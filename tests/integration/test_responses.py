@@ -203,7 +203,7 @@ def test_a_reasoning_item_that_does_not_open_is_a_turn_without_thinking(stack: S
 @pytest.mark.parametrize(
     ("extra", "param", "says"),
     [
-        ({"tools": [{"type": "web_search"}]}, "tools[0].type", "built-in tool"),
+        ({"tools": [{"type": "file_search", "vector_store_ids": ["vs_1"]}]}, "tools[0].type", "built-in tool"),
         ({"tools": [WEATHER, {"type": "code_interpreter", "container": {"type": "auto"}}]}, "tools[1].type",
          "'code_interpreter'"),
         ({"previous_response_id": "resp_123"}, "previous_response_id", "keeps none"),

@@ -28,8 +28,12 @@ def test_models_list_the_routes_then_their_exact_aliases(stack: Stack) -> None:
         "claude-drop-betas",
         "claude-only-betas",
         "claude-structured",
+        "claude-lean",
+        "claude-learner",
+        "claude-no-web-search",
         "claude-opus-4-1",
         "sonnet-latest",
+        "claude-opus-4-6",
     ]
     assert client.models.retrieve("claude-entra").id == "claude-entra"
     with pytest.raises(openai.NotFoundError):

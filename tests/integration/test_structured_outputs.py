@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import jsonschema
 import orjson
 import pytest
 
@@ -47,15 +48,67 @@ def test_strict_tools(stack: Stack, model: str, strict: bool) -> None:
     assert stack.last_access_line().get("adjusted") == (None if strict else ["strict_not_enforced"])
 
 
-@pytest.mark.parametrize(("model", "status"), [("claude-structured", 200), ("claude-sonnet-4-5", 400)])
-def test_a_native_output_format_where_it_can_and_cannot_be_served(stack: Stack, model: str, status: int) -> None:
-    body = {"model": model, "max_tokens": 200, "messages": HELLO,
-            "output_config": {"format": {"type": "json_schema", "schema": SCHEMA}}}  # fmt: skip
+NATIVE_FORMAT: dict[str, Any] = {"format": {"type": "json_schema", "schema": SCHEMA}}
+
+
+def test_a_native_output_format_is_relayed_where_the_deployments_have_it(stack: Stack) -> None:
+    body = {"model": "claude-structured", "max_tokens": 200, "messages": HELLO, "output_config": NATIVE_FORMAT}
     response = httpx.post(stack.base + "/v1/messages", json=body)
-    assert response.status_code == status, response.text
-    if status == 400:
-        error = response.json()["error"]
-        assert error["type"] == "invalid_request_error"
-        assert "output_config.format (structured outputs) is not served by the deployments of" in error["message"]
+    assert response.status_code == 200, response.text
+    jsonschema.validate(orjson.loads(response.json()["content"][0]["text"]), SCHEMA)
+    assert stack.last_request()["body"]["output_config"] == NATIVE_FORMAT
+    assert "adjusted" not in stack.last_access_line()
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+def test_a_native_output_format_is_emulated_where_the_deployments_lack_it(stack: Stack, stream: bool) -> None:
+    """An Azure-hosted deployment refuses output_config.format (the emulator does, as Foundry does): the
+    gateway sends the schema as a forced tool, and the client gets the JSON text block it asked for."""
+    body: dict[str, Any] = {"model": "claude-sonnet-4-5", "max_tokens": 200, "messages": HELLO,
+                            "output_config": {**NATIVE_FORMAT, "effort": "low"}, "stream": stream}  # fmt: skip
+    client = stack.anthropic()
+    if stream:
+        with client.messages.stream(**{k: v for k, v in body.items() if k != "stream"},
+                                    extra_headers={"anthropic-beta": "effort-2025-11-24"}) as events:  # fmt: skip
+            kinds = [event.type for event in events]
+            message = events.get_final_message()
+        assert "input_json" not in kinds and "text" in kinds  # the JSON streamed as text deltas
     else:
-        assert orjson.loads(response.json()["content"][0]["text"]) == {"city": "example", "celsius": 1}
+        message = client.messages.create(**body, extra_headers={"anthropic-beta": "effort-2025-11-24"})
+    assert [block.type for block in message.content] == ["text"]
+    answer = orjson.loads(message.content[0].text)  # type: ignore[union-attr]
+    jsonschema.validate(answer, SCHEMA)
+    assert message.stop_reason == "end_turn" and message.usage.output_tokens > 0
+    sent = stack.last_request()["body"]
+    assert sent["output_config"] == {"effort": "low"}  # the format went; what the deployment has stayed
+    assert sent["tool_choice"] == {"type": "tool", "name": "json_response"}
+    assert sent["tools"] == [{"name": "json_response", "description": "Give the answer as JSON matching the schema.",
+                              "input_schema": SCHEMA}]  # fmt: skip
+    assert stack.last_access_line()["adjusted"] == ["structured_outputs_emulated"]
+
+
+def test_native_strict_tools_become_plain_where_the_deployments_lack_structured_outputs(stack: Stack) -> None:
+    tools = [{"name": "get_weather", "input_schema": SCHEMA, "strict": True}]
+    body: dict[str, Any] = {"model": "claude-sonnet-4-5", "max_tokens": 200, "tools": tools,
+                            "messages": [{"role": "user", "content": "get_weather"}]}  # fmt: skip
+    message = stack.anthropic().messages.create(**body)
+    assert message.stop_reason == "tool_use"
+    call = message.content[-1]
+    assert call.type == "tool_use"
+    jsonschema.validate(call.input, SCHEMA)
+    assert stack.last_request()["body"]["tools"] == [{"name": "get_weather", "input_schema": SCHEMA}]
+    assert stack.last_access_line()["adjusted"] == ["strict_not_enforced"]
+
+
+def test_an_emulated_format_that_cannot_be_carried_by_a_tool_is_refused_before_foundry(stack: Stack) -> None:
+    before = len(stack.recorded())
+    cases: list[tuple[dict[str, Any], str]] = [
+        ({"thinking": {"type": "enabled", "budget_tokens": 1024}}, "cannot be combined with thinking"),
+        ({"output_config": {"format": {"type": "json_schema", "schema": {"type": "array"}}}}, "describe an object"),
+    ]
+    for extra, says in cases:
+        body: dict[str, Any] = {"model": "claude-sonnet-4-5", "max_tokens": 2000, "messages": HELLO,
+                                "output_config": NATIVE_FORMAT, **extra}  # fmt: skip
+        response = httpx.post(stack.base + "/v1/messages", json=body)
+        assert response.status_code == 400 and says in response.json()["error"]["message"], response.text
+    assert len(stack.recorded()) == before

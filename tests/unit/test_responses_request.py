@@ -101,7 +101,36 @@ CASES: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
          "truncation": "disabled", "background": False},
         {"messages": HI, "max_tokens": 4096},
     ),
+    (
+        "a namespace's functions, flattened; a call sent back under its namespace, named the same",
+        {"input": [{"role": "user", "content": "Go"}, {**CALL, "name": "spawn", "namespace": "agents"},
+                   OUTPUT],
+         "tools": [{"type": "namespace", "name": "agents", "description": "Sub-agents",
+                    "tools": [{**WEATHER, "name": "spawn"}]}]},
+        {"messages": [{"role": "user", "content": [{"type": "text", "text": "Go"}]},
+                      {"role": "assistant", "content": [{**TOOL_USE, "name": "agents__spawn"}]},
+                      {"role": "user", "content": [TOOL_RESULT]}],
+         "max_tokens": 4096, "tools": [{**WEATHER_CLAUDE, "name": "agents__spawn"}]},
+    ),
+    (
+        "OpenAI's web search as Claude's, its domains and location kept; a search sent back is left out",
+        {"input": [{"role": "user", "content": "Hi"},
+                   {"type": "web_search_call", "id": "ws_1", "status": "completed", "action": {"type": "search"}}],
+         "tools": [{"type": "web_search", "search_context_size": "low", "filters": {"allowed_domains": ["a.example"]},
+                    "user_location": {"type": "approximate", "city": "Oslo", "country": "NO"}}]},
+        {"messages": HI, "max_tokens": 4096,
+         "tools": [{"type": "web_search_20250305", "name": "web_search", "allowed_domains": ["a.example"],
+                    "user_location": {"type": "approximate", "city": "Oslo", "country": "NO"}}]},
+    ),
 ]  # fmt: skip
+
+
+def test_what_the_translation_adjusted_is_said() -> None:
+    namespace = {"type": "namespace", "name": "a", "description": "", "tools": [{**WEATHER, "name": "b"}]}
+    translated = translate({"input": "Hi", "tools": [{"type": "web_search", "external_web_access": False}, namespace],
+                            "client_metadata": {"x": "y"}})  # fmt: skip
+    assert translated.adjusted == ("web_search_external_access", "client_metadata_ignored")
+    assert translated.namespaced == {"a__b": ("a", "b")}
 
 
 @pytest.mark.parametrize(("name", "body", "expected"), CASES, ids=[c[0] for c in CASES])
@@ -131,7 +160,11 @@ def test_a_reasoning_item_that_does_not_open_leaves_thinking_off_for_the_tool_tu
 
 
 REFUSED: list[tuple[dict[str, Any], str]] = [
-    ({"input": "Hi", "tools": [{"type": "web_search_preview"}]}, "tools[0].type"),
+    ({"input": "Hi", "tools": [{**WEATHER, "name": "a__b"},
+                               {"type": "namespace", "name": "a", "tools": [{**WEATHER, "name": "b"}]}]}, "tools"),
+    ({"input": "Hi", "tools": [{"type": "namespace", "name": "a", "tools": [{"type": "custom", "name": "b"}]}]},
+     "tools[0].tools[0].type"),
+    ({"input": "Hi", "tools": [{"type": "file_search"}]}, "tools[0].type"),
     ({"input": "Hi", "tools": [{"type": "file_search", "vector_store_ids": ["v"]}]}, "tools[0].type"),
     ({"input": "Hi", "previous_response_id": "resp_1"}, "previous_response_id"),
     ({"input": "Hi", "conversation": {"id": "conv_1"}}, "conversation"),

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from gateway.errors import GatewayError, StreamError
 from gateway.reasoning_seal import ReasoningSeal
 from gateway.sse import parse_events
-from gateway.translate.responses_response import ResponseFrame
+from gateway.translate.responses_response import ResponseFrame, message_to_response
 from gateway.translate.responses_stream import ResponsesStream, ResponsesStreamTranslator
 from tests.emulators.foundry.respond import stream_events
 from tests.emulators.foundry.validate import thinking_signature
@@ -258,3 +258,54 @@ def test_a_malformed_delta_ends_the_stream_as_parsing_would(text: bytes) -> None
         translator.translate(wire[:-2], out)
     assert info.value.message == "upstream sent an event that is not a JSON object"
     assert len(list(parse_events(b"".join(out)))) == 4  # created, in_progress, item and part added: kept
+
+
+# Claude's web search, as the emulator (and Claude) gives it: the search, its results, a cited answer.
+SEARCH = {"type": "server_tool_use", "id": "srvtoolu_1", "name": "web_search", "input": {"query": "tallest tower"}}
+RESULTS = {"type": "web_search_tool_result", "tool_use_id": "srvtoolu_1",
+           "content": [{"type": "web_search_result", "url": "https://a.example/t", "title": "T",
+                        "encrypted_content": "enc", "page_age": None}]}  # fmt: skip
+CITED = {"type": "text", "text": "It is tall.",
+         "citations": [{"type": "web_search_result_location", "url": "https://a.example/t", "title": "T",
+                        "encrypted_index": "e", "cited_text": "tall"}]}  # fmt: skip
+WEB_SEARCH_CALL = {"id": "ws_1_0", "type": "web_search_call", "status": "completed",
+                   "action": {"type": "search", "query": "tallest tower",
+                              "sources": [{"type": "url", "url": "https://a.example/t"}]}}  # fmt: skip
+ANNOTATION = {"type": "url_citation", "url": "https://a.example/t", "title": "T", "start_index": 0, "end_index": 11}
+
+
+def test_a_web_search_is_a_web_search_call_item_and_its_citations_annotations() -> None:
+    events = translate(message(SEARCH, RESULTS, CITED))
+    assert shape(events) == [
+        *OPEN,
+        "output_item.added", "web_search_call.in_progress", "web_search_call.searching", "web_search_call.completed",
+        "output_item.done",
+        "output_item.added", "content_part.added", "output_text.delta*", "output_text.annotation.added",
+        "output_text.done", "content_part.done", "output_item.done",
+        "completed",
+    ]  # fmt: skip
+    search, answer = events[-1]["response"]["output"]
+    assert search == WEB_SEARCH_CALL
+    assert answer["content"][0]["annotations"] == [ANNOTATION]
+    frame = ResponseFrame("resp_1", "claude", 1, {"tools": []}, SEAL.seal)
+    assert message_to_response(message(SEARCH, RESULTS, CITED), frame)["output"] == [search, answer]
+
+
+def test_a_failed_web_search_says_so() -> None:
+    failed = {**RESULTS, "content": {"type": "web_search_tool_result_error", "error_code": "unavailable"}}
+    search = translate(message(SEARCH, failed, TEXT))[-1]["response"]["output"][0]
+    assert search["status"] == "failed" and search["action"] == {"type": "search", "query": "tallest tower"}
+
+
+def test_a_namespaced_functions_call_comes_back_under_the_names_the_client_declared() -> None:
+    call = {**CALL, "name": "multi_agent_v1__spawn_agent"}
+    flat = {"multi_agent_v1__spawn_agent": ("multi_agent_v1", "spawn_agent")}
+    frame = ResponseFrame("resp_1", "c", 1, {}, SEAL.seal, None, flat)
+    translator = ResponsesStreamTranslator(frame)
+    out = b"".join(translator.feed(name, payload) for name, payload in stream_events(message(call, stop="tool_use")))
+    events = [orjson.loads(data) for _, data in parse_events(out)]
+    added = next(e["item"] for e in events if e["type"] == "response.output_item.added")
+    done = events[-1]["response"]["output"][0]
+    for item in (added, done):
+        assert (item["namespace"], item["name"]) == ("multi_agent_v1", "spawn_agent")
+    assert message_to_response(message(call, stop="tool_use"), frame)["output"] == [done]

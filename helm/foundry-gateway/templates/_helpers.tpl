@@ -113,8 +113,8 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end -}}
 {{- $u := dict "name" .name "base_url" .base_url "auth" $auth -}}
 {{- if .timeouts }}{{ $_ := set $u "timeouts" .timeouts }}{{ end -}}
-{{- if .betas }}{{ $_ := set $u "betas" .betas }}{{ end -}}
-{{- if hasKey . "structured_outputs" }}{{ $_ := set $u "structured_outputs" .structured_outputs }}{{ end -}}
+{{- if .hosting }}{{ $_ := set $u "hosting" .hosting }}{{ end -}}
+{{- if .capabilities }}{{ $_ := set $u "capabilities" .capabilities }}{{ end -}}
 {{- $upstreams = append $upstreams $u -}}
 {{- end -}}
 {{- $g := .Values.gateway -}}

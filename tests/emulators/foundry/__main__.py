@@ -11,6 +11,7 @@ from pathlib import Path
 import orjson
 from aiohttp import web
 
+from tests.emulators.foundry.hosting import Hosting
 from tests.emulators.foundry.server import BearerCheck, EmulatorState, create_app, jwt_bearer_check
 
 
@@ -28,6 +29,11 @@ def _static_tokens(tokens: set[str]) -> BearerCheck:
     return lambda token: None if token in tokens else "unknown token"
 
 
+def _hosting(spec: str) -> Hosting:
+    mode, _, betas = spec.partition(":")
+    return Hosting(mode, frozenset(b for b in betas.split(",") if b))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m tests.emulators.foundry")
     parser.add_argument("--host", default="127.0.0.1")
@@ -39,6 +45,14 @@ def main() -> None:
         "--deployment", action="append", default=[], help="a deployment name (repeatable; default: any)"
     )
     parser.add_argument("--event-delay", type=float, default=0.0, help="seconds between stream events")
+    parser.add_argument(
+        "--hosting",
+        action="append",
+        default=[],
+        metavar="[RESOURCE=]MODE[:BETA,...]",
+        help="azure or anthropic: how a resource (/RESOURCE/anthropic), or without RESOURCE= every other, is hosted "
+        "(default azure), and the beta families it lacks besides the mode's own",
+    )
     parser.add_argument("--no-request-log", action="store_true", help="keep no request for /_emulator/requests")
     args = parser.parse_args()
     bearer_check: BearerCheck | None = None
@@ -46,12 +60,16 @@ def main() -> None:
         bearer_check = jwt_bearer_check(Path(args.jwt_public_key).read_bytes())
     elif args.bearer_token:
         bearer_check = _static_tokens(set(args.bearer_token))
+    named = dict(h.split("=", 1) for h in args.hosting if "=" in h)
+    default = next((h for h in args.hosting if "=" not in h), "azure")
     state = EmulatorState(
         api_keys=set(args.api_key),
         bearer_check=bearer_check,
         deployments=set(args.deployment) if args.deployment else None,
         event_delay=args.event_delay,
         record=not args.no_request_log,
+        hosting={resource: _hosting(spec) for resource, spec in named.items()},
+        default_hosting=default,
     )
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve(args.host, args.port, state))

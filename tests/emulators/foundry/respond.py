@@ -48,7 +48,7 @@ def _tool_result_text(block: dict[str, Any]) -> str:
     return content if isinstance(content, str) else _text_of(content)
 
 
-def _value_for(schema: Any, path: str | None = None, name: str = "") -> Any:
+def _value_for(schema: Any, path: str | None = None, name: str = "", command: str | None = None) -> Any:
     if not isinstance(schema, dict):
         return "example"
     if schema.get("enum"):
@@ -57,15 +57,17 @@ def _value_for(schema: Any, path: str | None = None, name: str = "") -> Any:
     if kind == "object":
         props = schema.get("properties", {})
         required = schema.get("required", list(props))
-        return {key: _value_for(props.get(key), path, key) for key in required}
+        return {key: _value_for(props.get(key), path, key, command) for key in required}
     if kind == "string" and path is not None and ("path" in name or "file" in name):
         return path
+    if kind == "string" and command is not None and name in ("cmd", "command"):
+        return command
     defaults: dict[Any, Any] = {"integer": 1, "number": 1.5, "boolean": True, "array": [], "null": None}
     return defaults.get(kind, "example")
 
 
 def _tool_calls(body: dict[str, Any], last_text: str) -> list[dict[str, Any]]:
-    tools = body.get("tools") or []
+    tools = [t for t in body.get("tools") or [] if t.get("type", "custom") == "custom"]  # server tools run here
     choice = body.get("tool_choice") or {"type": "auto"}
     if not tools or choice["type"] == "none":
         return []
@@ -83,10 +85,53 @@ def _tool_calls(body: dict[str, Any], last_text: str) -> list[dict[str, Any]]:
             "type": "tool_use",
             "id": "toolu_" + secrets.token_hex(12),
             "name": t["name"],
-            "input": _value_for(t["input_schema"], _path_in(last_text)),
+            "input": _value_for(t["input_schema"], _path_in(last_text), command=_command_in(last_text)),
         }
         for t in chosen
     ]
+
+
+def _web_search(body: dict[str, Any], last_text: str) -> list[dict[str, Any]]:
+    """Claude's web search, where the request offers it and the user asks to "search the web": the
+    search, its results, and a cited answer, as Claude gives them (the results' content encrypted)."""
+    tool = next((t for t in body.get("tools") or [] if str(t.get("type", "")).startswith("web_search_")), None)
+    if tool is None or "search the web" not in last_text.lower():
+        return []
+    query = last_text[last_text.lower().index("search the web") :].strip()
+    domains = tool.get("allowed_domains") or ["docs.example.com"]
+    url = f"https://{domains[0]}/{re.sub(r'[^a-z0-9]+', '-', query.lower()).strip('-')[:40]}"
+    title = f"Results for {query[:40]}"
+    search_id = "srvtoolu_" + secrets.token_hex(12)
+    citation = {
+        "type": "web_search_result_location",
+        "url": url,
+        "title": title,
+        "encrypted_index": "eidx_" + secrets.token_hex(8),
+        "cited_text": "The answer, as the page gives it.",
+    }
+    return [
+        {"type": "server_tool_use", "id": search_id, "name": "web_search", "input": {"query": query}},
+        {
+            "type": "web_search_tool_result",
+            "tool_use_id": search_id,
+            "content": [
+                {
+                    "type": "web_search_result",
+                    "url": url,
+                    "title": title,
+                    "encrypted_content": "enc_" + secrets.token_hex(16),
+                    "page_age": "December 1, 2026",
+                }
+            ],
+        },
+        {"type": "text", "text": "The page says the answer.", "citations": [citation]},
+    ]
+
+
+def _command_in(text: str) -> str | None:
+    """A command the user quoted in backticks, for a tool's cmd or command argument."""
+    found = re.search(r"`([^`]+)`", text)
+    return found.group(1) if found else None
 
 
 def _path_in(text: str) -> str | None:
@@ -152,6 +197,10 @@ def build_message(body: dict[str, Any], prompt_cache: PromptCache) -> dict[str, 
     else:
         images = sum(1 for b in blocks if isinstance(b, dict) and b.get("type") == "image")
         text = f"You said: {last_text}" + (f" (with {images} image{'s' if images > 1 else ''})" if images else "")
+    searched = _web_search(body, last_text) if not results and last["role"] == "user" else []
+    if searched:
+        out += searched
+        text, calls = "", []
     if calls:
         stop_reason = "tool_use"
         text = "Let me use a tool." if (body.get("tool_choice") or {"type": "auto"})["type"] == "auto" else ""
@@ -167,6 +216,7 @@ def build_message(body: dict[str, Any], prompt_cache: PromptCache) -> dict[str, 
         out.append({"type": "text", "text": text})
     out.extend(calls)
     input_tokens, cache_read, cache_creation = _input_usage(body, prompt_cache)
+    usage_extra = {"server_tool_use": {"web_search_requests": 1}} if searched else {}
     output_tokens = (
         len(words)
         + sum(len(orjson.dumps(c["input"])) // 4 + 1 for c in calls)
@@ -185,6 +235,7 @@ def build_message(body: dict[str, Any], prompt_cache: PromptCache) -> dict[str, 
             "cache_creation_input_tokens": cache_creation,
             "cache_read_input_tokens": cache_read,
             "output_tokens": output_tokens,
+            **usage_extra,
         },
     }
 
@@ -253,11 +304,22 @@ def stream_events(message: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]
     yield "ping", {"type": "ping"}
     for index, block in enumerate(message["content"]):
         kind = block["type"]
+        if kind == "web_search_tool_result":
+            yield "content_block_start", {"type": "content_block_start", "index": index, "content_block": block}
         if kind == "text":
             yield (
                 "content_block_start",
                 {"type": "content_block_start", "index": index, "content_block": {"type": "text", "text": ""}},
             )
+            for citation in block.get("citations", ()):
+                yield (
+                    "content_block_delta",
+                    {
+                        "type": "content_block_delta",
+                        "index": index,
+                        "delta": {"type": "citations_delta", "citation": citation},
+                    },
+                )
             words = block["text"].split(" ")
             for i, word in enumerate(words):
                 piece = word if i == len(words) - 1 else word + " "
@@ -291,13 +353,13 @@ def stream_events(message: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]
                     "delta": {"type": "signature_delta", "signature": block["signature"]},
                 },
             )
-        elif kind == "tool_use":
+        elif kind in ("tool_use", "server_tool_use"):
             yield (
                 "content_block_start",
                 {
                     "type": "content_block_start",
                     "index": index,
-                    "content_block": {"type": "tool_use", "id": block["id"], "name": block["name"], "input": {}},
+                    "content_block": {"type": kind, "id": block["id"], "name": block["name"], "input": {}},
                 },
             )
             yield (

@@ -16,6 +16,7 @@ import orjson
 from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 
+from tests.emulators.foundry.hosting import Hosting
 from tests.emulators.foundry.quota import PromptCaches, QuotaPools, pools_from
 from tests.emulators.foundry.respond import build_message, count_input_tokens, stream_events
 from tests.emulators.foundry.validate import InvalidRequest, validate_request
@@ -84,6 +85,12 @@ class EmulatorState:
     prompt_caches: PromptCaches = field(default_factory=PromptCaches)
     quota: QuotaPools = field(default_factory=QuotaPools)
     canary_hits: list[dict[str, Any]] = field(default_factory=list)
+    # By resource ("" for the bare /anthropic path); a resource not named is hosted as `default_hosting`.
+    hosting: dict[str, Hosting] = field(default_factory=dict)
+    default_hosting: str = "azure"
+
+    def hosting_of(self, resource: str) -> Hosting:
+        return self.hosting.get(resource) or Hosting(self.default_hosting)
 
     def next_fault(self) -> Fault | None:
         if not self.faults:
@@ -252,6 +259,7 @@ async def _handle(request: web.Request, *, count_tokens: bool) -> web.StreamResp
     try:
         betas = frozenset(b.strip() for b in request.headers.get("anthropic-beta", "").split(",") if b.strip())
         validate_request(body, count_tokens=count_tokens, betas=betas)
+        state.hosting_of(request.match_info.get("resource", "")).check(body, betas)
     except InvalidRequest as exc:
         return anthropic_error(exc.status, exc.message, exc.error_type)
     if state.deployments is not None and body["model"] not in state.deployments:
@@ -392,6 +400,14 @@ async def quota_report(request: web.Request) -> web.Response:
     return web.Response(body=orjson.dumps(request.app[STATE].quota.report()), content_type="application/json")
 
 
+async def set_hosting(request: web.Request) -> web.Response:
+    """{"resource": name ("" for /anthropic), "mode": azure|anthropic, "lacks_betas": [family, ...]}."""
+    spec = await request.json()
+    hosting = Hosting(spec.get("mode", "azure"), frozenset(spec.get("lacks_betas", ())))
+    request.app[STATE].hosting[spec.get("resource", "")] = hosting
+    return web.json_response({"resource": spec.get("resource", ""), "mode": hosting.mode})
+
+
 async def recorded(request: web.Request) -> web.Response:
     return web.Response(body=orjson.dumps(request.app[STATE].requests), content_type="application/json")
 
@@ -427,6 +443,7 @@ def create_app(state: EmulatorState) -> web.Application:
     app.router.add_post("/_emulator/quota", set_quota)
     app.router.add_get("/_emulator/quota", quota_report)
     app.router.add_post("/_emulator/faults", add_faults)
+    app.router.add_post("/_emulator/hosting", set_hosting)
     app.router.add_route("*", "/_emulator/canary", canary)
     app.router.add_get("/_emulator/canary_hits", canary_hits)
     app.router.add_get("/_emulator/requests", recorded)

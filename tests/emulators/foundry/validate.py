@@ -44,6 +44,10 @@ _PAIRED_BETAS = {
 }
 _COUNT_TOKENS_TOP_LEVEL = {"model", "messages", "system", "tools", "tool_choice", "thinking", "mcp_servers"}
 _TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,128}$")
+_TYPED_TOOL = re.compile(
+    r"^(web_search|web_fetch|code_execution|bash|text_editor|str_replace_based_edit_tool|computer|memory"
+    r"|tool_search_tool_regex|tool_search_tool_bm25)_\d{8}$"
+)
 _IMAGE_TYPES = {"image/jpeg", "image/png", "image/gif", "image/webp"}
 
 
@@ -94,7 +98,13 @@ def _block(block: Any, loc: str, role: str) -> None:
         content = block.get("content", "")
         if not isinstance(content, str | list):
             raise InvalidRequest(f"{loc}.content: Input should be a valid string or list")
-    elif kind in ("thinking", "redacted_thinking"):
+    elif kind in (
+        "thinking",
+        "redacted_thinking",
+        "server_tool_use",
+        "web_search_tool_result",
+        "web_fetch_tool_result",
+    ):
         if role != "assistant":
             raise InvalidRequest(f"{loc}: {kind} blocks are only allowed in assistant messages")
     elif kind == "document":
@@ -187,8 +197,14 @@ def _tools(tools: Any) -> set[str]:
         name = tool.get("name")
         if not isinstance(name, str) or not _TOOL_NAME.match(name):
             raise InvalidRequest(f"tools.{i}.name: String should match pattern '^[a-zA-Z0-9_-]{{1,128}}$'")
-        schema = tool.get("input_schema")
-        if not isinstance(schema, dict) or schema.get("type") != "object":
+        kind = tool.get("type", "custom")
+        if kind != "custom":
+            # A tool Anthropic defines (web_search_20250305, bash_20250124, ...): its schema is Claude's own.
+            if not isinstance(kind, str) or not _TYPED_TOOL.match(kind):
+                raise InvalidRequest(
+                    f"tools.{i}: Input tag {kind!r} found using 'type' does not match any of the expected tags"
+                )
+        elif not isinstance(tool.get("input_schema"), dict) or tool["input_schema"].get("type") != "object":
             raise InvalidRequest(f"tools.{i}.input_schema: Input should be a JSON schema with type 'object'")
         if name in names:
             raise InvalidRequest(f"tools: Tool names must be unique. Duplicate: {name}")

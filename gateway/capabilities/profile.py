@@ -1,0 +1,148 @@
+"""Capability profiles: what the deployments of an upstream have, as rules over beta names, body
+fields and server tool types. Built once per config load; asked per request, with answers for
+betas and tools remembered (clients send the same few names again and again)."""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from gateway.config import CapabilityChanges
+
+Hosting = Literal["azure", "anthropic"]
+
+# The body field of native structured outputs; a profile that lacks it has them emulated with a tool.
+STRUCTURED_OUTPUTS = "output_config.format"
+
+# What each hosting option lacks by default (Microsoft Learn, "Claude in Microsoft Foundry", late 2026;
+# docs/capabilities.md). The list has moved between doc revisions, which is why an upstream can change it.
+_AZURE_LACKS_BETAS = ("files-api", "skills", "code-execution")
+_AZURE_LACKS_FIELDS = (STRUCTURED_OUTPUTS, "container")
+_AZURE_HAS_SERVER_TOOLS = ("web_search_20250305", "web_fetch_20250910")
+_AZURE_LACKS_SERVER_TOOLS = ("web_search_*", "web_fetch_*", "code_execution_*")
+
+# Remembered answers per kind, so a profile's memory stays bounded whatever names clients send.
+_MEMORY = 1024
+
+
+def beta_name(value: str) -> str:
+    """A beta as a name to compare: what clients write as `"Effort-2025-11-24" ; q=1` is effort-2025-11-24."""
+    return value.split(";", 1)[0].strip().strip("\"'").strip().lower()
+
+
+@dataclass(slots=True)
+class Rules:
+    """First match wins: (pattern, lacking). A name no rule matches is had."""
+
+    rules: tuple[tuple[re.Pattern[str], bool], ...]
+    remembered: dict[str, bool] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, ordered: Iterable[tuple[Iterable[str], bool]], *, family: bool = False) -> Rules:
+        rules = []
+        for patterns, lacking in ordered:
+            for pattern in patterns:
+                name = beta_name(pattern) if family else pattern.strip()
+                # A beta's family (effort) names each of its dated versions (effort-2025-11-24).
+                regex = fnmatch.translate(name)
+                if family:
+                    regex = f"(?:{regex})|(?:{fnmatch.translate(name + '-*')})"
+                rules.append((re.compile(regex), lacking))
+        return cls(tuple(rules))
+
+    def lacks(self, name: str) -> bool:
+        known = self.remembered.get(name)
+        if known is not None:
+            return known
+        lacking = next((lacks for pattern, lacks in self.rules if pattern.match(name)), False)
+        if len(self.remembered) < _MEMORY:
+            self.remembered[name] = lacking
+        return lacking
+
+
+@dataclass(slots=True)
+class Profile:
+    """What one upstream's deployments have. `fields` lacking are explicit dotted paths (a finite set:
+    a request is checked for each); betas and server tools are rules, asked name by name."""
+
+    hosting: Hosting
+    betas: Rules
+    server_tools: Rules
+    lacks_fields: frozenset[str]
+
+    @property
+    def complete(self) -> bool:
+        """Lacks nothing: a request needs no fitting."""
+        return not self.betas.rules and not self.server_tools.rules and not self.lacks_fields
+
+    def lacks_beta(self, name: str) -> bool:
+        return self.betas.lacks(name)
+
+    def lacks_server_tool(self, kind: str) -> bool:
+        return self.server_tools.lacks(kind)
+
+
+def profile_for(hosting: Hosting, changes: CapabilityChanges) -> Profile:
+    """A hosting option's default profile with an upstream's changes. Precedence: the upstream's add,
+    then its remove, then the default's has, then the default's lacks."""
+    azure = hosting == "azure"
+    betas = changes.betas
+    if betas.only is not None:
+        beta_rules = Rules.of([(betas.only, False), (["*"], True)], family=True)
+    else:
+        beta_rules = Rules.of(
+            [(betas.add, False), (betas.remove, True), (_AZURE_LACKS_BETAS if azure else (), True)], family=True
+        )
+    tool_rules = Rules.of(
+        [
+            (changes.server_tools.add, False),
+            (changes.server_tools.remove, True),
+            (_AZURE_HAS_SERVER_TOOLS if azure else (), False),
+            (_AZURE_LACKS_SERVER_TOOLS if azure else (), True),
+        ]
+    )
+    fields = set(_AZURE_LACKS_FIELDS if azure else ())
+    fields = (fields | set(changes.fields.remove)) - set(changes.fields.add)
+    return Profile(hosting, beta_rules, tool_rules, frozenset(fields))
+
+
+@dataclass(slots=True)
+class RouteProfile:
+    """What every deployment of a route has: a route lacks what any of its upstreams lacks, so one
+    fitted request serves each of its targets (and reads the same prompt cache prefix on each).
+    What Foundry's refusals taught it is added (`learn`) and kept until the next config load."""
+
+    profiles: tuple[Profile, ...]
+    lacks_fields: frozenset[str] = frozenset()
+    complete: bool = True
+    learned_betas: set[str] = field(default_factory=set)
+
+    @classmethod
+    def of(cls, profiles: Sequence[Profile]) -> RouteProfile:
+        unique: list[Profile] = []
+        for profile in profiles:
+            if all(profile is not seen for seen in unique):
+                unique.append(profile)
+        fields = frozenset().union(*(p.lacks_fields for p in unique))
+        return cls(tuple(unique), fields, all(p.complete for p in unique))
+
+    def lacks_beta(self, name: str) -> bool:
+        return name in self.learned_betas or any(p.betas.lacks(name) for p in self.profiles)
+
+    def lacks_server_tool(self, kind: str) -> bool:
+        return any(p.server_tools.lacks(kind) for p in self.profiles)
+
+    def learn(self, kind: str, name: str) -> None:
+        """A beta or body field Foundry refused for one of the route's deployments: lacking from now on."""
+        if kind == "beta":
+            self.learned_betas.add(name)
+        elif kind == "field":
+            self.lacks_fields = self.lacks_fields | {name}
+        self.complete = False
+
+    @property
+    def hosting(self) -> str:
+        return "/".join(sorted({p.hosting for p in self.profiles}))
