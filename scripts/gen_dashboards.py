@@ -245,6 +245,23 @@ OVERVIEW = (
         "not a Messages API answer. Anything here is a misconfigured or misbehaving upstream (or what is in front "
         "of it); alert FoundryGatewayUpstreamAnswersRefused.",
     ),
+    Panel(
+        "Fitted to the deployments' capabilities",
+        "reqps",
+        (
+            (
+                f"sum by (upstream, beta) (rate(foundry_gateway_betas_dropped_total{NS}[{RI}]))",
+                "{{upstream}} dropped {{beta}}",
+            ),
+            (
+                f"sum by (upstream, deployment, feature) (rate(foundry_gateway_capability_refused_total{NS}[{RI}]))",
+                "{{upstream}}/{{deployment}} refused {{feature}}",
+            ),
+        ),
+        "Betas the route's capability profile kept back, and what Foundry refused that the profile did not say "
+        "was lacking (alert FoundryGatewayCapabilityProfileIncomplete: a line to add to upstreams[].capabilities; "
+        "docs/capabilities.md).",
+    ),
     Panel("In-flight requests", "short", ((f"sum(foundry_gateway_in_flight_requests{NS})", "in flight"),)),
     Panel(
         "Client connections",

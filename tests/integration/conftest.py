@@ -141,7 +141,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             route("claude-cached", "foundry", "cached-deployment", cache_breakpoints="auto"),
             route("claude-drop-betas", "no-context-1m", "d"),
             route("claude-only-betas", "known-betas", "d"),
-            route("claude-structured", "structured", "d"),
+            # Frameworks decide from a model's name whether it has structured outputs: a real one here.
+            route("claude-structured", "structured", "d", aliases=["claude-sonnet-4-6"]),
             # Claude Code sends its newest betas and body fields for the newest models' names.
             route("claude-lean", "lean", "lean-deployment", aliases=["claude-opus-4-6"]),
             route("claude-learner", "learner", "learner-deployment"),

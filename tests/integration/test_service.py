@@ -33,6 +33,7 @@ def test_models_list_the_routes_then_their_exact_aliases(stack: Stack) -> None:
         "claude-no-web-search",
         "claude-opus-4-1",
         "sonnet-latest",
+        "claude-sonnet-4-6",
         "claude-opus-4-6",
     ]
     assert client.models.retrieve("claude-entra").id == "claude-entra"

@@ -161,6 +161,7 @@ class Stack:
             with contextlib.suppress(openai.APIError):
                 list(oa.chat.completions.create(model="claude-sonnet-4-5", messages=hello, stream=True))
         self.quota_traffic(an, cached)
+        self.capability_traffic(an)
         for model in ("nope", "claude-dead"):
             with contextlib.suppress(openai.APIError):
                 oa.chat.completions.create(model=model, messages=hello)
@@ -188,6 +189,16 @@ class Stack:
         for _ in range(2):
             with contextlib.suppress(anthropic.RateLimitError):
                 an.messages.create(model="claude-tight", max_tokens=10, messages=hello)
+
+    def capability_traffic(self, an: anthropic.Anthropic) -> None:
+        """A beta the Azure-hosted profile drops, and one the emulator's resource lacks though the profile
+        does not say so: refused, learned, and the request sent again without it."""
+        hello: Any = [{"role": "user", "content": "capabilities"}]
+        an.messages.create(model="claude-sonnet-4-5", max_tokens=10, messages=hello,
+                           extra_headers={"anthropic-beta": "files-api-2025-04-14"})  # fmt: skip
+        emulator_control(self.foundry_url, "hosting", {"resource": "", "lacks_betas": ["interleaved-thinking"]})
+        an.messages.create(model="claude-sonnet-4-5", max_tokens=10, messages=hello,
+                           extra_headers={"anthropic-beta": "interleaved-thinking-2025-05-14"})  # fmt: skip
 
     def wait_for_scrapes(self, samples: int = 4, timeout: float = 60) -> None:
         """Until both targets have been scraped a few more times since now: rates need two samples."""
@@ -259,7 +270,7 @@ def test_alert_expressions_evaluate_and_rules_are_healthy(stack: Stack) -> None:
             break
         assert time.monotonic() < deadline, rules
         time.sleep(0.5)
-    assert len(rules) == 11
+    assert len(rules) == 12
 
 
 def test_dashboards_and_alerts_name_only_emitted_metrics() -> None:

@@ -1,0 +1,59 @@
+"""One framework scenario through the gateway, run in the frameworks' own venv (make py-clients):
+`frameworks.py SCENARIO BASE_URL MODEL` prints {"ok": ...} or {"error": ..., "status": ...}.
+
+What each scenario runs is the snippet docs/clients.md gives for that framework."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from pydantic import BaseModel
+
+
+class City(BaseModel):
+    city: str
+    population: int
+
+
+def llamaindex_structured_predict(base: str, key: str, model: str) -> dict[str, Any]:
+    from llama_index.core.prompts import PromptTemplate
+    from llama_index.llms.anthropic import Anthropic
+
+    llm = Anthropic(model=model, base_url=base, api_key=key, max_retries=0)
+    city = llm.structured_predict(City, PromptTemplate("Which city is best, and how many live there?"))
+    return city.model_dump()
+
+
+def dspy_json_adapter(base: str, key: str, model: str) -> dict[str, Any]:
+    import dspy
+
+    lm = dspy.LM(f"anthropic/{model}", api_base=f"{base}/v1", api_key=key, num_retries=0, cache=False)
+
+    class Best(dspy.Signature):  # type: ignore[misc]
+        """Name the best city and its population."""
+
+        question: str = dspy.InputField()
+        city: str = dspy.OutputField()
+        population: int = dspy.OutputField()
+
+    with dspy.context(lm=lm, adapter=dspy.JSONAdapter()):
+        answer = dspy.Predict(Best)(question="Which city is best?")
+    return {"city": answer.city, "population": answer.population}
+
+
+SCENARIOS = {"llamaindex-structured-predict": llamaindex_structured_predict, "dspy-json-adapter": dspy_json_adapter}
+
+
+def main() -> None:
+    scenario, base, key, model = sys.argv[1:5]
+    try:
+        out: dict[str, Any] = {"ok": SCENARIOS[scenario](base, key, model)}
+    except Exception as exc:  # the scenario's failure, reported to the test as data
+        out = {"error": f"{type(exc).__name__}: {exc}", "status": getattr(exc, "status_code", None)}
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
