@@ -22,6 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import orjson
 import yaml
 
 from bench.run import CLIENT_KEY, LIMITED_KEY, ROOT, SHAPES, UPSTREAM_KEY, gateway_config, wait_port, with_quota
@@ -79,6 +80,18 @@ def instructions(
     return total
 
 
+# What Claude Code sends besides its prompt: its betas, and a tool list (the profile check reads both).
+CLAUDE_CODE_BETAS = ("claude-code-20250219,interleaved-thinking-2025-05-14,context-management-2025-06-27,"
+                     "effort-2025-11-24,thinking-token-count-2026-05-13,advanced-tool-use-2025-11-20")  # fmt: skip
+
+
+def claude_code_request(request: tuple[bytes, dict[str, str]]) -> tuple[bytes, dict[str, str]]:
+    body = orjson.loads(request[0])
+    schema = {"type": "object", "properties": {"path": {"type": "string"}}, "required": ["path"]}
+    body["tools"] = [{"name": f"Tool{i}", "description": "A tool.", "input_schema": schema} for i in range(20)]
+    return orjson.dumps(body), {**request[1], "anthropic-beta": CLAUDE_CODE_BETAS}
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--shape", choices=list(SHAPES.values()), default="bench-json")
@@ -110,6 +123,8 @@ def main() -> int:
                      "gateway /v1/messages, tracing on",
                      "gateway /v1/messages, tracing on, with its export process",
                      "gateway /v1/messages, quota strategy", "gateway /v1/messages, quota strategy, Redis-shared pools",
+                     "gateway /v1/messages, Claude Code's request, Anthropic-hosted",
+                     "gateway /v1/messages, Claude Code's request, Azure-hosted",
                      ):  # fmt: skip
             wanted = any(name == o[1:] if o.startswith("=") else o in name for o in args.only or ())
             if args.only and name != "minimal relay" and not wanted:
@@ -128,6 +143,8 @@ def main() -> int:
                         config["state"] = {"redis": {"url": f"redis://127.0.0.1:{redis_port}/0", "timeout_ms": 1000}}
                     if "quota" in name:
                         with_quota(config)
+                    if "Anthropic-hosted" in name:  # a profile that lacks nothing: no request is fitted
+                        config["upstreams"][0]["hosting"] = "anthropic"
                     config_path = work / "gateway.yaml"
                     config_path.write_text(yaml.safe_dump(config))
                     entry = ["-c", WITHOUT_TELEMETRY] if "removed" in name else ["-m", "gateway"]
@@ -136,6 +153,8 @@ def main() -> int:
                 request = prepared(path, args.shape, key)
                 if name != "minimal relay":  # a session id, as Claude Code sends on every request
                     request = (request[0], {**request[1], "x-claude-code-session-id": "bench-session-1"})
+                if "Claude Code's request" in name:
+                    request = claude_code_request(request)
                 env = tracing if "tracing" in name else None
                 children = "export process" in name
                 counts.append(instructions(command, port, path, request, count, work, env, children))

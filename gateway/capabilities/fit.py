@@ -9,10 +9,9 @@ refuses half a pair.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
-from gateway.capabilities.profile import STRUCTURED_OUTPUTS, RouteProfile, beta_name
+from gateway.capabilities.profile import STRUCTURED_OUTPUTS, RouteProfile
 from gateway.errors import GatewayError, invalid_request
 from gateway.translate.json_answer import emulate_format
 
@@ -21,8 +20,7 @@ CONTEXT_200K_TOKENS = 200_000
 _BYTES_PER_TOKEN = 4
 
 
-@dataclass(frozen=True, slots=True)
-class Fitted:
+class Fitted(NamedTuple):  # made on every native request: a NamedTuple is quicker to make than a dataclass
     body: dict[str, Any]  # the client's own dict when nothing changed
     betas: str | None  # the anthropic-beta value to send; None: none
     betas_dropped: tuple[str, ...] = ()
@@ -104,6 +102,22 @@ BETA_DOWNGRADES: Mapping[str, Callable[[dict[str, Any]], str | None]] = {
     "mid-conversation-system": _fold_system_turns,
     "per-turn-control": _fold_system_turns,
 }
+
+
+def _uses_files(body: Mapping[str, Any]) -> bool:
+    """A content block whose source is a file of the Files API (asked only when its beta is dropped)."""
+    messages = body.get("messages")
+    for message in messages if isinstance(messages, list) else ():
+        content = message.get("content") if isinstance(message, dict) else None
+        for block in content if isinstance(content, list) else ():
+            source = block.get("source") if isinstance(block, dict) else None
+            if isinstance(source, dict) and source.get("type") == "file":
+                return True
+    return False
+
+
+# Betas whose feature a body may use with no faithful downgrade: dropped, they leave a request Claude refuses.
+BETA_NEEDED_BY: Mapping[str, Callable[[Mapping[str, Any]], bool]] = {"files-api": _uses_files}
 # Body fields with a faithful downgrade of their own (output_config.format is emulated apart).
 FIELD_DOWNGRADES: Mapping[str, Callable[[dict[str, Any]], str | None]] = {
     "context_management": _drop_context_management,
@@ -115,14 +129,6 @@ def has_downgrade(kind: str, name: str) -> bool:
     """Whether a request means the same to Claude without this beta or field: every beta (its body
     fields go with it), the fields with a downgrade of their own, and structured outputs (emulated)."""
     return kind == "beta" or (kind == "field" and (name in FIELD_DOWNGRADES or name == STRUCTURED_OUTPUTS))
-
-
-def family(beta: str) -> str:
-    """effort-2025-11-24 -> effort: a dated beta's family."""
-    head, _, tail = beta.rpartition("-")
-    while head and tail.isdigit():
-        beta, (head, _, tail) = head, head.rpartition("-")
-    return beta
 
 
 def present(body: Mapping[str, Any], path: str) -> bool:
@@ -144,53 +150,68 @@ def fit_request(
     """The request as the route's deployments take it (`betas` the client's anthropic-beta)."""
     if profile.complete:
         return Fitted(body, betas)
-    out = dict(body)
+    out = body
     adjusted: list[str] = []
-    kept: list[str] = []
-    dropped: list[str] = []
     emulate = False
-    for beta in (beta_name(b) for b in betas.split(",")) if betas else ():
-        if not beta:
-            continue
-        if not profile.lacks_beta(beta):
-            kept.append(beta)
-            continue
-        dropped.append(beta)
-        kind = family(beta)
-        if kind == "context-1m" and request_bytes // _BYTES_PER_TOKEN > CONTEXT_200K_TOKENS:
-            raise _refusal(
-                f"anthropic-beta {beta} (1M-token context)",
-                route,
-                profile,
-                f": this request's input (about {request_bytes // _BYTES_PER_TOKEN:,} tokens) does not fit Claude's "
-                f"{CONTEXT_200K_TOKENS:,} without it",
-            )
-        if kind == "structured-outputs":
-            emulate = True
-        downgrade = BETA_DOWNGRADES.get(kind)
-        done = downgrade(out) if downgrade is not None else None
-        if done is not None:
-            adjusted.append(done)
+    sent, dropped, families = profile.fit_betas(betas) if betas else (None, (), ())
+    if dropped:
+        out = dict(body)
+        for beta, kind in zip(dropped, families, strict=True):
+            _drop_beta(out, beta, kind, profile, route, request_bytes, adjusted)
+            emulate = emulate or kind == "structured-outputs"
+    tools = out.get("tools")
+    # A tool with a type (a server tool) or strict: the one look at every tool, and a closer one only then.
+    special = isinstance(tools, list) and _typed_or_strict(tools)
     for path in profile.lacks_fields:
         if path == STRUCTURED_OUTPUTS:
-            emulate = True  # strict tools too, with or without a format
+            # Strict tools go with structured outputs, with or without a format.
+            emulate = emulate or special or present(out, STRUCTURED_OUTPUTS)
             continue
         if not present(out, path):
             continue
         downgrade = FIELD_DOWNGRADES.get(path)
         if downgrade is None:
             raise _refusal(path, route, profile)
-        done = downgrade(out)
-        if done is not None:
-            adjusted.append(done)
+        out = out if out is not body else dict(body)
+        adjusted.append(downgrade(out) or path)
     json_answer = False
     if emulate:
+        out = out if out is not body else dict(body)
         json_answer, emulated = emulate_format(out)
         adjusted += emulated
-    _refuse_lacking_server_tools(out, profile, route)
-    # Nothing dropped: the header goes as the client wrote it.
-    sent = (",".join(kept) or None) if dropped else betas
-    return Fitted(out, sent, tuple(dropped), tuple(dict.fromkeys(adjusted)), json_answer)
+    if special:
+        _refuse_lacking_server_tools(out, profile, route)
+    if out is body and not dropped:
+        return Fitted(body, betas)  # the common case: nothing to change, the header as the client wrote it
+    return Fitted(out, sent, dropped, tuple(dict.fromkeys(adjusted)), json_answer)
+
+
+def _typed_or_strict(tools: list[Any]) -> bool:
+    for tool in tools:  # noqa: SIM110 (a plain loop: a generator costs a frame per tool, on every request)
+        if "type" in tool or "strict" in tool:
+            return True
+    return False
+
+
+def _drop_beta(
+    body: dict[str, Any], beta: str, kind: str, profile: RouteProfile, route: str, size: int, adjusted: list[str]
+) -> None:
+    """A beta the deployments lack leaves the request, with what in the body needs it."""
+    if kind == "context-1m" and size // _BYTES_PER_TOKEN > CONTEXT_200K_TOKENS:
+        raise _refusal(
+            f"anthropic-beta {beta} (1M-token context)",
+            route,
+            profile,
+            f": this request's input (about {size // _BYTES_PER_TOKEN:,} tokens) does not fit Claude's "
+            f"{CONTEXT_200K_TOKENS:,} without it",
+        )
+    needed = BETA_NEEDED_BY.get(kind)
+    if needed is not None and needed(body):
+        raise _refusal(f"anthropic-beta {beta}", route, profile, ", and this request uses it")
+    downgrade = BETA_DOWNGRADES.get(kind)
+    done = downgrade(body) if downgrade is not None else None
+    if done is not None:
+        adjusted.append(done)
 
 
 def _lacking_server_tool(body: Mapping[str, Any], profile: RouteProfile) -> tuple[int, dict[str, Any]] | None:

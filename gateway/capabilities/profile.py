@@ -8,7 +8,7 @@ import fnmatch
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from gateway.config import CapabilityChanges
 
@@ -31,6 +31,22 @@ _MEMORY = 1024
 def beta_name(value: str) -> str:
     """A beta as a name to compare: what clients write as `"Effort-2025-11-24" ; q=1` is effort-2025-11-24."""
     return value.split(";", 1)[0].strip().strip("\"'").strip().lower()
+
+
+def family(beta: str) -> str:
+    """effort-2025-11-24 -> effort: a dated beta's family."""
+    head, _, tail = beta.rpartition("-")
+    while head and tail.isdigit():
+        beta, (head, _, tail) = head, head.rpartition("-")
+    return beta
+
+
+class BetaFit(NamedTuple):
+    """An anthropic-beta value fitted to a route: what to send, what was dropped, and their families."""
+
+    sent: str | None
+    dropped: tuple[str, ...]
+    families: tuple[str, ...]
 
 
 @dataclass(slots=True)
@@ -119,6 +135,7 @@ class RouteProfile:
     lacks_fields: frozenset[str] = frozenset()
     complete: bool = True
     learned_betas: set[str] = field(default_factory=set)
+    _beta_fits: dict[str, BetaFit] = field(default_factory=dict)  # by anthropic-beta value, as clients repeat it
 
     @classmethod
     def of(cls, profiles: Sequence[Profile]) -> RouteProfile:
@@ -128,6 +145,22 @@ class RouteProfile:
                 unique.append(profile)
         fields = frozenset().union(*(p.lacks_fields for p in unique))
         return cls(tuple(unique), fields, all(p.complete for p in unique))
+
+    def fit_betas(self, header: str) -> BetaFit:
+        """The anthropic-beta value to send: as written when nothing is lacking, else each kept beta by its
+        plain name. Remembered by value (bounded): a client sends the same one on every request."""
+        known = self._beta_fits.get(header)
+        if known is not None:
+            return known
+        kept: list[str] = []
+        dropped: list[str] = []
+        for beta in (beta_name(b) for b in header.split(",")):
+            if beta:
+                (dropped if self.lacks_beta(beta) else kept).append(beta)
+        fit = BetaFit((",".join(kept) or None) if dropped else header, tuple(dropped), tuple(map(family, dropped)))
+        if len(self._beta_fits) < _MEMORY:
+            self._beta_fits[header] = fit
+        return fit
 
     def lacks_beta(self, name: str) -> bool:
         return name in self.learned_betas or any(p.betas.lacks(name) for p in self.profiles)
@@ -139,6 +172,7 @@ class RouteProfile:
         """A beta or body field Foundry refused for one of the route's deployments: lacking from now on."""
         if kind == "beta":
             self.learned_betas.add(name)
+            self._beta_fits.clear()
         elif kind == "field":
             self.lacks_fields = self.lacks_fields | {name}
         self.complete = False

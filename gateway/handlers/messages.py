@@ -65,12 +65,14 @@ async def _messages_or_count(request: web.Request, *, count_tokens: bool) -> web
         )
         return await relay_stream(request, ctx, upstream_response, stream)
     if count_tokens:
-        raw, _ = await exchange.answer(upstream_response, is_token_count, "a token count")
+        answered, _ = await exchange.answer(upstream_response, is_token_count, "a token count")
     else:
         _, answer = await exchange.answer(upstream_response)
         merge_usage(ctx.usage, answer.get("usage"))
         if fitted.json_answer:
             answer = json_answer_message(answer)
         ctx.answered(answer)
-        raw = answer_body(answer, model)
-    return web.Response(body=raw, content_type="application/json", headers=relayed_headers(upstream_response.headers))
+        answered = answer_body(answer, model)
+    return web.Response(
+        body=answered, content_type="application/json", headers=relayed_headers(upstream_response.headers)
+    )

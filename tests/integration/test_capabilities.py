@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 
 from devtools.harness import access_lines, emulator_control
-from gateway.capabilities.fit import family
-from tests.integration.conftest import CLIENT_KEY, LEAN_BETAS, Stack
+from gateway.capabilities.profile import family
+from tests.integration.conftest import API_KEY, CLIENT_KEY, LEAN_BETAS, Stack
 from tests.integration.test_claude_code import claude
 
 
@@ -25,7 +25,8 @@ def test_claude_code_against_deployments_that_lack_its_newest_betas(stack: Stack
     result = transcript[-1]
     assert not result["is_error"] and "The secret word is heron." in result["result"], result
     recorded = [r for r in stack.recorded() if r["path"].startswith("/lean/")]
-    assert recorded
+    assert recorded and recorded[0]["body"]["thinking"]["type"] in ("enabled", "adaptive"), "thinking was on"
+    assert recorded[-1]["body"]["messages"][-1]["content"][0]["type"] == "tool_result", "a tool loop"
     for sent in recorded:
         betas = sent["headers"].get("anthropic-beta", "")
         assert not any(b.strip().startswith(tuple(LEAN_BETAS)) for b in betas.split(",")), betas
@@ -102,3 +103,30 @@ def test_a_server_tool_newer_than_azure_serves_is_refused_before_foundry(stack: 
     )  # fmt: skip
     assert served.status_code == 200, served.text
     assert [b["type"] for b in served.json()["content"]] == ["server_tool_use", "web_search_tool_result", "text"]
+
+
+REFUSED_ON_AZURE: list[tuple[dict[str, Any], dict[str, str], str]] = [
+    ({"output_config": {"format": {"type": "json_schema", "schema": {"type": "object"}}}}, {}, "output_config.format"),
+    ({"container": "skills"}, {}, "container"),
+    ({"tools": [{"type": "web_search_20260209", "name": "web_search"}]}, {}, "web_search_20260209"),
+    ({"tools": [{"type": "code_execution_20250825", "name": "code_execution"}]}, {}, "code_execution_20250825"),
+    ({"tools": [{"name": "t", "input_schema": {"type": "object"}, "allowed_callers": ["code_execution"]}]}, {},
+     "allowed_callers"),
+    ({"messages": [{"role": "user", "content": [{"type": "document", "source": {"type": "file", "file_id": "f"}}]}]},
+     {}, "Files API"),
+    ({}, {"anthropic-beta": "files-api-2025-04-14"}, "files-api-2025-04-14"),
+]  # fmt: skip
+
+
+def test_the_emulator_refuses_on_azure_what_foundry_does_and_accepts_it_on_anthropic(stack: Stack) -> None:
+    """The emulator itself, called directly: the gateway's tests rely on it refusing as Foundry does."""
+    root = stack.foundry.removesuffix("/anthropic")
+    hello: dict[str, Any] = {"model": "d", "max_tokens": 20, "messages": [{"role": "user", "content": "Hi"}]}
+    auth = {"x-api-key": API_KEY, "anthropic-version": "2023-06-01"}
+    for extra, headers, named in REFUSED_ON_AZURE:
+        refused = httpx.post(root + "/anthropic/v1/messages", headers={**auth, **headers}, json={**hello, **extra})
+        assert refused.status_code == 400 and named in refused.json()["error"]["message"], (extra, refused.text)
+        if named not in ("Files API", "allowed_callers", "code_execution_20250825"):  # these the emulator cannot run
+            served = httpx.post(root + "/claude-hosted/anthropic/v1/messages", headers={**auth, **headers},
+                                json={**hello, **extra})  # fmt: skip
+            assert served.status_code == 200, (extra, served.text)

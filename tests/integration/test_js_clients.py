@@ -119,3 +119,22 @@ def test_the_responses_provider_with_stored_items_is_told_to_send_them(stack: St
     """Its default (store: true) refers to earlier output items by id; the gateway keeps none."""
     got = run(stack, "ai-openai-tools")
     assert got["status"] == 400 and "providerOptions.openai.store = false" in got["error"]
+
+
+def test_the_agents_sdk_for_javascript_runs_a_tool_loop(stack: Stack) -> None:
+    assert run(stack, "agents-js-tools")["ok"]["text"] == "Tool results: sunny in example"
+    sent = stack.last_request()["body"]
+    assert sent["messages"][-1]["content"][0]["type"] == "tool_result"
+
+
+@pytest.mark.parametrize("model", ["claude-sonnet-4-5", "claude-sonnet-4-6"], ids=["emulated", "native"])
+def test_langchain_js_structured_output_on_the_native_dialect(stack: Stack, model: str) -> None:
+    assert run(stack, "langchain-js-anthropic-object", model)["ok"]["object"] == {"city": "example"}
+    native = "format" in stack.last_request()["body"].get("output_config", {})
+    assert native is (model == "claude-sonnet-4-6")
+    assert ("structured_outputs_emulated" in stack.last_access_line().get("adjusted", ())) is not native
+
+
+def test_langchain_js_tool_calls_on_chat_completions(stack: Stack) -> None:
+    assert run(stack, "langchain-js-openai-tools")["ok"]["calls"] == [{"name": "get_weather",
+                                                                       "args": {"city": "example"}}]  # fmt: skip

@@ -5,11 +5,12 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import orjson
 import pytest
 
-from gateway.capabilities.fit import family, fit_request, has_downgrade
+from gateway.capabilities.fit import fit_request, has_downgrade
 from gateway.capabilities.learning import refused_features
-from gateway.capabilities.profile import RouteProfile, profile_for
+from gateway.capabilities.profile import RouteProfile, family, profile_for
 from gateway.config import CapabilityChanges
 from gateway.errors import GatewayError
 
@@ -21,8 +22,9 @@ def route_profile(hosting: str = "azure", /, **changes: Any) -> RouteProfile:
     return RouteProfile.of([profile_for(hosting, CapabilityChanges.model_validate(changes))])  # type: ignore[arg-type]
 
 
-def fit(body: dict[str, Any], betas: str | None = None, profile: RouteProfile | None = None, size: int = 100) -> Any:
-    return fit_request(body, betas, profile or route_profile(), "claude-x", size)
+def fit(body: dict[str, Any], betas: str | None = None, profile: RouteProfile | None = None, size: int = 0) -> Any:
+    """`body` fitted, as sent in `size` bytes (or as orjson writes it)."""
+    return fit_request(body, betas, profile or route_profile(), "claude-x", size or len(orjson.dumps(body)))
 
 
 LEAN = {"betas": {"remove": ["mid-conversation-system", "context-management", "effort", "context-1m"]}}
@@ -133,6 +135,9 @@ REFUSED = [
      {"tools": [{"type": "web_search_20250305", "name": "web_search"}]}, "tools[0].type"),
     ("a field the profile removes", route_profile("anthropic", fields={"remove": ["mcp_servers"]}), None,
      {"mcp_servers": []}, "mcp_servers"),
+    ("a Files API file where the beta is lacking", route_profile(), "files-api-2025-04-14",
+     {"messages": [{"role": "user", "content": [{"type": "document", "source": {"type": "file", "file_id": "f"}}]}]},
+     "anthropic-beta"),
     ("an emulated format with thinking on", route_profile(), None,
      {"thinking": {"type": "adaptive"}, "output_config": {"format": {"type": "json_schema", "schema": SCHEMA}}},
      "output_config.format"),

@@ -6,6 +6,10 @@ import { generateObject, generateText, jsonSchema, stepCountIs, streamText, tool
 import { createOpenAICompatible } from "@ai-sdk/openai-compatible";
 import { createAnthropic } from "@ai-sdk/anthropic";
 import { createOpenAI } from "@ai-sdk/openai";
+import { Agent, run, setDefaultOpenAIClient, setTracingDisabled, tool as agentTool } from "@openai/agents";
+import { ChatAnthropic } from "@langchain/anthropic";
+import { ChatOpenAI } from "@langchain/openai";
+import { z } from "zod";
 
 const base = process.env.BASE_URL;
 const model = process.env.MODEL || "claude-sonnet-4-5";
@@ -76,6 +80,30 @@ const scenarios = {
     });
     const call = r.content.find((b) => b.type === "tool_use");
     return { name: call.name, args: call.input, stop: r.stop_reason };
+  },
+  // The OpenAI Agents SDK for JavaScript: its default client pointed at the gateway (Responses API).
+  async "agents-js-tools"() {
+    setDefaultOpenAIClient(openai());
+    setTracingDisabled(true); // by default it exports its traces to OpenAI
+    const getWeather = agentTool({
+      name: "get_weather", description: "Weather for a city", parameters: z.object({ city: z.string() }),
+      execute: async ({ city }) => `sunny in ${city}`,
+    });
+    const agent = new Agent({ name: "weather", instructions: "Answer briefly.", model, tools: [getWeather] });
+    const result = await run(agent, "call get_weather");
+    return { text: result.finalOutput };
+  },
+  // LangChain.js on the native dialect, and on Chat Completions.
+  async "langchain-js-anthropic-object"() {
+    const llm = new ChatAnthropic({ model, anthropicApiUrl: base, apiKey: key, maxRetries: 0 });
+    const object = await llm.withStructuredOutput(weather, { method: "jsonSchema" }).invoke("the weather");
+    return { object };
+  },
+  async "langchain-js-openai-tools"() {
+    const llm = new ChatOpenAI({ model, apiKey: key, maxRetries: 0, configuration: { baseURL: `${base}/v1` } });
+    const r = await llm.bindTools([{ type: "function", function: { name: "get_weather", parameters: weather } }])
+      .invoke("call get_weather");
+    return { calls: r.tool_calls.map((c) => ({ name: c.name, args: c.args })) };
   },
 };
 

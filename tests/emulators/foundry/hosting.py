@@ -60,3 +60,9 @@ class Hosting:
                 )
             if isinstance(tool, dict) and "allowed_callers" in tool:
                 raise InvalidRequest(f"tools.{i}.allowed_callers: Extra inputs are not permitted")
+        for i, message in enumerate(body.get("messages") or []):
+            content = message.get("content") if isinstance(message, dict) else None
+            for j, block in enumerate(content if isinstance(content, list) else []):
+                source = block.get("source") if isinstance(block, dict) else None
+                if isinstance(source, dict) and source.get("type") == "file":
+                    raise InvalidRequest(f"messages.{i}.content.{j}.source: the Files API is not available")
