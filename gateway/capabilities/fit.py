@@ -187,9 +187,12 @@ def fit_request(
 
 
 def _typed_or_strict(tools: list[Any]) -> bool:
-    for tool in tools:  # noqa: SIM110 (a plain loop: a generator costs a frame per tool, on every request)
-        if "type" in tool or "strict" in tool:
-            return True
+    try:
+        for tool in tools:  # noqa: SIM110 (a plain loop: a generator costs a frame per tool, on every request)
+            if "type" in tool or "strict" in tool:
+                return True
+    except TypeError:
+        return True  # a tool that is no object: the closer look, which passes over it (Claude refuses it)
     return False
 
 

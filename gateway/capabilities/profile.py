@@ -57,17 +57,21 @@ class Rules:
     remembered: dict[str, bool] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, ordered: Iterable[tuple[Iterable[str], bool]], *, family: bool = False) -> Rules:
+    def of(cls, ordered: Iterable[tuple[Iterable[str], bool]], *, by_family: bool = False) -> Rules:
         rules = []
         for patterns, lacking in ordered:
             for pattern in patterns:
-                name = beta_name(pattern) if family else pattern.strip()
+                name = beta_name(pattern) if by_family else pattern.strip()
                 # A beta's family (effort) names each of its dated versions (effort-2025-11-24).
                 regex = fnmatch.translate(name)
-                if family:
+                if by_family:
                     regex = f"(?:{regex})|(?:{fnmatch.translate(name + '-*')})"
                 rules.append((re.compile(regex), lacking))
         return cls(tuple(rules))
+
+    @property
+    def may_lack(self) -> bool:
+        return any(lacking for _, lacking in self.rules)
 
     def lacks(self, name: str) -> bool:
         known = self.remembered.get(name)
@@ -92,13 +96,7 @@ class Profile:
     @property
     def complete(self) -> bool:
         """Lacks nothing: a request needs no fitting."""
-        return not self.betas.rules and not self.server_tools.rules and not self.lacks_fields
-
-    def lacks_beta(self, name: str) -> bool:
-        return self.betas.lacks(name)
-
-    def lacks_server_tool(self, kind: str) -> bool:
-        return self.server_tools.lacks(kind)
+        return not self.betas.may_lack and not self.server_tools.may_lack and not self.lacks_fields
 
 
 def profile_for(hosting: Hosting, changes: CapabilityChanges) -> Profile:
@@ -107,10 +105,10 @@ def profile_for(hosting: Hosting, changes: CapabilityChanges) -> Profile:
     azure = hosting == "azure"
     betas = changes.betas
     if betas.only is not None:
-        beta_rules = Rules.of([(betas.only, False), (["*"], True)], family=True)
+        beta_rules = Rules.of([(betas.only, False), (["*"], True)], by_family=True)
     else:
         beta_rules = Rules.of(
-            [(betas.add, False), (betas.remove, True), (_AZURE_LACKS_BETAS if azure else (), True)], family=True
+            [(betas.add, False), (betas.remove, True), (_AZURE_LACKS_BETAS if azure else (), True)], by_family=True
         )
     tool_rules = Rules.of(
         [

@@ -43,3 +43,28 @@ def test_native_structured_outputs_from_frameworks(stack: Stack, scenario: str, 
     jsonschema.validate(got["ok"], schema)
     assert ("format" in sent.get("output_config", {})) is not emulated
     assert ("structured_outputs_emulated" in stack.last_access_line().get("adjusted", ())) is emulated
+
+
+TOOL_LOOPS = [
+    # Strands on the native dialect: its agent loop calls the tool and answers with its result.
+    ("strands-tools", {"text": "Tool results: sunny in example"}),
+    # Haystack's chat generator on Chat Completions, the tool's result sent back as a tool message.
+    ("haystack-tools", {"calls": ["get_weather"], "text": "Tool results: sunny in example"}),
+]
+
+
+@pytest.mark.parametrize(("scenario", "expected"), TOOL_LOOPS, ids=[t[0] for t in TOOL_LOOPS])
+def test_frameworks_run_a_tool_loop(stack: Stack, scenario: str, expected: dict[str, object]) -> None:
+    assert run(stack, scenario, "claude-sonnet-4-5") == {"ok": expected}
+    answered = stack.last_request()["body"]["messages"][-1]["content"]
+    results = [b for b in answered if b["type"] == "tool_result"]
+    assert len(results) == 1 and "sunny in example" in orjson.dumps(results[0]["content"]).decode()
+
+
+def test_smolagents_tool_calling_agent(stack: Stack) -> None:
+    """smolagents' ToolCallingAgent on Chat Completions: the tool runs and its observation goes back; the
+    emulator never calls final_answer, so the agent ends by asking for an answer in plain text."""
+    got = run(stack, "smolagents-tools", "claude-sonnet-4-5")
+    assert "sunny in example" in str(got.get("ok")), got
+    tool_turns = [r for r in stack.recorded() if r["body"].get("tools")]
+    assert {t["name"] for t in tool_turns[0]["body"]["tools"]} >= {"get_weather", "final_answer"}

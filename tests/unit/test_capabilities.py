@@ -72,6 +72,8 @@ FITS: list[tuple[str, RouteProfile, str | None, dict[str, Any], str | None, dict
     ("native structured outputs where the profile adds them", route_profile(fields={"add": ["output_config.format"]}),
      None, {"messages": HI, "output_config": {"format": {"type": "json_schema", "schema": SCHEMA}}}, None,
      {"messages": HI, "output_config": {"format": {"type": "json_schema", "schema": SCHEMA}}}, ()),
+    ("tools that are not objects are left for Claude to refuse", route_profile(), None,
+     {"messages": HI, "tools": [1, "type", None]}, None, {"messages": HI, "tools": [1, "type", None]}, ()),
     ("the web search azure serves", route_profile(), None,
      {"messages": HI, "tools": [{"type": "web_search_20250305", "name": "web_search"}]}, None,
      {"messages": HI, "tools": [{"type": "web_search_20250305", "name": "web_search"}]}, ()),
@@ -168,6 +170,8 @@ def test_a_route_lacks_what_any_of_its_deployments_lacks() -> None:
     assert len(mixed.profiles) == 2 and not mixed.complete and mixed.hosting == "anthropic/azure"
     assert mixed.lacks_server_tool("code_execution_20250825") and not mixed.lacks_server_tool("bash_20250124")
     assert RouteProfile.of([anthropic]).complete
+    adds_only = CapabilityChanges.model_validate({"betas": {"add": ["x"]}, "server_tools": {"add": ["y_*"]}})
+    assert RouteProfile.of([profile_for("anthropic", adds_only)]).complete, "adding to what lacks nothing"
 
 
 @pytest.mark.parametrize(
