@@ -104,6 +104,7 @@ bench-quota: install
 bench-instructions: install redis
 	@command -v valgrind >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind >/dev/null; }
 	$(PY) bench/instructions.py
+	$(PY) bench/profile_check.py
 
 bench-tools:
 	@command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }

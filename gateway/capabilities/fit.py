@@ -161,14 +161,16 @@ def fit_request(
             emulate = emulate or kind == "structured-outputs"
     tools = out.get("tools")
     # A tool with a type (a server tool) or strict: the one look at every tool, and a closer one only then.
-    special = isinstance(tools, list) and _typed_or_strict(tools)
-    for path in profile.lacks_fields:
-        if path == STRUCTURED_OUTPUTS:
-            # Strict tools go with structured outputs, with or without a format.
-            emulate = emulate or special or present(out, STRUCTURED_OUTPUTS)
+    special = profile.looks_at_tools and isinstance(tools, list) and _typed_or_strict(tools)
+    if profile.lacks_structured_outputs:
+        # Strict tools go with structured outputs, with or without a format.
+        config = out.get("output_config")
+        emulate = emulate or special or (isinstance(config, dict) and "format" in config)
+    for head, rest in profile.other_fields:
+        value = out.get(head)
+        if value is None or (rest and not present({head: value}, f"{head}.{rest}")):
             continue
-        if not present(out, path):
-            continue
+        path = f"{head}.{rest}" if rest else head
         downgrade = FIELD_DOWNGRADES.get(path)
         if downgrade is None:
             raise _refusal(path, route, profile)
@@ -188,7 +190,7 @@ def fit_request(
 
 def _typed_or_strict(tools: list[Any]) -> bool:
     try:
-        for tool in tools:  # noqa: SIM110 (a plain loop: a generator costs a frame per tool, on every request)
+        for tool in tools:  # a plain loop: a generator's frame per tool costs more, on every request
             if "type" in tool or "strict" in tool:
                 return True
     except TypeError:

@@ -134,6 +134,16 @@ class RouteProfile:
     complete: bool = True
     learned_betas: set[str] = field(default_factory=set)
     _beta_fits: dict[str, BetaFit] = field(default_factory=dict)  # by anthropic-beta value, as clients repeat it
+    # Worked out from the above once (and when it learns), for the check every request makes.
+    lacks_structured_outputs: bool = False
+    other_fields: tuple[tuple[str, str], ...] = ()  # the other lacking fields, as (first key, the rest of the path)
+    looks_at_tools: bool = False  # strict tools or some server tools are lacking: every request's tools are looked at
+
+    def __post_init__(self) -> None:
+        self.lacks_structured_outputs = STRUCTURED_OUTPUTS in self.lacks_fields
+        others = sorted(self.lacks_fields - {STRUCTURED_OUTPUTS})
+        self.other_fields = tuple((head, rest) for head, _, rest in (f.partition(".") for f in others))
+        self.looks_at_tools = self.lacks_structured_outputs or any(p.server_tools.may_lack for p in self.profiles)
 
     @classmethod
     def of(cls, profiles: Sequence[Profile]) -> RouteProfile:
@@ -173,6 +183,7 @@ class RouteProfile:
             self._beta_fits.clear()
         elif kind == "field":
             self.lacks_fields = self.lacks_fields | {name}
+            self.__post_init__()
         self.complete = False
 
     @property
