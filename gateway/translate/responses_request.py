@@ -337,7 +337,9 @@ def _tool_choice(choice: Any) -> dict[str, Any]:
     if isinstance(choice, str) and choice in ("auto", "required", "none"):
         return {"type": {"required": "any"}.get(choice, choice)}
     if isinstance(choice, dict) and choice.get("type") == "function" and isinstance(choice.get("name"), str):
-        return {"type": "tool", "name": choice["name"]}
+        namespace = choice.get("namespace")
+        name = flat_name(namespace, choice["name"]) if isinstance(namespace, str) else choice["name"]
+        return {"type": "tool", "name": name}
     raise invalid_request(
         '\'tool_choice\' must be auto, required, none or {"type": "function", "name": ...}', "tool_choice"
     )

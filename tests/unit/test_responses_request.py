@@ -131,6 +131,9 @@ def test_what_the_translation_adjusted_is_said() -> None:
                             "client_metadata": {"x": "y"}})  # fmt: skip
     assert translated.adjusted == ("web_search_external_access", "client_metadata_ignored")
     assert translated.namespaced == {"a__b": ("a", "b")}
+    chosen = translate({"input": "Hi", "tools": [namespace], "tool_choice": {"type": "function", "name": "b",
+                                                                            "namespace": "a"}})  # fmt: skip
+    assert chosen.body["tool_choice"] == {"type": "tool", "name": "a__b"}
 
 
 @pytest.mark.parametrize(("name", "body", "expected"), CASES, ids=[c[0] for c in CASES])
