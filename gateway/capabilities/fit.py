@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
-from gateway.capabilities.profile import STRUCTURED_OUTPUTS, RouteProfile
+from gateway.capabilities.profile import STRICT_TOOLS, STRUCTURED_OUTPUTS, RouteProfile
 from gateway.errors import GatewayError, invalid_request
 from gateway.translate.json_answer import emulate_format
 
@@ -128,7 +128,9 @@ FIELD_DOWNGRADES: Mapping[str, Callable[[dict[str, Any]], str | None]] = {
 def has_downgrade(kind: str, name: str) -> bool:
     """Whether a request means the same to Claude without this beta or field: every beta (its body
     fields go with it), the fields with a downgrade of their own, and structured outputs (emulated)."""
-    return kind == "beta" or (kind == "field" and (name in FIELD_DOWNGRADES or name == STRUCTURED_OUTPUTS))
+    return kind == "beta" or (
+        kind == "field" and (name in FIELD_DOWNGRADES or name in (STRUCTURED_OUTPUTS, STRICT_TOOLS))
+    )
 
 
 def present(body: Mapping[str, Any], path: str) -> bool:

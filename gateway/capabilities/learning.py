@@ -14,6 +14,7 @@ from gateway.capabilities.profile import beta_name
 
 _BETAS = re.compile(r"Unexpected value\(s\) `([^`]{1,512})` for the `anthropic-beta` header")
 _FIELD = re.compile(r"^([A-Za-z_][\w.]{0,127}): Extra inputs are not permitted")
+_TOOL_INDEX = re.compile(r"^tools\.\d+\.")
 _TOOL = re.compile(r"^tools\.\d+: Input tag '([\w-]{1,128})' found using 'type'")
 
 
@@ -36,7 +37,8 @@ def refused_features(status: int, message: str) -> tuple[Finding, ...]:
         return tuple(Finding("beta", beta_name(b)) for b in found.group(1).split(",") if beta_name(b))
     found = _FIELD.match(message)
     if found is not None:
-        return (Finding("field", found.group(1)),)
+        # A key of one tool (tools.3.strict) is a field of the profile's tools (tools.strict).
+        return (Finding("field", _TOOL_INDEX.sub("tools.", found.group(1))),)
     found = _TOOL.match(message)
     if found is not None:
         return (Finding("server_tool", found.group(1)),)

@@ -16,6 +16,7 @@ Hosting = Literal["azure", "anthropic"]
 
 # The body field of native structured outputs; a profile that lacks it has them emulated with a tool.
 STRUCTURED_OUTPUTS = "output_config.format"
+STRICT_TOOLS = "tools.strict"
 
 # What each hosting option lacks by default (Microsoft Learn, "Claude in Microsoft Foundry", late 2026;
 # docs/capabilities.md). The list has moved between doc revisions, which is why an upstream can change it.
@@ -182,7 +183,8 @@ class RouteProfile:
             self.learned_betas.add(name)
             self._beta_fits.clear()
         elif kind == "field":
-            self.lacks_fields = self.lacks_fields | {name}
+            # Strict tools are part of structured outputs: a deployment that refuses one lacks both.
+            self.lacks_fields = self.lacks_fields | {STRUCTURED_OUTPUTS if name == STRICT_TOOLS else name}
             self.__post_init__()
         self.complete = False
 

@@ -12,7 +12,7 @@ from aiohttp import web
 
 from gateway.handlers.request_body import open_translated, routed_request
 from gateway.handlers.streaming import relay_stream
-from gateway.translate.chat_request import chat_to_messages
+from gateway.translate.chat_request import TranslatedRequest, chat_to_messages
 from gateway.translate.chat_response import message_to_completion
 from gateway.translate.chat_stream import ChatStream, ChatStreamTranslator
 from gateway.translate.usage import merge_usage
@@ -22,14 +22,17 @@ from gateway.upstream.client import relayed_headers
 async def chat_completions(request: web.Request) -> web.StreamResponse:
     ctx, body, route = await routed_request(request)
     model = body["model"]
-    # Translated before an upstream is chosen, so a bad request is a 400 even while no token is usable.
-    translated = chat_to_messages(
-        body,
-        max_tokens_default=route.max_tokens_default,
-        auto_cache=route.auto_cache,
-        structured_outputs=route.structured_outputs,
-    )
-    exchange, upstream_response = await open_translated(request, ctx, route, translated, body)
+
+    def translate() -> TranslatedRequest:
+        # Before an upstream is chosen, so a bad request is a 400 even while no token is usable.
+        return chat_to_messages(
+            body,
+            max_tokens_default=route.max_tokens_default,
+            auto_cache=route.auto_cache,
+            structured_outputs=route.structured_outputs,
+        )
+
+    exchange, upstream_response, translated = await open_translated(request, ctx, route, translate, body)
     created = int(time.time())
     if translated.stream:
         translator = ChatStreamTranslator(

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import zlib
-from collections.abc import Mapping
-from typing import Any, Protocol
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol, TypeVar
 
 import aiohttp
 import orjson
@@ -225,16 +225,40 @@ class Translated(Protocol):
     def adjusted(self) -> tuple[str, ...]: ...
 
 
+TranslatedT = TypeVar("TranslatedT", bound=Translated)
+
+
 async def open_translated(
+    request: web.Request,
+    ctx: RequestContext,
+    route: Route,
+    translate: Callable[[], TranslatedT],
+    client_body: Mapping[str, Any],
+    input_bytes: int | None = None,
+) -> tuple[Exchange, aiohttp.ClientResponse, TranslatedT]:
+    """A translated dialect's exchange: its Messages body (`translate()`), with each target's deployment as
+    the model, and the translation that was sent. `input_bytes`: the size of the input, where it is more
+    than the client sent (a stored conversation)."""
+    translated = translate()
+    try:
+        exchange, response = await _open_translated(request, ctx, route, translated, client_body, input_bytes)
+    except GatewayError as refusal:
+        if not learned_from(request, ctx, route, refusal):
+            raise
+        # Once, translated again: the route lacks what Foundry refused from now until the next config load.
+        translated = translate()
+        exchange, response = await _open_translated(request, ctx, route, translated, client_body, input_bytes)
+    return exchange, response, translated
+
+
+async def _open_translated(
     request: web.Request,
     ctx: RequestContext,
     route: Route,
     translated: Translated,
     client_body: Mapping[str, Any],
-    input_bytes: int | None = None,
+    input_bytes: int | None,
 ) -> tuple[Exchange, aiohttp.ClientResponse]:
-    """A translated dialect's exchange: its Messages body, with each target's deployment as the model.
-    `input_bytes`: the size of the input, where it is more than the client sent (a stored conversation)."""
     ctx.adjusted, ctx.stream = translated.adjusted, translated.stream
     ctx.max_tokens = translated.body["max_tokens"]
     body = translated.body
@@ -245,11 +269,7 @@ async def open_translated(
 
     ask = quota_ask(ctx, route, client_body, body, input_bytes or ctx.request_bytes)
     exchange = exchange_for(request, ctx, ask)
-    try:
-        return exchange, await exchange.open(route, body_for, native=False)
-    except GatewayError as refusal:
-        learned_from(request, ctx, route, refusal)  # counted and learned; the translated request is not sent again
-        raise
+    return exchange, await exchange.open(route, body_for, native=False)
 
 
 def learned_from(request: web.Request, ctx: RequestContext, route: Route, refusal: GatewayError) -> bool:

@@ -22,7 +22,7 @@ from gateway.errors import GatewayError, echo
 from gateway.handlers.request_body import open_translated, routed_request
 from gateway.handlers.streaming import relay_stream
 from gateway.responses_store import Resolved, new_response_id
-from gateway.translate.responses_request import responses_to_messages
+from gateway.translate.responses_request import TranslatedResponsesRequest, responses_to_messages
 from gateway.translate.responses_response import ResponseFrame, message_to_response
 from gateway.translate.responses_stream import ResponsesStream, ResponsesStreamTranslator
 from gateway.translate.usage import merge_usage
@@ -42,17 +42,20 @@ async def create_response(request: web.Request) -> web.StreamResponse:
         resolved = await store.resolve(body, client, keep)
         if resolved is not None:
             body = {**{k: v for k, v in body.items() if k != "previous_response_id"}, "input": resolved.items}
-    # Translated before an upstream is chosen, so a bad request is a 400 even while no token is usable.
-    translated = responses_to_messages(
-        body,
-        max_tokens_default=route.max_tokens_default,
-        open_reasoning=unseal,
-        auto_cache=route.auto_cache,
-        structured_outputs=route.structured_outputs,
-    )
+
+    def translate() -> TranslatedResponsesRequest:
+        # Before an upstream is chosen, so a bad request is a 400 even while no token is usable.
+        return responses_to_messages(
+            body,
+            max_tokens_default=route.max_tokens_default,
+            open_reasoning=unseal,
+            auto_cache=route.auto_cache,
+            structured_outputs=route.structured_outputs,
+        )
+
     # A stored conversation is input the client did not send: measured for the quota it draws on.
     stored = len(orjson.dumps(resolved.items)) if resolved is not None and route.metered else None
-    exchange, upstream_response = await open_translated(request, ctx, route, translated, body, stored)
+    exchange, upstream_response, translated = await open_translated(request, ctx, route, translate, body, stored)
     frame = ResponseFrame(
         new_response_id(), model, int(time.time()), translated.echo, seal, translated.json_tool, translated.namespaced
     )

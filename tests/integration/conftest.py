@@ -128,6 +128,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             # Azure-hosted deployments without these betas, or without web search: the gateway fits requests to them.
             api_key_upstream("lean", lean, capabilities={"betas": {"remove": LEAN_BETAS}}),
             api_key_upstream("learner", foundry.removesuffix("/anthropic") + "/learner/anthropic"),
+            # Says its Azure-hosted deployments have structured outputs; the emulator's refuse them.
+            api_key_upstream("overclaims", foundry, capabilities={"fields": {"add": ["output_config.format"]}}),
             api_key_upstream("no-web-search", foundry, capabilities={"server_tools": {"remove": ["web_search_*"]}}),
         ],
         "routes": [
@@ -146,6 +148,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             # Claude Code sends its newest betas and body fields for the newest models' names.
             route("claude-lean", "lean", "lean-deployment", aliases=["claude-opus-4-6"]),
             route("claude-learner", "learner", "learner-deployment"),
+            route("claude-overclaims", "overclaims", "overclaims-deployment"),
             route("claude-no-web-search", "no-web-search", "d"),
             # What Claude Code asks for when nobody set its model: its own default Opus.
             route("claude-opus-4-1", "foundry", "opus-deployment", aliases=["claude-opus-*"]),

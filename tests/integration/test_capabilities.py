@@ -130,3 +130,23 @@ def test_the_emulator_refuses_on_azure_what_foundry_does_and_accepts_it_on_anthr
             served = httpx.post(root + "/claude-hosted/anthropic/v1/messages", headers={**auth, **headers},
                                 json={**hello, **extra})  # fmt: skip
             assert served.status_code == 200, (extra, served.text)
+
+
+def test_an_openai_request_is_translated_again_without_what_foundry_refused(stack: Stack) -> None:
+    """A profile that says structured outputs are there when they are not: the strict json_schema goes
+    native, Foundry refuses output_config.format, and the request is translated again with the forced tool."""
+    schema = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"],
+              "additionalProperties": False}  # fmt: skip
+    response_format: Any = {"type": "json_schema", "json_schema": {"name": "c", "schema": schema, "strict": True}}
+    hello: Any = [{"role": "user", "content": "Which city?"}]
+    for first in (True, False):
+        count = len(stack.recorded())
+        completion = stack.openai().chat.completions.create(
+            model="claude-overclaims", messages=hello, response_format=response_format
+        )
+        assert completion.choices[0].message.content == '{"city":"example"}'
+        sent = stack.recorded()[count:]
+        assert ["output_config" in r["body"] for r in sent] == ([True, False] if first else [False])
+        line = stack.last_access_line()
+        assert line["adjusted"] == ["json_schema_as_forced_tool"]
+        assert line.get("capability_refused") == (["field:output_config.format"] if first else None)

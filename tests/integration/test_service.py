@@ -30,6 +30,7 @@ def test_models_list_the_routes_then_their_exact_aliases(stack: Stack) -> None:
         "claude-structured",
         "claude-lean",
         "claude-learner",
+        "claude-overclaims",
         "claude-no-web-search",
         "claude-opus-4-1",
         "sonnet-latest",

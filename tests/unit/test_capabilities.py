@@ -188,6 +188,7 @@ REFUSALS = [
      ["beta:foo-2025-01-01", "beta:bar-1"]),
     (400, "context_management: Extra inputs are not permitted", ["field:context_management"]),
     (400, "output_config.format: Extra inputs are not permitted", ["field:output_config.format"]),
+    (400, "tools.2.strict: Extra inputs are not permitted", ["field:tools.strict"]),
     (400, "tools.3: Input tag 'web_search_20260209' found using 'type' does not match any of the expected tags",
      ["server_tool:web_search_20260209"]),
     (400, "messages.1: all messages must have non-empty content", []),
@@ -209,4 +210,6 @@ def test_what_a_route_learns_it_lacks_from_then_on() -> None:
     fitted = fit(body, "a-1,b-2", profile)
     assert (fitted.betas, fitted.body, fitted.adjusted) == ("b-2", {"messages": HI}, ("context_management_dropped",))
     assert has_downgrade("field", "output_config.format") and not has_downgrade("server_tool", "web_search_20260209")
+    profile.learn("field", "tools.strict")
+    assert profile.lacks_structured_outputs and profile.looks_at_tools, "a strict tool refused: structured outputs too"
     assert not has_downgrade("field", "container")
