@@ -8,22 +8,17 @@ with Claude's own where the route's deployments have it, or refuses it clearly w
 
 from __future__ import annotations
 
-import os
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from devtools.harness import ROOT
+from tests.integration.coding_agents import run_agent
 from tests.integration.conftest import CLIENT_KEY, Stack
-
-CODEX = ROOT / "tests" / "clients" / "js" / "node_modules" / ".bin" / "codex"
 
 
 def codex(stack: Stack, workdir: Path, model: str, prompt: str) -> tuple[int, list[dict[str, Any]], str]:
     """`codex exec --json`: its exit status, its events, and what it wrote to stderr."""
-    assert CODEX.exists(), "make tools installs Codex CLI (npm ci in tests/clients/js)"
     home = workdir / "codex-home"
     home.mkdir(exist_ok=True)
     # The provider, as docs/clients.md gives it; every other setting is Codex's default.
@@ -36,17 +31,8 @@ def codex(stack: Stack, workdir: Path, model: str, prompt: str) -> tuple[int, li
         'env_key = "FOUNDRY_GATEWAY_KEY"\n'
         'wire_api = "responses"\n'
     )
-    env = {"PATH": os.environ["PATH"], "HOME": str(workdir), "CODEX_HOME": str(home), "FOUNDRY_GATEWAY_KEY": CLIENT_KEY}
-    done = subprocess.run(
-        [str(CODEX), "exec", "--json", "--skip-git-repo-check", prompt],
-        cwd=workdir,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        stdin=subprocess.DEVNULL,
-        check=False,
-    )
+    env = {"HOME": str(workdir), "CODEX_HOME": str(home), "FOUNDRY_GATEWAY_KEY": CLIENT_KEY}
+    done = run_agent("codex", ["exec", "--json", "--skip-git-repo-check", prompt], workdir, env)
     events = [orjson.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
     return done.returncode, events, done.stderr
 

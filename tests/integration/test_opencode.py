@@ -3,20 +3,15 @@ provider docs/clients.md gives: the AI SDK's Anthropic provider pointed at the g
 
 from __future__ import annotations
 
-import os
-import subprocess
 from pathlib import Path
 
 import orjson
 
-from devtools.harness import ROOT
+from tests.integration.coding_agents import run_agent
 from tests.integration.conftest import CLIENT_KEY, Stack
-
-OPENCODE = ROOT / "tests" / "clients" / "js" / "node_modules" / ".bin" / "opencode"
 
 
 def test_opencode_runs_a_command_through_its_bash_tool(stack: Stack, tmp_path: Path) -> None:
-    assert OPENCODE.exists(), "make tools installs opencode (npm ci in tests/clients/js)"
     (tmp_path / "hello.txt").write_text("The password is gannet.\n")
     config = {
         "$schema": "https://opencode.ai/config.json",
@@ -31,17 +26,8 @@ def test_opencode_runs_a_command_through_its_bash_tool(stack: Stack, tmp_path: P
         "model": "foundry/claude-sonnet-4-5",
     }
     (tmp_path / "opencode.json").write_bytes(orjson.dumps(config))
-    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path / "home"), "FOUNDRY_GATEWAY_KEY": CLIENT_KEY}
-    done = subprocess.run(
-        [str(OPENCODE), "run", "Use the bash tool to run `cat hello.txt`"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        stdin=subprocess.DEVNULL,
-        check=False,
-    )
+    env = {"HOME": str(tmp_path / "home"), "FOUNDRY_GATEWAY_KEY": CLIENT_KEY}
+    done = run_agent("opencode", ["run", "Use the bash tool to run `cat hello.txt`"], tmp_path, env)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert "Tool results: The password is gannet." in done.stdout, "the command ran, and its output went back"
     first, second = (r["body"] for r in stack.recorded()[-2:])
