@@ -7,7 +7,7 @@ CONFIG ?= examples/gateway.yaml
 
 CHECKOV_VERSION := 3.3.30
 
-.PHONY: bench bench-quota bench-instructions bench-litellm bench-tools soak install tools prometheus redis js-clients py-clients lint typecheck unit test demo run clean images image-tools image-test
+.PHONY: bench bench-quota bench-instructions bench-litellm bench-tools soak install tools prometheus redis js-clients py-clients agents lint typecheck unit test demo run clean images image-tools image-test
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,13 +21,23 @@ install: $(STAMP)
 # since it pins many packages the project's venv also uses; the JavaScript clients the
 # compatibility tests drive (pinned by tests/clients/js/package-lock.json), and the Python
 # frameworks, in a venv of their own (pinned by tests/clients/python/requirements.txt).
-tools: $(STAMP) .tools/helm .tools/checkov-venv/bin/checkov prometheus redis js-clients py-clients
+tools: $(STAMP) .tools/helm .tools/checkov-venv/bin/checkov prometheus redis js-clients py-clients agents
 
 JS_CLIENTS := tests/clients/js
 js-clients: $(JS_CLIENTS)/node_modules/.package-lock.json
 
 $(JS_CLIENTS)/node_modules/.package-lock.json: $(JS_CLIENTS)/package-lock.json
 	npm ci --prefix $(JS_CLIENTS) --no-audit --no-fund --silent
+
+# Coding agents whose packages name platform builds this npm registry does not carry, so no lock file
+# npm ci accepts can list them: each is installed at its pinned version into a folder of its own.
+AGENTS := opencode-ai@1.18.33 @qwen-code/qwen-code@0.24.4
+agents: .tools/agents/.installed-stamp
+
+.tools/agents/.installed-stamp: Makefile
+	mkdir -p .tools/agents
+	npm install --prefix .tools/agents --no-save --no-package-lock --no-audit --no-fund --silent $(AGENTS)
+	touch $@
 
 PY_CLIENTS := tests/clients/python
 py-clients: $(PY_CLIENTS)/.venv/.installed-stamp

@@ -8,13 +8,15 @@ from pathlib import Path
 
 from devtools.harness import ROOT
 
-BIN = ROOT / "tests" / "clients" / "js" / "node_modules" / ".bin"
+# Codex CLI is pinned with the JavaScript clients (tests/clients/js); opencode and Qwen Code by the
+# Makefile's AGENTS, in a folder of their own.
+BINS = (ROOT / "tests/clients/js/node_modules/.bin", ROOT / ".tools/agents/node_modules/.bin")
 
 
 def run_agent(name: str, args: list[str], workdir: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    """`name` (installed by npm ci in tests/clients/js) with `args`, in `workdir`, with only PATH and `env`."""
-    binary = BIN / name
-    assert binary.exists(), f"make tools installs {name} (npm ci in tests/clients/js)"
+    """`name` with `args`, in `workdir`, with only PATH and `env`."""
+    binary = next((b / name for b in BINS if (b / name).exists()), None)
+    assert binary is not None, f"make tools installs {name} (make js-clients, make agents)"
     return subprocess.run(
         [str(binary), *args],
         cwd=workdir,
