@@ -138,3 +138,9 @@ def test_langchain_js_structured_output_on_the_native_dialect(stack: Stack, mode
 def test_langchain_js_tool_calls_on_chat_completions(stack: Stack) -> None:
     assert run(stack, "langchain-js-openai-tools")["ok"]["calls"] == [{"name": "get_weather",
                                                                        "args": {"city": "example"}}]  # fmt: skip
+
+
+def test_mastra_runs_a_tool_loop(stack: Stack) -> None:
+    # Mastra joins its steps' text: the first step's words before the call, then the answer to its result.
+    assert run(stack, "mastra-tools")["ok"]["text"] == "Let me use a tool.Tool results: sunny in example"
+    assert stack.last_request()["body"]["messages"][-1]["content"][0]["type"] == "tool_result"

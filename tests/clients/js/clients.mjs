@@ -8,6 +8,8 @@ import { createAnthropic } from "@ai-sdk/anthropic";
 import { createOpenAI } from "@ai-sdk/openai";
 import { Agent, run, setDefaultOpenAIClient, setTracingDisabled, tool as agentTool } from "@openai/agents";
 import { ChatAnthropic } from "@langchain/anthropic";
+import { Agent as MastraAgent } from "@mastra/core/agent";
+import { createTool } from "@mastra/core/tools";
 import { ChatOpenAI } from "@langchain/openai";
 import { z } from "zod";
 
@@ -92,6 +94,18 @@ const scenarios = {
     const agent = new Agent({ name: "weather", instructions: "Answer briefly.", model, tools: [getWeather] });
     const result = await run(agent, "call get_weather");
     return { text: result.finalOutput };
+  },
+  // Mastra's agent, with the AI SDK's Anthropic provider as its model.
+  async "mastra-tools"() {
+    const getWeather = createTool({
+      id: "get_weather", description: "Weather for a city", inputSchema: z.object({ city: z.string() }),
+      execute: async ({ city }) => `sunny in ${city}`,
+    });
+    const agent = new MastraAgent({
+      name: "weather", instructions: "Answer briefly.", model: aiAnthropic(), tools: { get_weather: getWeather },
+    });
+    const r = await agent.generate("call get_weather", { maxSteps: 3 });
+    return { text: r.text };
   },
   // LangChain.js on the native dialect, and on Chat Completions.
   async "langchain-js-anthropic-object"() {
