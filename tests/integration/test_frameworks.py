@@ -6,6 +6,7 @@ the object it asked for either way."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 
 import jsonschema
@@ -21,8 +22,11 @@ SCRIPT = ROOT / "tests" / "clients" / "python" / "frameworks.py"
 
 def run(stack: Stack, scenario: str, model: str) -> dict[str, object]:
     assert PYTHON.exists(), "make tools installs the Python frameworks (make py-clients)"
+    # No telemetry from CrewAI, and LiteLLM's bundled price list instead of a fetch from GitHub.
+    quiet = {"CREWAI_DISABLE_TELEMETRY": "true", "OTEL_SDK_DISABLED": "true", "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
     done = subprocess.run(
         [str(PYTHON), str(SCRIPT), scenario, stack.base, CLIENT_KEY, model],
+        env={**os.environ, **quiet},
         capture_output=True,
         text=True,
         timeout=120,
@@ -50,6 +54,12 @@ TOOL_LOOPS = [
     ("strands-tools", {"text": "Tool results: sunny in example"}),
     # Haystack's chat generator on Chat Completions, the tool's result sent back as a tool message.
     ("haystack-tools", {"calls": ["get_weather"], "text": "Tool results: sunny in example"}),
+    # Google ADK through LiteLLM on the native dialect (ADK wraps a tool's result in {"result": ...}).
+    ("adk-tools", {"text": 'Tool results: {"result": "sunny in example"}'}),
+    # CrewAI's agent through its Anthropic provider.
+    ("crewai-tools", {"text": "Tool results: sunny in example"}),
+    # Semantic Kernel's OpenAI connector, automatic function calling on Chat Completions.
+    ("semantic-kernel-tools", {"text": "Tool results: sunny in example"}),
 ]
 
 

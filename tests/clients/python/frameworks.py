@@ -84,12 +84,78 @@ def smolagents_tools(base: str, key: str, model: str) -> dict[str, Any]:
     return {"text": str(agent.run("call get_weather"))}
 
 
+def adk_tools(base: str, key: str, model: str) -> dict[str, Any]:
+    """Google ADK's agent, its model through LiteLLM on the native dialect."""
+    import asyncio
+
+    from google.adk.agents import Agent
+    from google.adk.models.lite_llm import LiteLlm
+    from google.adk.runners import InMemoryRunner
+    from google.genai import types
+
+    agent = Agent(
+        name="weather",
+        model=LiteLlm(model=f"anthropic/{model}", api_base=base, api_key=key),
+        instruction="Answer briefly.",
+        tools=[get_weather],
+    )
+    runner = InMemoryRunner(agent=agent, app_name="gateway")
+
+    async def ask() -> str | None:
+        session = await runner.session_service.create_session(app_name="gateway", user_id="u")
+        asked = types.Content(role="user", parts=[types.Part(text="call get_weather")])
+        answer = None
+        async for event in runner.run_async(user_id="u", session_id=session.id, new_message=asked):
+            if event.is_final_response() and event.content and event.content.parts:
+                answer = event.content.parts[0].text
+        return answer
+
+    return {"text": asyncio.run(ask())}
+
+
+def crewai_tools(base: str, key: str, model: str) -> dict[str, Any]:
+    from crewai import LLM, Agent, Crew, Task
+    from crewai.tools import tool
+
+    llm = LLM(model=f"anthropic/{model}", base_url=base, api_key=key)
+    weather = tool("get_weather")(get_weather)
+    agent = Agent(role="weather", goal="answer", backstory="A forecaster.", tools=[weather], llm=llm, max_iter=3)
+    task = Task(description="call get_weather", expected_output="the weather", agent=agent)
+    return {"text": Crew(agents=[agent], tasks=[task]).kickoff().raw}
+
+
+def semantic_kernel_tools(base: str, key: str, model: str) -> dict[str, Any]:
+    import asyncio
+
+    from openai import AsyncOpenAI
+    from semantic_kernel import Kernel
+    from semantic_kernel.connectors.ai.function_choice_behavior import FunctionChoiceBehavior
+    from semantic_kernel.connectors.ai.open_ai import OpenAIChatCompletion, OpenAIChatPromptExecutionSettings
+    from semantic_kernel.functions import KernelArguments, kernel_function
+
+    class Weather:
+        @kernel_function(name="get_weather", description="Weather for a city")  # type: ignore[untyped-decorator]
+        def get_weather(self, city: str) -> str:
+            return get_weather(city)
+
+    kernel = Kernel()
+    client = AsyncOpenAI(base_url=f"{base}/v1", api_key=key)
+    kernel.add_service(OpenAIChatCompletion(ai_model_id=model, async_client=client))
+    kernel.add_plugin(Weather(), plugin_name="weather")
+    settings = OpenAIChatPromptExecutionSettings(function_choice_behavior=FunctionChoiceBehavior.Auto())
+    answer = asyncio.run(kernel.invoke_prompt("call weather-get_weather", arguments=KernelArguments(settings=settings)))
+    return {"text": str(answer)}
+
+
 SCENARIOS = {
     "llamaindex-structured-predict": llamaindex_structured_predict,
     "dspy-json-adapter": dspy_json_adapter,
     "strands-tools": strands_tools,
     "haystack-tools": haystack_tools,
     "smolagents-tools": smolagents_tools,
+    "adk-tools": adk_tools,
+    "crewai-tools": crewai_tools,
+    "semantic-kernel-tools": semantic_kernel_tools,
 }
 
 
