@@ -168,11 +168,9 @@ def fit_request(
         # Strict tools go with structured outputs, with or without a format.
         config = out.get("output_config")
         emulate = emulate or special or (isinstance(config, dict) and "format" in config)
-    for head, rest in profile.other_fields:
-        value = out.get(head)
-        if value is None or (rest and not present({head: value}, f"{head}.{rest}")):
+    for head, path in profile.other_fields:
+        if out.get(head) is None or (path != head and not present(out, path)):  # one lookup for most requests
             continue
-        path = f"{head}.{rest}" if rest else head
         downgrade = FIELD_DOWNGRADES.get(path)
         if downgrade is None:
             raise _refusal(path, route, profile)

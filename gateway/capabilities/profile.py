@@ -137,13 +137,16 @@ class RouteProfile:
     _beta_fits: dict[str, BetaFit] = field(default_factory=dict)  # by anthropic-beta value, as clients repeat it
     # Worked out from the above once (and when it learns), for the check every request makes.
     lacks_structured_outputs: bool = False
-    other_fields: tuple[tuple[str, str], ...] = ()  # the other lacking fields, as (first key, the rest of the path)
+    other_fields: tuple[tuple[str, str], ...] = ()  # the other lacking fields, as (first key, whole path)
     looks_at_tools: bool = False  # strict tools or some server tools are lacking: every request's tools are looked at
 
     def __post_init__(self) -> None:
+        self._derive()
+
+    def _derive(self) -> None:
         self.lacks_structured_outputs = STRUCTURED_OUTPUTS in self.lacks_fields
         others = sorted(self.lacks_fields - {STRUCTURED_OUTPUTS})
-        self.other_fields = tuple((head, rest) for head, _, rest in (f.partition(".") for f in others))
+        self.other_fields = tuple((path.partition(".")[0], path) for path in others)
         self.looks_at_tools = self.lacks_structured_outputs or any(p.server_tools.may_lack for p in self.profiles)
 
     @classmethod
@@ -185,7 +188,7 @@ class RouteProfile:
         elif kind == "field":
             # Strict tools are part of structured outputs: a deployment that refuses one lacks both.
             self.lacks_fields = self.lacks_fields | {STRUCTURED_OUTPUTS if name == STRICT_TOOLS else name}
-            self.__post_init__()
+            self._derive()
         self.complete = False
 
     @property

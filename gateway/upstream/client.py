@@ -24,8 +24,6 @@ DEFAULT_ANTHROPIC_VERSION = "2023-06-01"
 
 # Client headers that mean something to Foundry. Everything else, the caller's own
 # credentials and cookies above all, stays at the gateway.
-FORWARDED_REQUEST_HEADERS = ("anthropic-beta",)
-
 # Upstream response headers a client may act on (retry hints, ids for support tickets).
 RELAYED_RESPONSE_HEADERS = ("retry-after", "retry-after-ms", "x-should-retry", "request-id", "apim-request-id")
 
@@ -63,14 +61,8 @@ def request_headers(
         version = client_headers.get("anthropic-version")
         if version:
             headers["anthropic-version"] = version
-        for name in FORWARDED_REQUEST_HEADERS:
-            value = client_headers.get(name)
-            if value:
-                headers[name] = value
         if betas:
             headers["anthropic-beta"] = betas
-        else:
-            headers.pop("anthropic-beta", None)
     headers.update(credential_headers(upstream))
     return headers
 

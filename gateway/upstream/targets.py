@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from gateway.capabilities.profile import STRUCTURED_OUTPUTS, Profile, RouteProfile, profile_for
+from gateway.capabilities.profile import Profile, RouteProfile, profile_for
 from gateway.config import RouteConfig, TargetConfig, UpstreamConfig, UpstreamTimeouts
 from gateway.errors import GatewayError
 from gateway.quota.meter import PoolMeter
@@ -69,7 +69,7 @@ class Route:
     @property
     def structured_outputs(self) -> bool:
         """Every target serves native structured outputs (so far as Foundry's refusals have not said otherwise)."""
-        return STRUCTURED_OUTPUTS not in self.profile.lacks_fields
+        return not self.profile.lacks_structured_outputs
 
 
 def upstream_for(config: UpstreamConfig, credential: Credential | None = None) -> Upstream:
